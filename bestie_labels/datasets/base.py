@@ -1,0 +1,156 @@
+"""What every dataset reader returns: records, GT instances, COCO ids, a fingerprint."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import BestieError
+from ..fileio import read_image, sha256_json
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+_VOC_STEM = re.compile(r"^(\d{4})_(\d{6})$")
+
+
+@dataclass
+class Record:
+    """One image of a split.
+
+    Attributes:
+        image_id: the file stem (``"2007_000032"``); unique within the dataset.
+        file_name: absolute path of the image file.
+        height, width: image size in pixels.
+        labels: ``(C,) bool`` image-level label.
+        coco_id: integer id used in every COCO JSON the project reads or writes.
+    """
+
+    image_id: str
+    file_name: str
+    height: int
+    width: int
+    labels: np.ndarray
+    coco_id: int = -1
+
+
+@dataclass
+class GtInstances:
+    """Ground-truth instances of one image.
+
+    Attributes:
+        masks: ``(N, H, W) bool``.
+        classes: ``(N,) int64``, 0-based class indices.
+        crowd: ``(N,) bool``, True for COCO crowd regions (ignored by evaluation).
+        void: ``(H, W) bool``, VOC void pixels (255), never part of an instance.
+    """
+
+    masks: np.ndarray
+    classes: np.ndarray
+    crowd: np.ndarray
+    void: np.ndarray
+
+    def semantic(self) -> np.ndarray:
+        """Class mask ``(H, W) uint8``: 0 background, k + 1 for class k, 255 void."""
+        h, w = self.void.shape
+        sem = np.zeros((h, w), np.uint8)
+        keep = ~self.crowd
+        if keep.any():
+            m = self.masks[keep]
+            cls = self.classes[keep]
+            anyfg = m.any(0)
+            # Later instances win where masks overlap (COCO); VOC masks never overlap.
+            idx = m.shape[0] - 1 - np.argmax(m[::-1], axis=0)
+            sem[anyfg] = (cls[idx] + 1).astype(np.uint8)[anyfg]
+        sem[self.void] = 255
+        return sem
+
+    def instance_map(self) -> np.ndarray:
+        """``(H, W) int32``: 0 where no instance, n + 1 for instance n (crowd excluded)."""
+        h, w = self.void.shape
+        inst = np.zeros((h, w), np.int32)
+        for n in np.flatnonzero(~self.crowd):
+            inst[self.masks[n]] = n + 1
+        inst[self.void] = 0
+        return inst
+
+
+def coco_image_ids(stems: Sequence[str]) -> list[int]:
+    """The integer image id of each stem, as written in every COCO JSON of the project.
+
+    A VOC stem ``YYYY_NNNNNN`` becomes the integer ``YYYYNNNNNN``; if any stem of the split is
+    not of that form, every image gets its 1-based position in the sorted list of stems.
+    """
+    stems = list(stems)
+    if stems and all(_VOC_STEM.match(s) for s in stems):
+        return [int(s.replace("_", "")) for s in stems]
+    order = {s: i + 1 for i, s in enumerate(sorted(stems))}
+    return [order[s] for s in stems]
+
+
+@dataclass
+class Dataset:
+    """A split of a dataset: records plus access to pixels and GT.
+
+    Subclasses implement :meth:`load_gt` (and may override :meth:`load_image`).
+    """
+
+    root: Path
+    split: str
+    class_names: list[str]
+    records: list[Record]
+    kind: str = "base"
+    extra_fingerprint: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = coco_image_ids([r.image_id for r in self.records])
+        for r, i in zip(self.records, ids):
+            r.coco_id = i
+        self._by_id = {r.image_id: r for r in self.records}
+        self._by_coco = {r.coco_id: r for r in self.records}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_ids(self) -> list[str]:
+        return [r.image_id for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Record:
+        return self.records[i]
+
+    def record(self, image_id: str) -> Record:
+        return self._by_id[image_id]
+
+    def record_by_coco_id(self, coco_id: int) -> Record | None:
+        return self._by_coco.get(int(coco_id))
+
+    def load_image(self, rec: Record) -> np.ndarray:
+        """``(H, W, 3) uint8`` RGB."""
+        return read_image(rec.file_name)
+
+    def load_gt(self, rec: Record) -> GtInstances:
+        raise BestieError("this dataset has no ground-truth instances", rec.file_name)
+
+    def fingerprint(self) -> str:
+        """Identifies the split's content cheaply: ids, labels, image sizes and file sizes."""
+        rows = []
+        for r in self.records:
+            try:
+                size = Path(r.file_name).stat().st_size
+            except OSError:
+                size = -1
+            rows.append([r.image_id, r.height, r.width, np.flatnonzero(r.labels).tolist(), size])
+        return sha256_json({"kind": self.kind, "split": self.split, "classes": self.class_names,
+                            "records": rows, "extra": self.extra_fingerprint})

@@ -1,0 +1,147 @@
+"""Atomic file writes and small readers shared by every stage.
+
+Every output is written to a temporary name in the destination folder and renamed into place
+only when complete, so an interrupted run never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import BestieError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    On any exception (KeyboardInterrupt included) the temporary file is removed and ``path``
+    is left exactly as it was. ``suffix`` is appended to the temporary name (some writers
+    choose the format from the extension).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:
+    """Write ``obj`` as JSON atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=indent)
+            f.write("\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a missing or malformed file is a :class:`BestieError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise BestieError("file not found", path)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BestieError(f"not valid JSON ({e})", path) from None
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a colour image as ``(H, W, 3) uint8`` RGB; unreadable files raise BestieError."""
+    path = Path(path)
+    if not path.is_file():
+        raise BestieError("image not found", path)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise BestieError("cannot decode image (corrupt or not an image)", path)
+    # OpenCV decodes a truncated JPEG with only a warning; check the end-of-image marker.
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 2))
+            if f.read(2) != b"\xff\xd9":
+                raise BestieError("truncated JPEG (no end-of-image marker)", path)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_index_png(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a palette (or 8-bit grey) PNG of indices as ``(H, W) uint8``.
+
+    ``shape`` (H, W), when given, is checked. Palette indices are returned as stored (VOC:
+    0 background, k = class k, 255 void); an RGB image is refused, because its colours would be
+    silently read as indices.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BestieError("mask not found", path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("P", "L"):
+                raise BestieError(f"mask must be a palette or 8-bit grey PNG, got mode {im.mode}", path)
+            arr = np.asarray(im, dtype=np.uint8)
+    except BestieError:
+        raise
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise BestieError(f"cannot decode PNG ({type(e).__name__}: {e})", path) from None
+    if shape is not None and arr.shape != tuple(shape):
+        raise BestieError(
+            f"mask is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}", path
+        )
+    return arr
+
+
+def voc_palette() -> np.ndarray:
+    """The PASCAL VOC colour map, ``(256, 3) uint8``."""
+    pal = np.zeros((256, 3), np.uint8)
+    idx = np.arange(256)
+    for ch in range(3):
+        for bit in range(8):
+            pal[:, ch] |= (((idx >> (3 * bit + ch)) & 1) << (7 - bit)).astype(np.uint8)
+    return pal
+
+
+def write_index_png(path: str | os.PathLike, arr: np.ndarray) -> None:
+    """Write ``(H, W) uint8`` indices as a VOC-palette PNG, atomically."""
+    im = Image.fromarray(np.asarray(arr, np.uint8), mode="P")
+    im.putpalette(voc_palette().ravel().tolist())
+    with atomic_path(path, suffix=".png") as tmp:
+        im.save(tmp, format="PNG")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Hex SHA-256 of ``obj`` serialised as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,348 @@
+"""HDF5 stores: one file per stage, resumable, atomic, refusing to mix options.
+
+Layout of a finished store (``cues.h5``, ``wsss.h5``, ``pseudo.h5``, ...)::
+
+    /                      attrs: stage, format, version, options (JSON), inputs (JSON),
+                                  shard ("i/n" or ""), created_by
+    /meta/image_ids        (N,) bytes   image ids held by this file, in split order
+    /meta/split_ids        (M,) bytes   every image id of the split (M == N unless sharded)
+    /images/<image_id>/    one group per image: gzip-compressed datasets (stage-specific)
+
+While a stage runs, finished images go to ``<out>.parts/``: ``header.json`` (stage, options,
+inputs) and ``part-NNNNNN.h5`` files of a few dozen images each, every one written to a
+temporary name and renamed, so SIGINT or SIGKILL loses at most the images in flight. A rerun with
+the same header resumes from the parts; a rerun with another header is refused (``force``
+discards the parts). ``finish()`` copies the groups in split order into ``<out>`` (temporary
+name, then rename) and removes the parts, so the final file does not depend on how many workers
+ran or where the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import BestieError, StaleOutputError
+from .fileio import atomic_path, read_json, sha256_file, write_json
+
+FORMAT = 1
+_PART_SIZE = 64
+
+
+def _describe_change(old: Mapping, new: Mapping) -> str:
+    keys = sorted(set(old) | set(new))
+    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return ", ".join(diffs[:4]) + (" ..." if len(diffs) > 4 else "")
+
+
+def _header(stage: str, options: Mapping, inputs: Mapping, shard: str) -> dict:
+    # JSON round trip so that tuples, paths and numpy scalars compare equal to what is read back.
+    return json.loads(json.dumps({"stage": stage, "format": FORMAT, "options": dict(options),
+                                  "inputs": dict(inputs), "shard": shard}, default=str))
+
+
+def _write_group(h5: h5py.File, image_id: str, arrays: Mapping[str, np.ndarray],
+                 attrs: Mapping | None) -> None:
+    g = h5.create_group(f"images/{image_id}", track_order=True)
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        if a.size == 0 or a.ndim == 0:
+            g.create_dataset(name, data=a, track_times=False)
+        else:
+            g.create_dataset(name, data=a, compression="gzip", compression_opts=4, shuffle=True,
+                             track_times=False)
+    for k, v in sorted((attrs or {}).items()):
+        g.attrs[k] = v
+
+
+def _write_ids(h5: h5py.File, name: str, ids: Sequence[str]) -> None:
+    h5.create_dataset(name, data=np.array([s.encode() for s in ids], dtype=object),
+                      dtype=h5py.string_dtype(), track_times=False)
+
+
+class Store:
+    """Read access to a finished store.
+
+    Args:
+        path: the ``.h5`` file.
+        stage: when given, the stage the store must come from (``"cues"``, ``"wsss"``, ...).
+    """
+
+    def __init__(self, path: str | os.PathLike, stage: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            parts = self.path.with_name(self.path.name + ".parts")
+            hint = " (an unfinished run left parts: rerun its stage to resume)" if parts.exists() else ""
+            raise BestieError("store not found" + hint, self.path)
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError:
+            raise BestieError("not an HDF5 store (corrupt or another kind of file)", self.path) from None
+        a = self._h5.attrs
+        if "stage" not in a or "options" not in a or "format" not in a:
+            self._h5.close()
+            raise BestieError("HDF5 file is not a bestie store (no stage/options attributes)", self.path)
+        self.stage: str = str(a["stage"])
+        if int(a["format"]) != FORMAT:
+            self._h5.close()
+            raise BestieError(f"store format {int(a['format'])} is not supported (expected {FORMAT})", self.path)
+        if stage is not None and self.stage != stage:
+            self._h5.close()
+            raise BestieError(f"this is a '{self.stage}' store, expected a '{stage}' store", self.path)
+        self.options: dict = json.loads(a["options"])
+        self.inputs: dict = json.loads(a["inputs"])
+        self.version: str = str(a.get("version", ""))
+        self.shard: str = str(a.get("shard", ""))
+        self.image_ids: list[str] = [s.decode() if isinstance(s, bytes) else s
+                                     for s in self._h5["meta/image_ids"][()]]
+        self.split_ids: list[str] = [s.decode() if isinstance(s, bytes) else s
+                                     for s in self._h5["meta/split_ids"][()]]
+        self._fingerprint: str | None = None
+
+    def header(self) -> dict:
+        return _header(self.stage, self.options, self.inputs, self.shard)
+
+    def __contains__(self, image_id: str) -> bool:
+        return f"images/{image_id}" in self._h5
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def read(self, image_id: str) -> dict[str, np.ndarray]:
+        """All datasets of one image as numpy arrays (names as written by the stage)."""
+        try:
+            g = self._h5[f"images/{image_id}"]
+        except KeyError:
+            raise BestieError(f"image {image_id} is not in this store", self.path) from None
+        return {k: g[k][()] for k in g}
+
+    def image_attrs(self, image_id: str) -> dict:
+        return dict(self._h5[f"images/{image_id}"].attrs)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the file's bytes: what downstream stages record as this input."""
+        if self._fingerprint is None:
+            self._fingerprint = sha256_file(self.path)
+        return self._fingerprint
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StoreWriter:
+    """Write a store image by image, resumably.
+
+    Args:
+        path: final ``.h5`` path.
+        stage: stage name recorded in the store.
+        options: the options that determine the content (JSON-serialisable).
+        inputs: ``{name: fingerprint}`` of every input (dataset split, upstream stores).
+        split_ids: every image id of the split, in order.
+        shard: ``(i, n)`` to write only ``split_ids[i::n]``.
+        force: replace an output (finished or partial) made with another header.
+
+    Use ``is_current`` to skip a stage whose output is up to date, ``pending`` for the ids still
+    to compute, ``add`` for each result (in any order), then ``finish``.
+    """
+
+    def __init__(self, path: str | os.PathLike, stage: str, options: Mapping, inputs: Mapping,
+                 split_ids: Sequence[str], shard: tuple[int, int] | None = None, force: bool = False,
+                 part_size: int = _PART_SIZE):
+        self.path = Path(path)
+        self.parts_dir = self.path.with_name(self.path.name + ".parts")
+        self.split_ids = list(split_ids)
+        if shard is not None:
+            i, n = shard
+            if not (n >= 1 and 0 <= i < n):
+                raise BestieError(f"bad shard {i}/{n}: need 0 <= I < N")
+            self.image_ids = self.split_ids[i::n]
+            shard_s = f"{i}/{n}"
+        else:
+            self.image_ids = list(self.split_ids)
+            shard_s = ""
+        self.header = _header(stage, options, inputs, shard_s)
+        self.header["image_ids_sha"] = _ids_digest(self.image_ids)
+        self.part_size = part_size
+        self._buffer: list[tuple[str, Mapping, Mapping | None]] = []
+        self._done: dict[str, Path] = {}
+        self.is_current = False
+
+        if self.path.exists():
+            try:
+                with Store(self.path) as old:
+                    old_h = old.header()
+                    old_h["image_ids_sha"] = _ids_digest(old.image_ids)
+            except BestieError:
+                old_h = None
+            if old_h == self.header:
+                self.is_current = True
+                return
+            if not force:
+                if old_h is None:
+                    raise StaleOutputError("exists and is not a store of this stage; rerun with --force to replace it", self.path)
+                raise StaleOutputError(
+                    "was made with other options or inputs ("
+                    + _describe_change(_flat(old_h), _flat(self.header))
+                    + "); rerun with --force to replace it", self.path)
+        self._open_parts(force)
+
+    def _open_parts(self, force: bool) -> None:
+        hdr_path = self.parts_dir / "header.json"
+        if self.parts_dir.exists():
+            old = read_json(hdr_path) if hdr_path.is_file() else None
+            if old != self.header:
+                if not force and old is not None:
+                    raise StaleOutputError(
+                        f"an unfinished run with other options or inputs left parts here ("
+                        + _describe_change(_flat(old), _flat(self.header))
+                        + "); rerun with --force to discard them", self.parts_dir)
+                shutil.rmtree(self.parts_dir)
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        if not hdr_path.is_file():
+            write_json(hdr_path, self.header, indent=1)
+        wanted = set(self.image_ids)
+        for p in sorted(self.parts_dir.glob("part-*.h5")):
+            try:
+                with h5py.File(p, "r") as h5:
+                    ids = list(h5["images"].keys()) if "images" in h5 else []
+            except OSError:
+                p.unlink()  # a part is renamed into place only when complete; be safe anyway
+                continue
+            for i in ids:
+                if i in wanted:
+                    self._done[i] = p
+        for p in self.parts_dir.glob(".*.tmp*"):
+            p.unlink()
+
+    @property
+    def pending(self) -> list[str]:
+        """Image ids (in split order) not yet written."""
+        if self.is_current:
+            return []
+        return [i for i in self.image_ids if i not in self._done]
+
+    @property
+    def n_done(self) -> int:
+        return len(self._done)
+
+    def add(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:
+        """Queue one image's arrays; every ``part_size`` images are written as a part."""
+        self._buffer.append((image_id, arrays, attrs))
+        if len(self._buffer) >= self.part_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        n = len(list(self.parts_dir.glob("part-*.h5")))
+        while (p := self.parts_dir / f"part-{n:06d}.h5").exists():
+            n += 1
+        with atomic_path(p) as tmp:
+            with h5py.File(tmp, "w", track_order=True) as h5:
+                for image_id, arrays, attrs in self._buffer:
+                    _write_group(h5, image_id, arrays, attrs)
+        for image_id, _, _ in self._buffer:
+            self._done[image_id] = p
+        self._buffer.clear()
+
+    def finish(self) -> Path:
+        """Write the final store from the parts (split order) and remove the parts."""
+        if self.is_current:
+            return self.path
+        self.flush()
+        missing = [i for i in self.image_ids if i not in self._done]
+        if missing:
+            raise BestieError(f"{len(missing)} images were not written (first: {missing[0]})", self.path)
+        opened: dict[Path, h5py.File] = {}
+        try:
+            with atomic_path(self.path) as tmp:
+                with h5py.File(tmp, "w", track_order=True) as out:
+                    a = out.attrs
+                    a["stage"] = self.header["stage"]
+                    a["format"] = FORMAT
+                    a["version"] = __version__
+                    a["options"] = json.dumps(self.header["options"], sort_keys=True)
+                    a["inputs"] = json.dumps(self.header["inputs"], sort_keys=True)
+                    a["shard"] = self.header["shard"]
+                    _write_ids(out, "meta/image_ids", self.image_ids)
+                    _write_ids(out, "meta/split_ids", self.split_ids)
+                    out.create_group("images", track_order=True)
+                    for image_id in self.image_ids:
+                        p = self._done[image_id]
+                        if p not in opened:
+                            opened[p] = h5py.File(p, "r")
+                        opened[p].copy(f"images/{image_id}", out["images"], name=image_id)
+        finally:
+            for h in opened.values():
+                h.close()
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self.is_current = True
+        return self.path
+
+
+def _ids_digest(ids: Iterable[str]) -> str:
+    from .fileio import sha256_json
+
+    return sha256_json(list(ids))
+
+
+def _flat(h: Mapping) -> dict:
+    out = {}
+    for k, v in h.items():
+        if isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                out[f"{k}.{k2}"] = v2
+        else:
+            out[k] = v
+    return out
+
+
+def merge_stores(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> Path:
+    """Join shard stores (``--shard I/N`` outputs) into one store.
+
+    All parts must share stage, options and inputs; their images must not overlap and together
+    must cover the split. Returns the path of the merged store.
+    """
+    stores = [Store(p) for p in parts]
+    try:
+        if not stores:
+            raise BestieError("no parts to merge")
+        first = stores[0]
+        for s in stores[1:]:
+            for what in ("stage", "options", "inputs", "split_ids"):
+                if getattr(s, what) != getattr(first, what):
+                    raise BestieError(f"{what} differ from those of {first.path}", s.path)
+        seen: dict[str, Path] = {}
+        for s in stores:
+            for i in s.image_ids:
+                if i in seen:
+                    raise BestieError(f"image {i} is also in {seen[i]} (overlapping shards)", s.path)
+                seen[i] = s.path
+        missing = [i for i in first.split_ids if i not in seen]
+        if missing:
+            raise BestieError(f"{len(missing)} images of the split are in no part (first: {missing[0]})", out)
+        w = StoreWriter(out, first.stage, first.options, first.inputs, first.split_ids, force=force)
+        if w.is_current:
+            return w.path
+        by_id = {i: s for s in stores for i in s.image_ids}
+        for image_id in w.pending:
+            s = by_id[image_id]
+            w.add(image_id, s.read(image_id), s.image_attrs(image_id))
+        return w.finish()
+    finally:
+        for s in stores:
+            s.close()

@@ -1,0 +1,108 @@
+"""Options and error handling shared by every command (in the spirit of rasterio's ``rio``).
+
+Commands only parse options and call library functions. :func:`command` wraps a command body
+so that a :class:`~bestie_labels.errors.BestieError` prints one line (``Error: FILE: problem``)
+and exits 1, and Ctrl-C exits 130 saying that a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from bestie_labels.errors import BestieError
+
+
+def command(fn):
+    """Turn user errors and interrupts into one line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BestieError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: finished work is kept; rerun the same command to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def data_options(fn):
+    """``--data PATH [--split NAME] [--data-format] [--images DIR] [--labels FILE]``."""
+    opts = [
+        click.option("--data", "data", required=True, type=click.Path(),
+                     help="VOC root (has JPEGImages/), COCO instances JSON, or a folder with labels.csv."),
+        click.option("--split", default="train", show_default=True, help="Split name (VOC: ImageSets/Segmentation/<split>.txt)."),
+        click.option("--data-format", type=click.Choice(["voc", "coco", "folder"]), default=None,
+                     help="Force the dataset kind instead of detecting it."),
+        click.option("--images", type=click.Path(), default=None, help="COCO: image folder."),
+        click.option("--labels", "labels_file", type=click.Path(), default=None,
+                     help="Image-level labels in the BESTIE format ('name c1 c2 ...', 0-based), e.g. train_cls.txt."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def open_data(data, split, data_format, images, labels_file):
+    """Open the dataset named by :func:`data_options`."""
+    from bestie_labels.datasets import open_dataset
+
+    return open_dataset(data, split=split, data_format=data_format, images=images, labels=labels_file)
+
+
+def parse_shard(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        i, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("expected I/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise click.BadParameter("need 0 <= I < N")
+    return (i, n)
+
+
+workers_option = click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+                              help="Parallel worker processes for per-image work.")
+seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+force_option = click.option("--force", is_flag=True, help="Replace an output made with other options or inputs.")
+shard_option = click.option("--shard", default=None, callback=parse_shard, metavar="I/N",
+                            help="Process only images I, I+N, I+2N, ... and write a part for `merge`.")
+device_option = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands live in ``cli/<prefix>_<name>.py`` as ``command``.
+
+    Modules are imported only when a command is used or help is shown, so that a command that
+    needs torch does not slow down the others. ``bestie-labels transfer`` is ``cli/labels_transfer.py``,
+    ``bestie-train fit`` is ``cli/train_fit.py``; underscores in ``<name>`` become dashes.
+    """
+
+    def __init__(self, *args, prefix: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefix = prefix
+
+    def _modules(self) -> dict[str, str]:
+        import pathlib
+
+        here = pathlib.Path(__file__).parent
+        return {p.stem[len(self.prefix) + 1:].replace("_", "-"): f"cli.{p.stem}"
+                for p in here.glob(f"{self.prefix}_*.py")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._modules()))
+
+    def get_command(self, ctx, name):
+        mods = self._modules()
+        if name in mods:
+            import importlib
+
+            return importlib.import_module(mods[name]).command
+        return super().get_command(ctx, name)

@@ -1,0 +1,87 @@
+import filecmp
+
+import numpy as np
+import pytest
+
+from bestie_labels.datasets.base import coco_image_ids
+from bestie_labels.errors import BestieError, StaleOutputError
+from bestie_labels.fileio import atomic_path, read_index_png, write_index_png
+from bestie_labels.store import Store, StoreWriter, merge_stores
+
+IDS = [f"im{i}" for i in range(7)]
+
+
+def _write(path, part_size=64, shard=None, options=None):
+    w = StoreWriter(path, "toy", options or {"a": 1}, {"data": "x"}, IDS, shard=shard, part_size=part_size)
+    for i in w.pending:
+        w.add(i, {"m": np.full((3, 4), int(i[2:]), np.uint8), "v": np.arange(int(i[2:]))})
+    return w.finish()
+
+
+def test_store_roundtrip_and_byte_identity(tmp_path):
+    a = _write(tmp_path / "a.h5", part_size=2)
+    b = _write(tmp_path / "b.h5", part_size=64)
+    assert filecmp.cmp(a, b, shallow=False)
+    with Store(a, stage="toy") as s:
+        assert s.image_ids == IDS
+        assert s.options == {"a": 1}
+        np.testing.assert_array_equal(s.read("im3")["m"], np.full((3, 4), 3, np.uint8))
+        assert s.read("im0")["v"].shape == (0,)
+
+
+def test_store_refuses_other_options_and_wrong_stage(tmp_path):
+    a = _write(tmp_path / "a.h5")
+    with pytest.raises(StaleOutputError, match="options.a: 1 -> 2"):
+        StoreWriter(a, "toy", {"a": 2}, {"data": "x"}, IDS)
+    assert StoreWriter(a, "toy", {"a": 1}, {"data": "x"}, IDS).is_current
+    with pytest.raises(BestieError, match="expected a 'cues' store"):
+        Store(a, stage="cues")
+
+
+def test_store_resumes_from_parts(tmp_path):
+    path = tmp_path / "r.h5"
+    w = StoreWriter(path, "toy", {"a": 1}, {"data": "x"}, IDS, part_size=2)
+    for i in w.pending[:5]:
+        w.add(i, {"m": np.full((3, 4), int(i[2:]), np.uint8), "v": np.arange(int(i[2:]))})
+    del w  # interrupted: 4 images flushed in two parts, 1 lost in the buffer
+    w2 = StoreWriter(path, "toy", {"a": 1}, {"data": "x"}, IDS, part_size=2)
+    assert w2.pending == IDS[4:]
+    for i in w2.pending:
+        w2.add(i, {"m": np.full((3, 4), int(i[2:]), np.uint8), "v": np.arange(int(i[2:]))})
+    w2.finish()
+    assert filecmp.cmp(path, _write(tmp_path / "u.h5"), shallow=False)
+
+
+def test_merge_shards(tmp_path):
+    full = _write(tmp_path / "full.h5")
+    parts = [_write(tmp_path / f"s{i}.h5", shard=(i, 3)) for i in range(3)]
+    merged = merge_stores(parts, tmp_path / "m.h5")
+    assert filecmp.cmp(full, merged, shallow=False)
+    with pytest.raises(BestieError, match="in no part"):
+        merge_stores(parts[:2], tmp_path / "m2.h5")
+    with pytest.raises(BestieError, match="overlapping"):
+        merge_stores([parts[0], parts[0], parts[1], parts[2]], tmp_path / "m3.h5")
+
+
+def test_atomic_path_keeps_old_file_on_error(tmp_path):
+    p = tmp_path / "x.txt"
+    p.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(p) as tmp:
+            tmp.write_text("new")
+            raise RuntimeError
+    assert p.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [p]
+
+
+def test_index_png_roundtrip_and_size_check(tmp_path):
+    a = np.array([[0, 1, 255], [3, 20, 0]], np.uint8)
+    write_index_png(tmp_path / "m.png", a)
+    np.testing.assert_array_equal(read_index_png(tmp_path / "m.png", (2, 3)), a)
+    with pytest.raises(BestieError, match="mask is 3x2 but the image is 4x2"):
+        read_index_png(tmp_path / "m.png", (2, 4))
+
+
+def test_coco_image_ids_rule():
+    assert coco_image_ids(["2007_000032", "2008_001234"]) == [2007000032, 2008001234]
+    assert coco_image_ids(["b", "a", "2007_000032"]) == [3, 2, 1]
