@@ -5,7 +5,22 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench clean
+.PHONY: install test bench clean voc-pipeline
+
+# make voc-pipeline variables (see README): empty VOC_ROOT runs on the built-in demo data.
+VOC_ROOT       ?=
+LABELS         ?=
+WORK           ?= work
+SUP            ?= cls
+POINTS_DIR     ?=
+WSSS_DIR       ?=
+BACKBONE       ?=
+DEVICE         ?= cpu
+PRETRAINED_CLS ?=
+PRETRAINED_SEG ?=
+PIPELINE = $(BIN)/bestie-labels pipeline --work '$(WORK)' --sup '$(SUP)' --device '$(DEVICE)' \
+	--voc-root '$(VOC_ROOT)' --labels '$(LABELS)' --points-dir '$(POINTS_DIR)' --wsss-dir '$(WSSS_DIR)' \
+	--backbone '$(BACKBONE)' --pretrained-cls '$(PRETRAINED_CLS)' --pretrained-seg '$(PRETRAINED_SEG)'
 
 install: $(STAMP)
 
@@ -22,6 +37,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The stages and their options are defined once, in bestie_labels/pipeline.py: this target writes
+# them out as Make rules (one target per stage output) and lets Make decide what is out of date.
+voc-pipeline: $(STAMP)
+	@mkdir -p '$(WORK)'
+	@$(PIPELINE) --emit-make '$(WORK)/pipeline.mk'
+	@$(MAKE) --no-print-directory -f '$(WORK)/pipeline.mk' all
+	@$(BIN)/bestie-labels summary --work '$(WORK)'
 
 clean:
 	rm -rf $(VENV) work

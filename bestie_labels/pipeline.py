@@ -1,0 +1,242 @@
+"""The whole method as a list of cached stages: one definition for Make and for Python.
+
+Each :class:`Stage` names the command that runs it (a ``bestie-labels`` / ``bestie-train``
+command line), the files it reads and the file it writes. :func:`emit_makefile` turns the list
+into Make rules (``make voc-pipeline`` includes them), and :func:`run_pipeline` runs the same
+list from Python (``bestie-labels pipeline``), so the options live in one place.
+
+A stage is current when its output exists, is newer than every input, and its command line is
+the one recorded in ``<work>/.stamps/<stage>.cmd`` (rewritten only when the command changes,
+so that changing one option reruns that stage and everything after it, and nothing else).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BestieError
+from .fileio import read_json, write_json, write_text
+
+
+@dataclass
+class PipelineConfig:
+    """The Make variables of ``make voc-pipeline`` (empty string = not given).
+
+    Attributes:
+        voc_root: a VOC2012 tree; empty = generate the demo data under ``work/demo``.
+        labels: image-level label file in the BESTIE format (``train_cls.txt`` for train_aug).
+        work: output folder.
+        sup: ``"cls"`` (image-level labels, PAM cues) or ``"point"`` (point labels as cues).
+        points_dir: point files (``x y cls conf``); demo default ``work/demo/points``.
+        wsss_dir: WSSS PNGs to import instead of the built-in CAM baseline.
+        backbone: segmentation backbone; empty = ``hrnet_w48`` on VOC, ``tiny`` on the demo.
+        device: ``cpu`` or ``cuda``.
+        pretrained_cls, pretrained_seg: local ImageNet weights for the classifier / backbone.
+    """
+
+    voc_root: str = ""
+    labels: str = ""
+    work: str = "work"
+    sup: str = "cls"
+    points_dir: str = ""
+    wsss_dir: str = ""
+    backbone: str = ""
+    device: str = "cpu"
+    pretrained_cls: str = ""
+    pretrained_seg: str = ""
+    demo_images: int = 240
+    demo_size: int = 128
+    seed: int = 0
+    workers: int = 2
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_demo(self) -> bool:
+        return not self.voc_root
+
+
+@dataclass
+class Stage:
+    name: str
+    argv: list[str]
+    inputs: list[str]
+    output: str
+
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+def _bin(name: str) -> str:
+    # The console scripts next to the running interpreter (the project's venv).
+    cand = Path(sys.executable).with_name(name)
+    return str(cand) if cand.exists() else name
+
+
+def build_stages(cfg: PipelineConfig) -> list[Stage]:
+    """The stages, in order, for ``cfg`` (see the README's quick-start for what each does)."""
+    if cfg.sup not in ("cls", "point"):
+        raise BestieError(f"SUP must be cls or point, got {cfg.sup!r}")
+    work = Path(cfg.work)
+    L, T = _bin("bestie-labels"), _bin("bestie-train")
+    stages: list[Stage] = []
+    if cfg.is_demo:
+        root = str(work / "demo")
+        split_file = str(work / "demo" / "ImageSets" / "Segmentation" / "train.txt")
+        stages.append(Stage("demo-data", [L, "demo-data", root, "--images", str(cfg.demo_images),
+                                          "--size", str(cfg.demo_size), "--seed", str(cfg.seed)],
+                            [], split_file))
+        data_inputs = [split_file]
+    else:
+        root = cfg.voc_root
+        data_inputs = [str(Path(root) / "ImageSets" / "Segmentation" / "train.txt")]
+    data = ["--data", root]
+    train_data = data + ["--split", "train"] + (["--labels", cfg.labels] if cfg.labels else [])
+    if cfg.labels:
+        data_inputs.append(cfg.labels)
+    dev = ["--device", cfg.device]
+    jobs = ["--workers", str(cfg.workers)]
+    cls_backbone = "tiny" if cfg.is_demo else "vgg16"
+    seg_backbone = cfg.backbone or ("tiny" if cfg.is_demo else "hrnet_w48")
+
+    pam = str(work / "pam.pt")
+    argv = [L, "train-pam", *train_data, "--out", pam, "--backbone", cls_backbone, *dev,
+            "--seed", str(cfg.seed)]
+    if cfg.pretrained_cls:
+        argv += ["--pretrained", cfg.pretrained_cls]
+    need_classifier = cfg.sup == "cls" or not cfg.wsss_dir
+    if need_classifier:
+        stages.append(Stage("train-pam", argv, data_inputs + ([cfg.pretrained_cls] if cfg.pretrained_cls else []), pam))
+
+    cues = str(work / "cues.h5")
+    if cfg.sup == "cls":
+        argv = [L, "cues", *train_data, "--method", "pam", "--checkpoint", pam, "--out", cues, *dev, "--force"]
+        cue_inputs = data_inputs + [pam]
+    else:
+        points = cfg.points_dir or str(Path(root) / "points")
+        argv = [L, "cues", *train_data, "--method", "points", "--points", points, "--out", cues, "--force"]
+        cue_inputs = list(data_inputs)
+    stages.append(Stage("cues", argv, cue_inputs, cues))
+
+    wsss = str(work / "wsss.h5")
+    if cfg.wsss_dir:
+        argv = [L, "wsss", *train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
+        wsss_inputs = list(data_inputs)
+    else:
+        argv = [L, "wsss", *train_data, "--method", "cam", "--checkpoint", pam, "--out", wsss, *dev, "--force"]
+        wsss_inputs = data_inputs + [pam]
+    stages.append(Stage("wsss", argv, wsss_inputs, wsss))
+
+    pseudo = str(work / "pseudo.h5")
+    stages.append(Stage("transfer", [L, "transfer", *train_data, "--cues", cues, "--wsss", wsss,
+                                     "--out", pseudo, *jobs, "--force"], [cues, wsss], pseudo))
+    report = str(work / "report.json")
+    stages.append(Stage("report", [L, "report", *data, "--split", "train", "--pseudo", pseudo,
+                                   "--out", report, "--overlays", str(work / "overlays")]
+                        + (["--labels", cfg.labels] if cfg.labels else []), [pseudo], report))
+    coco = str(work / "pseudo_coco.json")
+    stages.append(Stage("export", [L, "export", *train_data, "--pseudo", pseudo, "--format", "coco",
+                                   "--out", coco], [pseudo], coco))
+    run = work / "run"
+    last = str(run / "last.pt")
+    argv = [T, "fit", *train_data, "--pseudo", pseudo, "--wsss", wsss, "--out", str(run),
+            "--backbone", seg_backbone, *dev, "--seed", str(cfg.seed), "--sup", cfg.sup, "--resume"]
+    if cfg.pretrained_seg:
+        argv += ["--pretrained", cfg.pretrained_seg]
+    if cfg.is_demo:
+        argv += ["--val-split", "val"]
+    stages.append(Stage("fit", argv, [pseudo, wsss], last))
+    metrics = str(work / "metrics.json")
+    stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *data,
+                                     "--split", "val", "--out", metrics], [last], metrics))
+    summary = str(work / "summary.json")
+    stages.append(Stage("summary", [L, "summary", "--work", str(work)], [report, metrics], summary))
+    return stages
+
+
+def _stamp(cfg: PipelineConfig, stage: Stage) -> Path:
+    return Path(cfg.work) / ".stamps" / f"{stage.name}.cmd"
+
+
+def write_stamps(cfg: PipelineConfig, stages: list[Stage]) -> None:
+    """Record each stage's command line, touching a stamp only when the command changed."""
+    for s in stages:
+        p = _stamp(cfg, s)
+        if not p.is_file() or p.read_text() != s.command() + "\n":
+            write_text(p, s.command() + "\n")
+
+
+def is_current(cfg: PipelineConfig, stage: Stage) -> bool:
+    """Make's rule: the output exists and is newer than its inputs and its command stamp."""
+    out = Path(stage.output)
+    if not out.exists():
+        return False
+    t = out.stat().st_mtime
+    for dep in [*stage.inputs, str(_stamp(cfg, stage))]:
+        p = Path(dep)
+        if p.exists() and p.stat().st_mtime > t:
+            return False
+    return True
+
+
+def config_args(cfg: PipelineConfig) -> list[str]:
+    """The ``bestie-labels pipeline`` options that reproduce ``cfg``."""
+    args = []
+    for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "backbone", "device",
+                 "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "seed", "workers"):
+        v = getattr(cfg, name)
+        if v != "":
+            args += ["--" + name.replace("_", "-"), str(v)]
+    return args
+
+
+def emit_makefile(cfg: PipelineConfig, path: str | os.PathLike) -> None:
+    """Write Make rules for the stages; target ``all`` builds the summary.
+
+    Each rule's recipe calls ``bestie-labels pipeline ... --stage NAME``, which runs the stage's
+    command from :func:`build_stages` and records its wall time: the command lines exist only here.
+    """
+    stages = build_stages(cfg)
+    write_stamps(cfg, stages)
+    me = shlex.join([_bin("bestie-labels"), "pipeline", *config_args(cfg)])
+    lines = ["# Generated by `bestie-labels pipeline --emit-make`; edit bestie_labels/pipeline.py instead.",
+             "all: " + " ".join(s.output for s in stages), ""]
+    for s in stages:
+        deps = " ".join([*s.inputs, str(_stamp(cfg, s))])
+        lines += [f"{s.output}: {deps}", f"\t{me} --stage {s.name}", ""]
+    write_text(path, "\n".join(lines))
+
+
+def run_stage(cfg: PipelineConfig, name: str, log=print) -> float:
+    """Run one stage's command, touch its output, record its wall time; return seconds."""
+    stages = {s.name: s for s in build_stages(cfg)}
+    if name not in stages:
+        raise BestieError(f"no stage {name!r} in this pipeline (stages: {', '.join(stages)})")
+    s = stages[name]
+    log(f"== {s.name}: {s.command()}")
+    t0 = time.perf_counter()
+    r = subprocess.run(s.argv)
+    if r.returncode != 0:
+        raise BestieError(f"stage '{s.name}' failed (exit {r.returncode})", s.output)
+    Path(s.output).touch()
+    dt = time.perf_counter() - t0
+    timing = Path(cfg.work) / "stage_times.json"
+    times = read_json(timing) if timing.is_file() else {}
+    times[s.name] = round(dt, 1)
+    write_json(timing, times, indent=1)
+    return dt
+
+
+def run_pipeline(cfg: PipelineConfig, log=print) -> dict:
+    """Run every stage that is not current, in order; return ``{stage: seconds}`` (0 = skipped)."""
+    stages = build_stages(cfg)
+    write_stamps(cfg, stages)
+    times = {}
+    for s in stages:
+        times[s.name] = 0.0 if is_current(cfg, s) else run_stage(cfg, s.name, log)
+    return times

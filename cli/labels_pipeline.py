@@ -1,0 +1,45 @@
+"""``bestie-labels pipeline``: every stage in order, each skipped when its output is current."""
+
+import click
+
+from .common import command
+
+
+@click.command("pipeline")
+@click.option("--voc-root", default="", help="VOC2012 tree; empty: generate and use the demo data.")
+@click.option("--labels", default="", help="Image-level label file (BESTIE format, e.g. train_cls.txt).")
+@click.option("--work", default="work", show_default=True, help="Output folder.")
+@click.option("--sup", type=click.Choice(["cls", "point"]), default="cls", show_default=True)
+@click.option("--points-dir", default="", help="Point files for --sup point (default: <root>/points).")
+@click.option("--wsss-dir", default="", help="Import these WSSS PNGs instead of the CAM baseline.")
+@click.option("--backbone", default="", help="Segmentation backbone (default: hrnet_w48 on VOC, tiny on the demo).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--pretrained-cls", default="", help="Local ImageNet weights for the classifier.")
+@click.option("--pretrained-seg", default="", help="Local ImageNet weights for the segmentation backbone.")
+@click.option("--demo-images", default=240, show_default=True, type=int)
+@click.option("--demo-size", default=128, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--emit-make", type=click.Path(), default=None, help="Write Make rules for the stages instead of running them.")
+@click.option("--stage", default=None, help="Run this one stage (used by the generated Make rules).")
+@click.option("--dry-run", is_flag=True, help="List the stages and whether each is current.")
+@command
+def command(emit_make, stage, dry_run, **kw):
+    """Run the whole method: demo data, train-pam, cues, wsss, transfer, report, export, fit, evaluate."""
+    from bestie_labels import pipeline as P
+
+    cfg = P.PipelineConfig(**kw)
+    if emit_make:
+        P.emit_makefile(cfg, emit_make)
+    elif stage:
+        P.run_stage(cfg, stage, log=click.echo)
+    elif dry_run:
+        stages = P.build_stages(cfg)
+        P.write_stamps(cfg, stages)
+        for s in stages:
+            click.echo(f"{'current' if P.is_current(cfg, s) else 'to run ':8} {s.name:10} {s.command()}")
+    else:
+        P.run_pipeline(cfg, log=click.echo)
+        from bestie_labels.summary import format_summary, read_summary
+
+        click.echo(format_summary(read_summary(cfg.work)))
