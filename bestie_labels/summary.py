@@ -1,0 +1,67 @@
+"""The final table of a pipeline run: pseudo-label quality, instance mAP, COCO AP, stage times."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import BestieError
+from .fileio import read_json, write_json
+
+
+def _get(d: dict, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def build_summary(work: str | os.PathLike) -> dict:
+    """Collect ``report.json``, ``metrics.json`` and ``stage_times.json`` of a run folder.
+
+    Returns ``{"pseudo_labels": {...}, "voc": {...}, "coco": {...}, "stage_seconds": {...}}``.
+    """
+    work = Path(work)
+    report = read_json(work / "report.json")
+    metrics = read_json(work / "metrics.json")
+    times = read_json(work / "stage_times.json") if (work / "stage_times.json").is_file() else {}
+    total = report.get("total", report)
+    return {
+        "pseudo_labels": {k: total.get(k) for k in ("num_pseudo", "tp", "num_gt", "precision", "recall")},
+        "voc": {k: _get(metrics, "voc", k) for k in ("mAP25", "mAP50", "mAP70", "mAP75")},
+        "coco": {k: _get(metrics, "coco", k) for k in ("AP", "AP50", "AP75")},
+        "stage_seconds": times,
+    }
+
+
+def write_summary(work: str | os.PathLike) -> dict:
+    """Build the summary and write ``<work>/summary.json`` atomically."""
+    s = build_summary(work)
+    write_json(Path(work) / "summary.json", s, indent=1)
+    return s
+
+
+def read_summary(work: str | os.PathLike) -> dict:
+    p = Path(work) / "summary.json"
+    if not p.is_file():
+        raise BestieError("no summary yet: run the pipeline first", p)
+    return read_json(p)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
+
+def format_summary(s: dict) -> str:
+    """The summary as a small text table."""
+    pl, voc, coco = s["pseudo_labels"], s["voc"], s["coco"]
+    lines = [
+        "pseudo labels   " + "  ".join(f"{k}={_fmt(pl.get(k))}" for k in ("num_pseudo", "tp", "num_gt")),
+        f"                precision={_fmt(pl.get('precision'))}%  recall={_fmt(pl.get('recall'))}%",
+        "VOC val         " + "  ".join(f"{k}={_fmt(voc.get(k))}" for k in ("mAP25", "mAP50", "mAP70", "mAP75")),
+        "COCO val        " + "  ".join(f"{k}={_fmt(coco.get(k))}" for k in ("AP", "AP50", "AP75")),
+    ]
+    if s.get("stage_seconds"):
+        lines.append("stage seconds   " + "  ".join(f"{k}={v}" for k, v in s["stage_seconds"].items()))
+    return "\n".join(lines)
