@@ -341,3 +341,54 @@ def test_decode_counts_totals_matches_pycocotools():
     assert ok.tolist() == [True] * len(expect) + [True, False, False, True]
     assert total[: len(expect)].tolist() == expect
     assert total[-1] == 1 + 15 and total[-4] == 0
+
+
+# --------------------------------------------------------------------------- command line
+
+def _gt_results(ds):
+    res = []
+    for rec in ds.records:
+        gt = ds.load_gt(rec)
+        for r, k in zip(encode_masks(gt.masks), gt.classes):
+            res.append({"image_id": rec.coco_id, "category_id": int(k) + 1, "score": 1.0,
+                        "segmentation": {"size": r["size"], "counts": r["counts"].decode()}})
+    return res
+
+
+def test_evaluate_command(demo_root, tmp_path):
+    from click.testing import CliRunner
+
+    from bestie_labels.datasets import open_dataset
+    from cli.labels import main
+
+    ds = open_dataset(demo_root, split="val")
+    res = _gt_results(ds)
+    assert len(res) > 3
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(res))
+    out = tmp_path / "metrics.json"
+    r = CliRunner().invoke(main, ["evaluate", "--data", str(demo_root), "--split", "val",
+                                  "--predictions", str(pred), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.read_text())
+    assert [m["voc"][k] for k in ("mAP25", "mAP50", "mAP70", "mAP75")] == [100.0] * 4
+    assert m["coco"] == {"AP": 100.0, "AP50": 100.0, "AP75": 100.0}
+    assert m["num_images"] == 3 and m["num_predictions"] == len(res)
+    assert "mean" in r.output and "COCO mask AP 100.0" in r.output
+
+    # Half the GT found (every other instance dropped) must score below 100 but above 0.
+    pred.write_text(json.dumps(res[::2]))
+    r = CliRunner().invoke(main, ["evaluate", "--data", str(demo_root), "--split", "val",
+                                  "--predictions", str(pred), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.read_text())
+    assert 0 < m["voc"]["mAP50"] < 100 and 0 < m["coco"]["AP"] < 100
+    assert m["num_predictions"] == len(res[::2])
+
+    # A results file naming an image outside the split: exit 1, one line naming the file.
+    pred.write_text(json.dumps(res + [dict(res[0], image_id=123)]))
+    r = CliRunner().invoke(main, ["evaluate", "--data", str(demo_root), "--split", "val",
+                                  "--predictions", str(pred)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        f"Error: {pred}: entry {len(res)}: image_id 123 is not in split 'val'"]

@@ -1,0 +1,32 @@
+"""``bestie-labels evaluate``: VOC mAP and COCO mask AP of a COCO results file."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, data_options, open_data
+
+
+@click.command(name="evaluate")
+@data_options
+@click.option("--predictions", required=True, type=click.Path(),
+              help="COCO results JSON: a list of {image_id, category_id, segmentation (RLE), score}.")
+@click.option("--out", default=None, type=click.Path(), help="Write the metrics as JSON here.")
+@click.option("--verbose", is_flag=True, help="Also print pycocotools' own summary.")
+@command
+def command(data, split, data_format, images, labels_file, predictions, out, verbose):
+    """Evaluate instance masks on a split with GT.
+
+    Prints VOC instance mAP at IoU 0.25/0.5/0.7/0.75 (per class and mean) and COCO mask
+    AP/AP50/AP75, in percent. Image ids are the project's COCO ids (a VOC stem 2007_000032 is
+    2007000032), category ids 1..C in class order.
+    """
+    from bestie_labels.evaluation import evaluate_predictions, format_metrics
+    from bestie_labels.fileio import write_json
+
+    ds = open_data(data, split, data_format, images, labels_file)
+    metrics = evaluate_predictions(ds, predictions, verbose=verbose)
+    click.echo(format_metrics(metrics))
+    if out:
+        write_json(out, metrics, indent=2)
+        click.echo(f"wrote {out}")
