@@ -1,0 +1,124 @@
+"""Point files in the official BESTIE text format.
+
+One file per image (``Peak_points/<id>.txt`` for cues extracted from image-level labels,
+``Center_points/<id>.txt`` for point supervision), one point per line::
+
+    x y cls conf
+
+``x`` and ``y`` are pixel coordinates in the original image, ``cls`` the 0-based class index,
+``conf`` the confidence. An empty file means no point; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BestieError
+from .fileio import atomic_path
+
+
+def _first_bad(bad: np.ndarray) -> int:
+    """Index of the first True of a boolean vector (the caller knows there is one)."""
+    return int(np.flatnonzero(bad)[0])
+
+
+def read_points(path: str | os.PathLike, height: int, width: int, num_classes: int,
+                min_conf: float = 0.0) -> np.ndarray:
+    """Read and validate one point file.
+
+    Args:
+        path: the text file.
+        height, width: size of the image the points belong to; every point must satisfy
+            ``0 <= x < width`` and ``0 <= y < height``.
+        num_classes: classes are integers in ``[0, num_classes)``.
+        min_conf: points with ``conf < min_conf`` are dropped (after validation).
+
+    Returns:
+        ``(N, 4) float32`` rows ``x, y, cls, conf`` in file order.
+
+    Raises:
+        BestieError: naming the file and the (1-based) line, for a missing file, a line without
+            exactly 4 fields, a non-numeric field, a non-integer, negative or too large class,
+            a point outside the image, or a NaN / infinite value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BestieError("points file not found", path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise BestieError("not a text file", path) from None
+    rows, line_no = [], []
+    for i, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4:
+            raise BestieError(
+                f"line {i}: expected 4 fields 'x y cls conf', got {len(fields)}: {line.strip()!r}", path)
+        rows.append(fields)
+        line_no.append(i)
+    if not rows:
+        return np.zeros((0, 4), np.float32)
+    try:
+        pts = np.array(rows, dtype=np.float64)
+    except ValueError:
+        # Find the offending line only on the error path.
+        for fields, i in zip(rows, line_no):
+            for f in fields:
+                try:
+                    float(f)
+                except ValueError:
+                    raise BestieError(f"line {i}: non-numeric field {f!r}", path) from None
+        raise  # pragma: no cover - np.array and float() accept the same strings
+    line_no = np.asarray(line_no)
+    x, y, cls, conf = pts.T
+
+    bad = ~np.isfinite(pts[:, :3]).all(1)
+    if bad.any():
+        k = _first_bad(bad)
+        raise BestieError(f"line {line_no[k]}: coordinate or class is not a finite number", path)
+    bad = np.isnan(conf)
+    if bad.any():
+        raise BestieError(f"line {line_no[_first_bad(bad)]}: confidence is NaN", path)
+    bad = cls != np.round(cls)
+    if bad.any():
+        k = _first_bad(bad)
+        raise BestieError(f"line {line_no[k]}: class {rows[k][2]!r} is not an integer", path)
+    bad = (cls < 0) | (cls >= num_classes)
+    if bad.any():
+        k = _first_bad(bad)
+        raise BestieError(
+            f"line {line_no[k]}: class {int(cls[k])} outside 0..{num_classes - 1} (classes are 0-based)", path)
+    bad = (x < 0) | (y < 0) | (x >= width) | (y >= height)
+    if bad.any():
+        k = _first_bad(bad)
+        raise BestieError(
+            f"line {line_no[k]}: point ({rows[k][0]}, {rows[k][1]}) is outside the {width}x{height} image",
+            path)
+    return pts[conf >= min_conf].astype(np.float32)
+
+
+def format_points(points: np.ndarray) -> str:
+    """``(N, 4)`` points as official BESTIE text, ``"%d %d %d %.3f"`` per line."""
+    points = np.asarray(points, np.float64).reshape(-1, 4)
+    return "".join("%d %d %d %.3f\n" % tuple(row) for row in points)
+
+
+def write_points(path: str | os.PathLike, points: np.ndarray) -> None:
+    """Write ``(N, 4)`` points ``x, y, cls, conf`` atomically in the official format.
+
+    Coordinates and class are written as integers (truncated), the confidence with 3 decimals,
+    as the official BESTIE files are. ``N = 0`` writes an empty file.
+    """
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 4:
+        if points.size == 0:
+            points = points.reshape(0, 4)
+        else:
+            raise ValueError(f"points must be (N, 4), got {points.shape}")
+    with atomic_path(path, suffix=".txt") as tmp:
+        tmp.write_text(format_points(points))

@@ -1,0 +1,164 @@
+"""Training targets from pseudo instances, and the inverse grouping of Eq. (1).
+
+:func:`make_targets` turns an instance map and its centers into the Panoptic-DeepLab
+representation BESTIE trains on (section 3.2/3.3 of the paper):
+
+* a class-wise center heatmap: a 2D Gaussian (sigma 6 by default) around each instance's
+  center, rounded to the nearest pixel, truncated to a square kernel of ``6 sigma + 3`` pixels,
+  overlapping Gaussians of one class combined by maximum (the Panoptic-DeepLab convention);
+* an offset map ``(dy, dx)`` from every pixel of an instance to that instance's (unrounded)
+  center, zero outside instances;
+* the instance-aware guidance weight (section 3.4): 1 on labelled instance pixels, 0 elsewhere,
+  so that objects missing from the pseudo labels are not taught as "no instance".
+
+:func:`group_pixels` is Eq. (1): each foreground pixel joins the center closest to where its
+offset points. Grouping the targets of an instance map gives the instance map back.
+
+Everything is vectorised torch and runs on the tensors' device with no host synchronisation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def kernel_radius(sigma: float) -> int:
+    """Half-width ``R`` of the truncated Gaussian kernel: ``round(3 sigma + 1)``.
+
+    The kernel spans ``2R + 1`` pixels, ``6 sigma + 3`` for integer sigma (39 for sigma 6).
+    """
+    return int(round(3 * sigma + 1))
+
+
+def _as_index(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(t, device=device).long()
+
+
+def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.Tensor,
+                 num_classes: int, sigma: float = 6.0) -> dict[str, torch.Tensor]:
+    """Center heatmap, offsets and guidance weight of one image.
+
+    Args:
+        instances: ``(H, W)`` integer tensor (int64 preferred): 0 = no instance, ``n + 1`` =
+            instance n. Ids must lie in ``0..N`` (checked on CPU tensors only, to avoid a host
+            synchronisation on the GPU).
+        centers: ``(N, 2)`` float, ``(x, y)`` in pixels.
+        classes: ``(N,)`` int64, 0-based.
+        num_classes: C.
+        sigma: standard deviation of the Gaussian, in pixels.
+
+    Returns:
+        dict on ``instances.device``:
+        ``center (C, H, W) float32`` with ``exp(-((u - x0)^2 + (v - y0)^2) / (2 sigma^2))``
+        for ``|u - x0| <= R`` and ``|v - y0| <= R`` around each instance's rounded center
+        ``(x0, y0)`` (``R = kernel_radius(sigma)``; round half to even, as Python's
+        ``round``), maximum over the instances of a class; the part of a kernel outside the
+        image is cut off, and an instance with no pixel in ``instances`` draws no Gaussian;
+        ``offset (2, H, W) float32``: ``(cy - y, cx - x)`` on the pixels of each instance,
+        0 elsewhere; ``weight (H, W) float32``: 1 on instance pixels, 0 elsewhere.
+    """
+    instances = torch.as_tensor(instances)
+    device = instances.device
+    height, width = instances.shape[-2:]
+    inst = instances.long()
+    centers = torch.as_tensor(centers, device=device, dtype=torch.float32).reshape(-1, 2)
+    classes = _as_index(classes, device).reshape(-1)
+    n = centers.shape[0]
+    if classes.shape[0] != n:
+        raise ValueError(f"{n} centers but {classes.shape[0]} classes")
+    if not inst.is_cuda and inst.numel() and n < int(inst.max()):
+        raise ValueError(f"instance id {int(inst.max())} but only {n} centers")
+
+    fg = inst > 0
+    weight = fg.float()
+
+    # Offsets: gather each pixel's center through its id (row 0 is a dummy for background).
+    table = torch.cat([centers.new_zeros(1, 2), centers], 0)  # (N+1, 2) x, y
+    ctr = table[inst]  # (H, W, 2)
+    ys = torch.arange(height, device=device, dtype=torch.float32).view(-1, 1)
+    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, -1)
+    offset = torch.stack([(ctr[..., 1] - ys), (ctr[..., 0] - xs)], 0) * weight
+
+    center = torch.zeros(num_classes, height, width, device=device, dtype=torch.float32)
+    if n:
+        # Instances with no pixel draw nothing (scatter-add of areas: no host sync).
+        area = torch.zeros(n + 1, device=device, dtype=torch.float32)
+        area.scatter_add_(0, inst.reshape(-1), weight.reshape(-1))
+        present = (area[1:] > 0).float()
+
+        r = kernel_radius(sigma)
+        d = torch.arange(-r, r + 1, device=device, dtype=torch.float32)
+        g1 = torch.exp(-(d ** 2) / (2.0 * sigma ** 2))
+        kernel = g1[:, None] * g1[None, :]  # (K, K), separable Gaussian
+        x0 = torch.round(centers[:, 0]).long()
+        y0 = torch.round(centers[:, 1]).long()
+        dl = d.long()
+        yy = y0[:, None] + dl[None, :]  # (N, K)
+        xx = x0[:, None] + dl[None, :]
+        inside = ((yy >= 0) & (yy < height))[:, :, None] & ((xx >= 0) & (xx < width))[:, None, :]
+        vals = kernel[None] * inside * present[:, None, None]  # (N, K, K); 0 where cut off
+        # Out-of-image kernel cells are redirected to a valid pixel with value 0: max with 0
+        # changes nothing because the heatmap starts at 0 and Gaussians are positive.
+        flat = (classes[:, None, None] * (height * width)
+                + yy.clamp(0, height - 1)[:, :, None] * width
+                + xx.clamp(0, width - 1)[:, None, :])
+        center.view(-1).scatter_reduce_(0, flat.reshape(-1), vals.reshape(-1), reduce="amax",
+                                        include_self=True)
+    return dict(center=center, offset=offset, weight=weight)
+
+
+def make_targets_batch(instances: torch.Tensor, centers: list, classes: list, num_classes: int,
+                       sigma: float = 6.0) -> dict[str, torch.Tensor]:
+    """:func:`make_targets` for a batch.
+
+    Args:
+        instances: ``(B, H, W)`` integer tensor.
+        centers: B tensors ``(N_b, 2)`` (x, y); classes: B tensors ``(N_b,)``.
+
+    Returns:
+        dict of ``center (B, C, H, W)``, ``offset (B, 2, H, W)``, ``weight (B, H, W)``, float32.
+    """
+    outs = [make_targets(instances[b], centers[b], classes[b], num_classes, sigma)
+            for b in range(instances.shape[0])]
+    return {k: torch.stack([o[k] for o in outs]) for k in ("center", "offset", "weight")}
+
+
+def group_pixels(offset: torch.Tensor, centers: torch.Tensor, mask: torch.Tensor,
+                 chunk_pixels: int = 1 << 22) -> torch.Tensor:
+    """Instance grouping, Eq. (1) of the paper.
+
+    Each pixel ``(y, x)`` of ``mask`` votes for the location ``(y + dy, x + dx)`` its offset
+    points to and joins the nearest center (Euclidean distance; ties go to the lower index):
+    ``k(y, x) = argmin_k || (cx_k, cy_k) - (x + dx, y + dy) ||``.
+
+    Args:
+        offset: ``(2, H, W)`` float, ``(dy, dx)``.
+        centers: ``(K, 2)`` float, ``(x, y)``.
+        mask: ``(H, W)`` bool, the foreground to group.
+        chunk_pixels: bound on ``K x pixels`` distances held at once (memory), not a result
+            parameter.
+
+    Returns:
+        ``(H, W) int64`` on ``offset.device``: ``k + 1`` for the k-th center, 0 outside ``mask``
+        (and everywhere when ``K = 0``).
+    """
+    offset = torch.as_tensor(offset)
+    device = offset.device
+    height, width = offset.shape[-2:]
+    centers = torch.as_tensor(centers, device=device, dtype=torch.float32).reshape(-1, 2)
+    mask = torch.as_tensor(mask, device=device).bool()
+    k = centers.shape[0]
+    if k == 0:
+        return torch.zeros(height, width, dtype=torch.long, device=device)
+    ys = torch.arange(height, device=device, dtype=torch.float32).view(-1, 1)
+    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, -1)
+    vy = (ys + offset[0].float()).reshape(-1)  # where each pixel points, (H*W,)
+    vx = (xs + offset[1].float()).reshape(-1)
+    cx, cy = centers[:, 0:1], centers[:, 1:2]  # (K, 1)
+    ids = torch.empty(height * width, dtype=torch.long, device=device)
+    step = max(1, chunk_pixels // k)
+    for s in range(0, height * width, step):
+        d2 = (cx - vx[None, s:s + step]) ** 2 + (cy - vy[None, s:s + step]) ** 2  # (K, P)
+        ids[s:s + step] = torch.argmin(d2, 0) + 1
+    return ids.view(height, width) * mask.long()
+

@@ -1,0 +1,201 @@
+"""Semantic knowledge transfer (section 3.3 of the paper): WSSS mask + instance cues -> pseudo instances.
+
+Where instances of a class do not touch, semantic and instance segmentation agree. So each
+connected component of a class in the WSSS mask is a candidate instance, and it is accepted
+when exactly one cue of that class falls inside it (no cue: probably a false positive of the
+WSSS; two or more: probably several touching instances that cannot be told apart).
+
+Pure functions over numpy arrays; no I/O.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .datasets.base import GtInstances
+
+CENTER_MODES = ("centroid", "point")
+
+
+def _empty(height: int, width: int) -> dict:
+    return dict(instances=np.zeros((height, width), np.uint16), classes=np.zeros(0, np.int32),
+                centers=np.zeros((0, 2), np.float32), scores=np.zeros(0, np.float32))
+
+
+def cue_pixels(cues: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel ``(row, col)`` of each cue: ``(int(y), int(x))`` clipped to the image.
+
+    Returns two ``(N,) int64`` arrays ``rows, cols``.
+    """
+    cues = np.asarray(cues, np.float32).reshape(-1, 4)
+    cols = np.clip(np.trunc(cues[:, 0]), 0, width - 1).astype(np.int64)
+    rows = np.clip(np.trunc(cues[:, 1]), 0, height - 1).astype(np.int64)
+    return rows, cols
+
+
+def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, min_area: int = 50,
+                       connectivity: int = 8, center: str = "centroid") -> dict:
+    """Pseudo instances from a WSSS class mask and instance cues.
+
+    For every class ``c`` with ``labels[c]``: the connected components of ``wsss == c + 1``
+    (OpenCV, ``connectivity`` 4 or 8); components with fewer than ``min_area`` pixels are
+    dropped; a component is kept when exactly one cue of class ``c`` falls inside it, the cue's
+    pixel being ``(int(y), int(x))`` clipped to the image. Cues of classes not in ``labels``
+    are ignored, and so is class ``c`` when it has no cue.
+
+    Args:
+        wsss: ``(H, W) uint8`` class mask (0 background, ``c + 1`` class c, 255 ignore).
+        cues: ``(N, 4) float32`` rows ``x, y, cls, conf`` (cls 0-based).
+        labels: ``(C,) bool`` image-level label.
+        min_area: smallest component kept, in pixels.
+        connectivity: 4 or 8.
+        center: ``"centroid"`` (image-level cues: the component's centroid) or ``"point"``
+            (point supervision: the cue itself).
+
+    Returns:
+        dict with ``instances (H, W) uint16`` (0 = none, ``m + 1`` = instance m),
+        ``classes (M,) int32`` (0-based), ``centers (M, 2) float32`` (x, y) and
+        ``scores (M,) float32`` (the confidence of the instance's cue). Instances are ordered
+        by class, then by the raster index (row-major) of each component's first pixel, so the
+        result does not depend on OpenCV's labelling algorithm or thread count.
+    """
+    if center not in CENTER_MODES:
+        raise ValueError(f"center must be one of {CENTER_MODES}, got {center!r}")
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    wsss = np.asarray(wsss)
+    if wsss.ndim != 2:
+        raise ValueError(f"wsss must be (H, W), got {wsss.shape}")
+    height, width = wsss.shape
+    cues = np.asarray(cues, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels, bool).reshape(-1)
+    out = _empty(height, width)
+    if cues.shape[0] == 0:
+        return out
+
+    rows, cols = cue_pixels(cues, height, width)
+    cue_cls = cues[:, 2].astype(np.int64)
+    instances = out["instances"]
+    classes, centers, scores = [], [], []
+    next_id = 1
+    for c in np.flatnonzero(labels):
+        sel = np.flatnonzero(cue_cls == c)
+        if sel.size == 0:
+            continue
+        mask = (wsss == c + 1).view(np.uint8)
+        n, comp, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=connectivity,
+                                                                     ltype=cv2.CV_32S)
+        if n <= 1:
+            continue
+        hit = comp[rows[sel], cols[sel]]  # component under each cue of this class (0 = none)
+        count = np.bincount(hit, minlength=n)
+        keep = (count == 1) & (stats[:, cv2.CC_STAT_AREA] >= min_area)
+        keep[0] = False
+        kept = np.flatnonzero(keep)
+        if kept.size == 0:
+            continue
+        # OpenCV's label order depends on its algorithm and thread count; order the kept
+        # components by the raster index of their first pixel instead, which is canonical.
+        top = stats[kept, cv2.CC_STAT_TOP]
+        first_col = np.argmax(comp[top] == kept[:, None], axis=1)
+        kept = kept[np.argsort(top * width + first_col, kind="stable")]
+        # The one cue of each kept component (components with one hit have a unique owner).
+        owner = np.full(n, -1, np.int64)
+        owner[hit] = sel
+        cue_of = owner[kept]
+
+        lut = np.zeros(n, np.uint16)
+        if next_id + kept.size - 1 > np.iinfo(np.uint16).max:
+            raise ValueError("more than 65535 instances in one image")
+        lut[kept] = np.arange(next_id, next_id + kept.size, dtype=np.uint16)
+        next_id += kept.size
+        # Components of different classes never overlap, so adding the relabelled map is exact.
+        instances += lut[comp]
+
+        classes.append(np.full(kept.size, c, np.int32))
+        if center == "centroid":
+            centers.append(centroids[kept].astype(np.float32))
+        else:
+            centers.append(cues[cue_of, :2])
+        scores.append(cues[cue_of, 3])
+    if classes:
+        out["classes"] = np.concatenate(classes)
+        out["centers"] = np.concatenate(centers).astype(np.float32).reshape(-1, 2)
+        out["scores"] = np.concatenate(scores).astype(np.float32)
+    return out
+
+
+def _deepest_pixels(instances: np.ndarray, num: int) -> np.ndarray:
+    """``(num, 2) float32`` (x, y) of the pixel deepest inside each instance ``1..num``.
+
+    The distance-transform maximum (OpenCV ``DIST_L2``, mask 3; the image border counts as
+    outside; the first maximum in raster order), the rule the demo data uses for its GT points.
+    Computed on each instance's bounding box padded by one pixel, which gives the same
+    distances as on the whole image because any path to a pixel outside the box crosses
+    the padding ring. An instance with no pixel gets ``(nan, nan)``.
+    """
+    pts = np.full((num, 2), np.nan, np.float32)
+    boxes = [None] * num
+    # find_objects gives each label's bounding slices in one pass.
+    from scipy import ndimage
+
+    for n, box in enumerate(ndimage.find_objects(instances, max_label=num)):
+        boxes[n] = box
+    for n, box in enumerate(boxes):
+        if box is None:
+            continue
+        m = np.pad((instances[box] == n + 1).astype(np.uint8), 1)
+        dt = cv2.distanceTransform(m, cv2.DIST_L2, 3)[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(dt)), dt.shape)
+        pts[n] = (x + box[1].start, y + box[0].start)
+    return pts
+
+
+def gt_to_pseudo(gt: GtInstances, center: str = "centroid") -> dict:
+    """GT instances in the pseudo-label format (``--from-gt``: the fully supervised upper bound).
+
+    Crowd instances are left out; void pixels are never part of an instance; where masks
+    overlap (COCO) the later instance wins, as in :meth:`GtInstances.semantic`. An instance
+    with no visible pixel left is dropped. Instances keep the GT order.
+
+    Args:
+        gt: the image's ground truth.
+        center: ``"centroid"`` (mean pixel of each instance's visible pixels) or ``"point"``
+            (the pixel deepest inside the instance, the rule of the demo data's GT points).
+
+    Returns:
+        The dict of :func:`transfer_instances`, with ``scores`` all 1.
+    """
+    if center not in CENTER_MODES:
+        raise ValueError(f"center must be one of {CENTER_MODES}, got {center!r}")
+    height, width = gt.void.shape
+    keep = np.flatnonzero(~np.asarray(gt.crowd, bool))
+    if keep.size == 0:
+        return _empty(height, width)
+    masks = np.asarray(gt.masks, bool)[keep]
+    any_fg = masks.any(0) & ~gt.void
+    # Later instances win: index of the last mask covering each pixel.
+    last = masks.shape[0] - 1 - np.argmax(masks[::-1], axis=0)
+    inst = np.where(any_fg, last + 1, 0).astype(np.int64)
+
+    area = np.bincount(inst.ravel(), minlength=keep.size + 1)[1:]
+    present = np.flatnonzero(area > 0)
+    # Renumber so ids are 1..M without gaps.
+    lut = np.zeros(keep.size + 1, np.int64)
+    lut[present + 1] = np.arange(1, present.size + 1)
+    inst = lut[inst]
+    m = present.size
+    if center == "centroid":
+        ys, xs = np.indices((height, width))
+        flat = inst.ravel()
+        area_m = np.bincount(flat, minlength=m + 1)[1:].astype(np.float64)
+        cx = np.bincount(flat, weights=xs.ravel(), minlength=m + 1)[1:] / area_m
+        cy = np.bincount(flat, weights=ys.ravel(), minlength=m + 1)[1:] / area_m
+        centers = np.stack([cx, cy], 1).astype(np.float32)
+    else:
+        centers = _deepest_pixels(inst.astype(np.int32), m)
+    return dict(instances=inst.astype(np.uint16),
+                classes=np.asarray(gt.classes, np.int64)[keep][present].astype(np.int32),
+                centers=centers.reshape(-1, 2),
+                scores=np.ones(m, np.float32))
