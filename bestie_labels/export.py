@@ -1,0 +1,304 @@
+"""Export a pseudo-label store (``pseudo.h5``) as COCO JSON, VOC PNG trees or BESTIE text files.
+
+- COCO: an instances JSON (compressed RLE with ``counts`` as str, ``bbox`` from the mask,
+  ``area``, ``iscrowd`` 0, ``images`` with ``file_name`` / ``height`` / ``width``, categories
+  1..C) that pycocotools loads and detectron2 / MMDetection train on.
+- VOC: ``SegmentationObject/<id>.png`` (instance n -> index n) and ``SegmentationClass/<id>.png``
+  (class k -> index k + 1) palette PNGs; pixels of no pseudo instance are 0.
+- BESTIE text: ``Center_points/<id>.txt`` with one ``x y cls conf`` line per pseudo instance.
+
+Folder outputs are built in a temporary folder next to ``out`` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__
+from .datasets.base import Dataset
+from .errors import BestieError
+from .fileio import write_index_png, write_json
+from .rle import area as rle_area
+from .rle import bbox as rle_bbox
+from .rle import encode, instance_masks
+from .store import Store
+
+
+def categories(class_names: Sequence[str]) -> list[dict]:
+    """COCO categories: ids 1..C in class order."""
+    return [{"id": k + 1, "name": str(n), "supercategory": "object"} for k, n in enumerate(class_names)]
+
+
+def image_entry(rec) -> dict:
+    """COCO ``images`` entry of a :class:`~bestie_labels.datasets.base.Record`."""
+    return {"id": int(rec.coco_id), "file_name": os.path.basename(rec.file_name),
+            "height": int(rec.height), "width": int(rec.width)}
+
+
+def masks_to_annotations(masks: np.ndarray, classes: np.ndarray, image_id: int,
+                         scores: np.ndarray | None = None, first_id: int = 1,
+                         with_score: bool = False) -> list[dict]:
+    """COCO annotations (or results) for one image.
+
+    Args:
+        masks: ``(N, H, W) bool``; empty masks are skipped.
+        classes: ``(N,)`` 0-based classes (category id = class + 1).
+        image_id: the image's COCO id.
+        scores: ``(N,) float`` confidences (written as ``score`` when ``with_score``).
+        first_id: annotation id of the first kept mask (ids count up from it).
+        with_score: also write ``score`` (results / predictions format).
+
+    Returns:
+        One dict per non-empty mask: ``id``, ``image_id``, ``category_id``, ``segmentation``
+        (RLE, counts str), ``area``, ``bbox`` ``[x, y, w, h]``, ``iscrowd`` 0 (and ``score``).
+    """
+    masks = np.asarray(masks, bool)
+    if masks.shape[0] == 0:
+        return []
+    rles = encode(masks)
+    areas = rle_area(rles)
+    boxes = rle_bbox(rles)
+    out = []
+    for n, rle in enumerate(rles):
+        if areas[n] == 0:
+            continue
+        ann = {"id": first_id + len(out), "image_id": int(image_id),
+               "category_id": int(classes[n]) + 1, "segmentation": rle,
+               "area": int(areas[n]), "bbox": [float(v) for v in boxes[n]], "iscrowd": 0}
+        if with_score and scores is not None:
+            ann["score"] = float(scores[n])
+        out.append(ann)
+    return out
+
+
+def results_to_coco_instances(dataset: Dataset, results: Iterable[dict]) -> dict:
+    """A COCO instances JSON dict from results / predictions.
+
+    ``results`` yields dicts ``image_id`` (COCO id), ``masks (N, H, W) bool``, ``classes (N,)``
+    (0-based) and optionally ``scores (N,)``; the scores are kept as ``score``.
+    """
+    anns: list[dict] = []
+    image_ids = []
+    for r in results:
+        image_ids.append(int(r["image_id"]))
+        anns += masks_to_annotations(r["masks"], r["classes"], r["image_id"], r.get("scores"),
+                                     first_id=len(anns) + 1, with_score=True)
+    wanted = set(image_ids)
+    images = [image_entry(rec) for rec in dataset.records if rec.coco_id in wanted]
+    return {"info": {"description": "bestie predictions", "version": __version__},
+            "images": images, "annotations": anns, "categories": categories(dataset.class_names)}
+
+
+def _progress(it, total, desc):
+    return tqdm(it, total=total, desc=desc, unit="img", disable=None)
+
+
+def coco_instances(dataset: Dataset, store: Store) -> dict:
+    """The COCO instances JSON dict of a pseudo store (images in split order)."""
+    anns: list[dict] = []
+    for rec in _progress(dataset.records, len(dataset), "export coco"):
+        d = store.read(rec.image_id)
+        masks = instance_masks(d["instances"], len(d["classes"]))
+        anns += masks_to_annotations(masks, d["classes"], rec.coco_id, d["scores"], first_id=len(anns) + 1)
+    return {"info": {"description": "bestie pseudo instances", "version": __version__},
+            "images": [image_entry(r) for r in dataset.records], "annotations": anns,
+            "categories": categories(dataset.class_names)}
+
+
+def export_coco(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
+    """Write the COCO instances JSON of ``store`` to ``out`` (atomic). Returns counts."""
+    js = coco_instances(dataset, store)
+    write_json(out, js)
+    return {"images": len(js["images"]), "instances": len(js["annotations"])}
+
+
+@contextlib.contextmanager
+def _tree(out: str | os.PathLike, subdirs: Sequence[str]):
+    """Yield a temporary folder to fill; it replaces ``out`` when the block succeeds.
+
+    An existing ``out`` is replaced only if it holds nothing but ``subdirs`` (a previous export);
+    anything else there is refused, so that a wrong ``--out`` never deletes user files.
+    """
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise BestieError("exists and is not a folder", out)
+        other = [p.name for p in out.iterdir() if p.name not in subdirs]
+        if other:
+            raise BestieError(f"folder exists and holds other files ({other[0]}, ...); choose another --out", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for s in subdirs:
+            (tmp / s).mkdir()
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old.{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def pseudo_to_voc(instances: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """VOC PNG arrays of one image's pseudo instances.
+
+    Args:
+        instances: ``(H, W) uint16`` (0 none, n = instance n - 1).
+        classes: ``(N,) int32`` 0-based.
+
+    Returns:
+        ``(object (H, W) uint8, class (H, W) uint8)``: instance n -> n, class k -> k + 1, 0 elsewhere.
+    """
+    n = len(classes)
+    if n > 254:
+        raise ValueError(f"{n} instances do not fit a VOC PNG (at most 254)")
+    lut = np.zeros(n + 1, np.uint8)
+    lut[1:] = np.asarray(classes, np.int64) + 1
+    inst = np.asarray(instances, np.int64)
+    return inst.astype(np.uint8), lut[inst]
+
+
+def export_voc(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
+    """Write ``out/SegmentationObject/<id>.png`` and ``out/SegmentationClass/<id>.png``."""
+    n_inst = 0
+    with _tree(out, ("SegmentationObject", "SegmentationClass")) as tmp:
+        for rec in _progress(dataset.records, len(dataset), "export voc"):
+            d = store.read(rec.image_id)
+            if len(d["classes"]) > 254:
+                raise BestieError(f"image {rec.image_id} has {len(d['classes'])} instances; "
+                                  "a VOC PNG holds at most 254", store.path)
+            obj, cls = pseudo_to_voc(d["instances"], d["classes"])
+            write_index_png(tmp / "SegmentationObject" / f"{rec.image_id}.png", obj)
+            write_index_png(tmp / "SegmentationClass" / f"{rec.image_id}.png", cls)
+            n_inst += len(d["classes"])
+    return {"images": len(dataset), "instances": n_inst}
+
+
+def export_points_tree(dataset: Dataset, out: str | os.PathLike, subdir: str,
+                       points_of: Callable[[str], np.ndarray], desc: str = "export txt") -> dict:
+    """Write ``out/<subdir>/<id>.txt`` (official ``x y cls conf`` lines) for every image.
+
+    ``points_of(image_id)`` returns ``(N, 4) float32`` rows x, y, cls, conf.
+    """
+    from .points import write_points
+
+    n = 0
+    with _tree(out, (subdir,)) as tmp:
+        for rec in _progress(dataset.records, len(dataset), desc):
+            pts = np.asarray(points_of(rec.image_id), np.float32).reshape(-1, 4)
+            write_points(tmp / subdir / f"{rec.image_id}.txt", pts)
+            n += len(pts)
+    return {"images": len(dataset), "points": n}
+
+
+def export_bestie_txt(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
+    """Write ``out/Center_points/<id>.txt``: one ``x y cls conf`` line per pseudo instance."""
+
+    def centers(image_id: str) -> np.ndarray:
+        d = store.read(image_id)
+        return np.concatenate([d["centers"].reshape(-1, 2), d["classes"].reshape(-1, 1),
+                               d["scores"].reshape(-1, 1)], axis=1).astype(np.float32)
+
+    r = export_points_tree(dataset, out, "Center_points", centers, "export bestie-txt")
+    return {"images": r["images"], "instances": r["points"]}
+
+
+# ----------------------------------------------------------------------------------------
+# overlays (report --overlays)
+# ----------------------------------------------------------------------------------------
+def instance_colours(n: int) -> np.ndarray:
+    """``(n, 3) uint8`` RGB colours, well apart for neighbouring ids (golden-ratio hues)."""
+    import cv2
+
+    hue = (np.arange(n) * 0.618033988749895 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hue, np.full(n, 200, np.uint8), np.full(n, 255, np.uint8)], 1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0] if n else np.zeros((0, 3), np.uint8)
+
+
+def _blend(image: np.ndarray, colour: np.ndarray, where: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    out = image.copy()
+    out[where] = (alpha * colour[where] + (1 - alpha) * image[where]).astype(np.uint8)
+    return out
+
+
+def _missing_panel(h: int, w: int, text: str) -> np.ndarray:
+    import cv2
+
+    panel = np.full((h, w, 3), 96, np.uint8)
+    cv2.putText(panel, text, (4, min(h - 4, 16)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return panel
+
+
+def overlay_panels(image: np.ndarray, wsss: np.ndarray | None, cues: np.ndarray | None,
+                   instances: np.ndarray, classes: np.ndarray, centers: np.ndarray,
+                   gap: int = 4) -> np.ndarray:
+    """Image | WSSS mask | cues | pseudo instances, side by side.
+
+    Args:
+        image: ``(H, W, 3) uint8`` RGB.
+        wsss: ``(H, W) uint8`` class mask (VOC palette colours), or None (grey panel).
+        cues: ``(N, 4) float32`` x, y, cls, conf (dots in the class's palette colour), or None.
+        instances: ``(H, W) uint16`` pseudo instances (one colour each, outlined).
+        classes: ``(M,) int32``; centers: ``(M, 2) float32`` (x, y), drawn as white crosses.
+
+    Returns:
+        ``(H, 4 W + 3 gap, 3) uint8`` RGB.
+    """
+    import cv2
+
+    from .fileio import voc_palette
+
+    h, w = image.shape[:2]
+    pal = voc_palette()
+    r = max(2, round(min(h, w) / 80))
+    if wsss is None:
+        p_wsss = _missing_panel(h, w, "no WSSS store")
+    else:
+        p_wsss = _blend(image, pal[wsss], np.ones((h, w), bool), 0.7)
+    if cues is None:
+        p_cues = _missing_panel(h, w, "no cues store")
+    else:
+        p_cues = (image // 2 + 64).astype(np.uint8)
+        for x, y, c, _ in np.asarray(cues).reshape(-1, 4):
+            col = tuple(int(v) for v in pal[int(c) + 1])
+            cv2.circle(p_cues, (int(x), int(y)), r + 1, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(p_cues, (int(x), int(y)), r, col, -1, cv2.LINE_AA)
+    inst = np.asarray(instances, np.int64)
+    n = len(classes)
+    cols = np.concatenate([np.zeros((1, 3), np.uint8), instance_colours(n)])
+    p_inst = _blend(image, cols[np.clip(inst, 0, n)], inst > 0, 0.6)
+    edges = inst != np.pad(inst, ((1, 0), (0, 0)), mode="edge")[:-1]
+    edges |= inst != np.pad(inst, ((0, 0), (1, 0)), mode="edge")[:, :-1]
+    p_inst[edges & (inst > 0)] = 255
+    for x, y in np.asarray(centers).reshape(-1, 2):
+        if np.isfinite(x) and np.isfinite(y):
+            cv2.drawMarker(p_inst, (int(round(x)), int(round(y))), (255, 255, 255), cv2.MARKER_CROSS, 2 * r + 3, 2)
+    sep = np.full((h, gap, 3), 255, np.uint8)
+    return np.concatenate([image, sep, p_wsss, sep, p_cues, sep, p_inst], axis=1)
+
+
+def write_rgb_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Write ``(H, W, 3) uint8`` RGB as a PNG, atomically."""
+    import cv2
+
+    from .fileio import atomic_path
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise BestieError("cannot encode PNG", path)
+    with atomic_path(path, suffix=".png") as tmp:
+        tmp.write_bytes(buf.tobytes())
