@@ -23,16 +23,27 @@ from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .datasets.base import VOC_CLASSES
 from .errors import BestieError
-from .fileio import write_index_png
+from .fileio import voc_palette
 
 #: The demo classes: each has its own shape, colour family and texture.
 DEMO_CLASSES = ("disc", "block", "wedge", "cross")
 # OpenCV hue (0..180) range of each class's colour family.
 _HUES = ((0, 12), (100, 118), (48, 68), (140, 160))
 VOID = 255
+_PALETTE: list[int] = []
+
+
+def _write_png(path: Path, arr: np.ndarray) -> None:
+    """``(H, W) uint8`` indices as a VOC-palette PNG (as ``fileio.write_index_png``, palette cached)."""
+    if not _PALETTE:
+        _PALETTE.extend(voc_palette().ravel().tolist())
+    im = Image.fromarray(np.asarray(arr, np.uint8), mode="P")
+    im.putpalette(_PALETTE)
+    im.save(path, format="PNG")
 
 
 # ----------------------------------------------------------------------------------------
@@ -132,8 +143,8 @@ def write_voc_tree(
                          [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
         if not ok:
             raise BestieError("cannot write image", root / "JPEGImages" / f"{stem}.jpg")
-        write_index_png(root / "SegmentationClass" / f"{stem}.png", cm)
-        write_index_png(root / "SegmentationObject" / f"{stem}.png", om)
+        _write_png(root / "SegmentationClass" / f"{stem}.png", cm)
+        _write_png(root / "SegmentationObject" / f"{stem}.png", om)
         ids = om[(om > 0) & (om != VOID)]
         num = int(ids.max()) if ids.size else 0
         cls = instance_classes(cm, om, num)
@@ -195,15 +206,16 @@ def _smooth_noise(rng: np.random.Generator, size: int, cell: int) -> np.ndarray:
     return np.clip(big / 1.5, -1, 1)
 
 
-def _texture(rng: np.random.Generator, size: int, cls: int, cx: float, cy: float,
-             r: float) -> np.ndarray:
-    """``(size, size) float32`` brightness modulation of class ``cls`` (its texture family)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+def _texture(rng: np.random.Generator, size: int, cls: int, cx: float, cy: float, r: float,
+             ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Brightness modulation ``(P,) float32`` of class ``cls`` (its texture family) at pixels
+    ``(ys, xs)`` of an object centred at ``(cx, cy)`` with radius ``r``."""
     theta = rng.uniform(0, np.pi)
-    u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
-    v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
+    dx, dy = xs.astype(np.float32) - cx, ys.astype(np.float32) - cy
+    u = dx * np.cos(theta) + dy * np.sin(theta)
+    v = -dx * np.sin(theta) + dy * np.cos(theta)
     if cls == 0:  # dark spots
-        spots = _smooth_noise(rng, size, max(3, int(r / 2.5)))
+        spots = _smooth_noise(rng, size, max(3, int(r / 2.5)))[ys, xs]
         tex = np.where(spots > 0.35, -0.45, 0.08)
     elif cls == 1:  # stripes
         period = rng.uniform(0.35, 0.55) * r
@@ -214,7 +226,7 @@ def _texture(rng: np.random.Generator, size: int, cls: int, cx: float, cy: float
     else:  # concentric rings
         period = rng.uniform(0.3, 0.45) * r
         tex = 0.3 * np.sin(2 * np.pi * np.hypot(u, v) / period)
-    return tex.astype(np.float32)
+    return (tex + 0.06 * rng.standard_normal(ys.size)).astype(np.float32)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -287,8 +299,9 @@ def _draw_image(rng: np.random.Generator, size: int, num_classes: int, max_objec
         m = _shape_mask(size, c, cx, cy, r, theta, aspect)
         lo, hi = _HUES[c]
         col = _hsv_to_rgb(rng.uniform(lo, hi), rng.uniform(150, 240), rng.uniform(150, 235))
-        tex = _texture(rng, size, c, cx, cy, r) + 0.06 * rng.standard_normal((size, size)).astype(np.float32)
-        img[m] = (col[None] * (1 + tex[m][:, None]))
+        ys, xs = np.nonzero(m)
+        tex = _texture(rng, size, c, cx, cy, r, ys, xs)
+        img[ys, xs] = col[None] * (1 + tex[:, None])
     img = cv2.GaussianBlur(img, (3, 3), 0.6)
     img += rng.normal(0, 3.0, img.shape).astype(np.float32)
     image = np.clip(np.round(img), 0, 255).astype(np.uint8)

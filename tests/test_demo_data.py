@@ -131,6 +131,11 @@ def test_deterministic_and_prefix_stable(tmp_path):
         assert filecmp.cmp(a / f, b / f, shallow=False), f
     assert not filecmp.cmp(a / "JPEGImages/2000_000001.jpg", c / "JPEGImages/2000_000001.jpg",
                            shallow=False)
+    # Image i depends only on (seed, i): a shorter run gives the same first images.
+    d = make_demo_dataset(tmp_path / "d", n_images=3, size=48, seed=7)
+    for s in ("2000_000001", "2000_000003"):
+        for f in (f"JPEGImages/{s}.jpg", f"SegmentationObject/{s}.png", f"points/{s}.txt"):
+            assert filecmp.cmp(a / f, d / f, shallow=False), f
 
 
 def test_refuses_existing_output_unless_forced(tmp_path):
