@@ -129,3 +129,93 @@ def test_gt_to_pseudo_point_is_deepest_pixel():
     out = gt_to_pseudo(gt, center="point")
     np.testing.assert_array_equal(out["centers"][0], [5, 4])
     np.testing.assert_array_equal(out["centers"][1], [1, 10])
+
+
+def _expected_by_reasoning(wsss, points, labels, min_area):
+    """The pseudo instances the transfer rule should keep, found another way.
+
+    scipy's labelling with a full 3x3 structure (8-connectivity), then for every component a
+    plain count of the class's points inside it. Returns a set of (class, mask bytes) and the
+    number of components that held two or more points.
+    """
+    from scipy import ndimage
+
+    kept, crowded = set(), 0
+    for c in range(labels.size):
+        if not labels[c]:
+            continue
+        comps, n = ndimage.label(wsss == c + 1, structure=np.ones((3, 3)))
+        pts = [(int(y), int(x)) for x, y, k, _ in points if int(k) == c]
+        for k in range(1, n + 1):
+            comp = comps == k
+            inside = sum(1 for y, x in pts if comp[y, x])
+            crowded += inside >= 2
+            if inside == 1 and comp.sum() >= min_area:
+                kept.add((c, comp.tobytes()))
+    return kept, crowded
+
+
+def _merge_void(sem):
+    """Class mask with void pixels given the largest neighbouring class (touching objects merge)."""
+    import cv2
+
+    fg = np.where(sem == 255, 0, sem)
+    return np.where(sem == 255, cv2.dilate(fg, np.ones((3, 3), np.uint8)), sem).astype(np.uint8)
+
+
+def test_transfer_on_demo_data_keeps_exactly_the_one_point_components(demo_root):
+    from bestie_labels.datasets import open_dataset
+    from bestie_labels.points import read_points
+
+    ds = open_dataset(demo_root, split="train")
+    assert ds.points_dir is not None
+    n_kept = n_crowded = 0
+    for rec in ds.records:
+        gt = ds.load_gt(rec)
+        pts = read_points(ds.points_dir / f"{rec.image_id}.txt", rec.height, rec.width, ds.num_classes)
+        for wsss in (gt.semantic(), _merge_void(gt.semantic())):
+            for min_area in (1, 50):
+                out = transfer_instances(wsss, pts, rec.labels, min_area=min_area)
+                got = {(int(c), (out["instances"] == m + 1).tobytes()) for m, c in enumerate(out["classes"])}
+                expect, crowded = _expected_by_reasoning(wsss, pts, rec.labels, min_area)
+                assert got == expect, rec.image_id
+                assert len(got) == out["classes"].size  # no instance lost to a duplicate mask
+                n_kept += len(expect)
+                n_crowded += crowded
+                # Centroid centers and the cue's confidence as score (demo points have conf 1).
+                ys, xs = np.mgrid[: rec.height, : rec.width]
+                for m in range(out["classes"].size):
+                    sel = out["instances"] == m + 1
+                    np.testing.assert_allclose(out["centers"][m], [xs[sel].mean(), ys[sel].mean()], atol=1e-3)
+                np.testing.assert_array_equal(out["scores"], np.ones(out["classes"].size))
+    # The data exercise both outcomes: accepted components and components with several points.
+    assert n_kept > 0 and n_crowded > 0
+
+
+def test_transfer_with_gt_masks_and_points_recovers_the_gt_instances(demo_root):
+    """GT instance masks (gt_to_pseudo) with their own points: transfer with the GT instance map
+    as a one-class-per-instance WSSS keeps every instance of at least min_area pixels."""
+    from bestie_labels.datasets import open_dataset
+    from bestie_labels.points import read_points
+
+    ds = open_dataset(demo_root, split="train")
+    for rec in ds.records[:4]:
+        gt = ds.load_gt(rec)
+        ref = gt_to_pseudo(gt, center="point")
+        m = ref["classes"].size
+        assert 0 < m < 255
+        # The deepest-pixel rule is the demo's: the GT point files hold the same points.
+        pts = read_points(ds.points_dir / f"{rec.image_id}.txt", rec.height, rec.width, ds.num_classes)
+        np.testing.assert_array_equal(ref["centers"], pts[:, :2])
+        np.testing.assert_array_equal(ref["classes"], pts[:, 2])
+        # Each instance its own "class" so that touching instances stay apart.
+        wsss = ref["instances"].astype(np.uint8)
+        cues = np.concatenate([ref["centers"], np.arange(m)[:, None], np.ones((m, 1))], 1).astype(np.float32)
+        out = transfer_instances(wsss, cues, np.ones(m, bool), min_area=1, connectivity=8, center="point")
+        # Instance pixels of a component-split instance: only the piece holding the point survives.
+        for k in range(m):
+            mine = out["instances"] == k + 1
+            assert out["classes"][k] == k
+            assert mine.any() and (ref["instances"][mine] == k + 1).all()
+            x, y = ref["centers"][k].astype(int)
+            assert mine[y, x]
