@@ -1,0 +1,99 @@
+"""The trainer's Panoptic-DeepLab network: output contract, heads' initial values, training step,
+pretrained backbone loading."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from bestie_labels.errors import BestieError
+from bestie_train.model import build_model
+
+
+def test_tiny_output_contract_at_input_resolution():
+    torch.manual_seed(0)
+    m = build_model("tiny", num_classes=3)
+    assert m.num_classes == 3 and m.backbone_name == "tiny"
+    assert m.backbone.out_strides["res2"] == 4
+    out = m(torch.randn(2, 3, 64, 96))
+    assert set(out) == {"semantic", "center", "offset"}
+    assert out["semantic"].shape == (2, 4, 64, 96)   # C + 1 (background first)
+    assert out["center"].shape == (2, 3, 64, 96)     # class-wise
+    assert out["offset"].shape == (2, 2, 64, 96)     # dy, dx
+    # sizes that are not multiples of the stride still come back at the input size
+    m.eval()
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, 70, 45))
+    assert all(v.shape[-2:] == (70, 45) for v in out.values())
+
+
+def test_heads_start_near_zero():
+    torch.manual_seed(0)
+    m = build_model("tiny", num_classes=5).eval()
+    for head in (m.center_head, m.offset_head, m.semantic_head):
+        assert torch.count_nonzero(head.out.bias) == 0
+        assert head.out.weight.std() < 0.002
+    with torch.no_grad():
+        out = m(torch.randn(2, 3, 64, 64) * 2)
+    assert out["center"].abs().max() < 0.05
+    assert out["offset"].abs().max() < 0.05
+
+
+def test_tiny_train_step_reaches_the_backbone():
+    """One optimiser step (timing is measured outside the suite: ~0.2 s at batch 8 x 128x128)."""
+    torch.manual_seed(0)
+    m = build_model("tiny", num_classes=20)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    x = torch.randn(2, 3, 128, 128)
+    before = m.backbone.stem[0][0].weight.detach().clone()
+    t = time.perf_counter()
+    out = m(x)
+    loss = out["semantic"].mean() + out["center"].square().mean() + out["offset"].abs().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert time.perf_counter() - t < 30  # a hang / pathological slowdown, not a benchmark
+    assert m.backbone.stem[0][0].weight.grad.abs().sum() > 0
+    assert m.offset_head.out.weight.grad.abs().sum() > 0
+    assert not torch.equal(before, m.backbone.stem[0][0].weight)
+
+
+def test_batch_of_one_trains():
+    """The ASPP image-pooling branch has no BN, so batch size 1 works in train mode."""
+    m = build_model("tiny", num_classes=2)
+    out = m(torch.randn(1, 3, 64, 64))
+    sum(v.sum() for v in out.values()).backward()
+
+
+def test_resnet50_model_shapes_and_decoder():
+    m = build_model("resnet50", num_classes=20).eval()
+    assert m.backbone_name == "resnet50"
+    assert [b[0].dilation for b in m.semantic_decoder.aspp.branches[1:4]] == [(3, 3), (6, 6), (9, 9)]
+    assert m.semantic_decoder.low_level_keys == ("res3", "res2")
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, 64, 64))
+    assert out["semantic"].shape == (1, 21, 64, 64)
+    assert out["center"].shape == (1, 20, 64, 64)
+    assert out["offset"].shape == (1, 2, 64, 64)
+
+
+def test_build_model_rejects_bad_arguments():
+    with pytest.raises(BestieError, match="unknown backbone"):
+        build_model("resnet18", 3)
+    with pytest.raises(BestieError, match="num_classes"):
+        build_model("tiny", 0)
+
+
+def test_pretrained_backbone_file_is_loaded(tmp_path, capsys):
+    src = build_model("tiny", 3).backbone.state_dict()
+    src = {k: (v + 1 if v.is_floating_point() else v) for k, v in src.items()}
+    torch.save({"state_dict": src}, tmp_path / "tiny_backbone.pt")
+    m = build_model("tiny", 3, pretrained=str(tmp_path / "tiny_backbone.pt"))
+    assert m.pretrained_report.missing == [] and len(m.pretrained_report.loaded) == len(src)
+    assert torch.equal(m.backbone.stage4[1][0].weight, src["stage4.1.0.weight"])
+    assert "loaded" in capsys.readouterr().err
+    torch.save({"foo.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(BestieError, match="no key matches"):
+        build_model("tiny", 3, pretrained=str(tmp_path / "other.pt"))
