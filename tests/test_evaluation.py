@@ -392,3 +392,14 @@ def test_evaluate_command(demo_root, tmp_path):
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == [
         f"Error: {pred}: entry {len(res)}: image_id 123 is not in split 'val'"]
+
+
+def test_in_memory_results_with_numpy_values():
+    # The trainer passes results built in memory: numpy scalars and bytes counts are accepted.
+    ds = tiny_dataset()
+    r = mask_utils.encode(np.asfortranarray(A.astype(np.uint8)))
+    res = [{"image_id": np.int64(2007000001), "category_id": np.int32(1), "score": np.float32(0.5),
+            "segmentation": r}]
+    m = evaluate_predictions(ds, res, progress=False)
+    assert m["voc"]["per_class"]["cat"]["AP50"] == pytest.approx(100 / 3, abs=1e-3)
+    assert m["num_predictions"] == 1

@@ -163,22 +163,24 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
         if not _is_int(cid) or not 1 <= cid <= num_classes:
             _fail(path, i, f"category_id {cid!r} is not in 1..{num_classes}")
         s = e["score"]
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s):
+        if not isinstance(s, (int, float, np.integer, np.floating)) or isinstance(s, bool) \
+                or not math.isfinite(s):
             _fail(path, i, f"score {s!r} is not a finite number")
         seg = e["segmentation"]
         if not isinstance(seg, dict) or "size" not in seg or "counts" not in seg:
             _fail(path, i, "segmentation must be an RLE object with 'size' and 'counts'")
         size = seg["size"]
-        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v >= 0 for v in size)):
+        if not (isinstance(size, (list, tuple)) and len(size) == 2
+                and all(_is_int(v) and v >= 0 for v in size)):
             _fail(path, i, f"RLE size {size!r} is not [height, width]")
-        h, w = size
+        h, w = int(size[0]), int(size[1])
         if (h, w) != (rec.height, rec.width):
             _fail(path, i, f"RLE size {h}x{w} (h x w) differs from image {rec.image_id} "
                            f"({rec.height}x{rec.width})")
         cnt = seg["counts"]
-        if isinstance(cnt, str):
+        if isinstance(cnt, (str, bytes)):
             try:
-                b = cnt.encode("ascii")
+                b = cnt.encode("ascii") if isinstance(cnt, str) else bytes(cnt)
             except UnicodeEncodeError:
                 _fail(path, i, "RLE counts string has non-ASCII characters")
             counts.append(b)
@@ -189,7 +191,7 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
                 _fail(path, i, "RLE counts list must hold non-negative integers")
             if sum(cnt) != h * w:
                 _fail(path, i, f"RLE counts sum to {sum(cnt)}, expected {h}*{w} = {h * w}")
-            rles[i] = mask_utils.frPyObjects({"size": [h, w], "counts": cnt}, h, w)
+            rles[i] = mask_utils.frPyObjects({"size": [h, w], "counts": [int(v) for v in cnt]}, h, w)
         else:
             _fail(path, i, f"RLE counts must be a string or a list, got {type(cnt).__name__}")
         rec_of[i] = rec
@@ -198,12 +200,15 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
         per_image[rec.image_id].append(i)
 
     ok, total = decode_counts_totals(counts)
-    for b_ok, tot, i in zip(ok, total, counts_entry):
-        h, w = rles[i]["size"]
-        if not b_ok:
-            _fail(path, i, "malformed compressed RLE counts string")
-        if tot != h * w:
-            _fail(path, i, f"RLE counts cover {tot} pixels, expected {h}*{w} = {h * w}")
+    entry = np.asarray(counts_entry, np.int64)
+    expect = np.array([rles[i]["size"][0] * rles[i]["size"][1] for i in counts_entry], np.int64)
+    bad = np.flatnonzero(~ok | (total != expect))
+    if len(bad):
+        j = bad[0]  # the first bad entry in file order (counts are listed in file order)
+        if not ok[j]:
+            _fail(path, int(entry[j]), "malformed compressed RLE counts string")
+        h, w = rles[entry[j]]["size"]
+        _fail(path, int(entry[j]), f"RLE counts cover {total[j]} pixels, expected {h}*{w} = {h * w}")
 
     out = {}
     for image_id, idx in per_image.items():

@@ -2,7 +2,8 @@
 ``eval_instance_segmentation_voc``), vectorised over predictions and IoU thresholds.
 
 Per class, the predictions of all images are ranked by score (descending; ties keep their
-order of appearance: image order, then order within the image). In each image a prediction is
+order of appearance: image order, then order within the image, so that the result does not
+depend on a sort algorithm; chainercv's reversed ``argsort`` may order exact ties otherwise). In each image a prediction is
 assigned to the GT of its class with the highest mask IoU (the first such GT on ties); it is a
 true positive if that IoU reaches the threshold and no higher-ranked prediction of the same
 image already took that GT, otherwise a false positive (it does not fall back to another GT).
