@@ -550,6 +550,92 @@ def _count_instances(path: Path) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------
+def _find_upstream(pseudo: Store, name: str, stage: str) -> Path | None:
+    """The store next to ``pseudo`` whose bytes are the ``name`` input the pseudo store records."""
+    want = pseudo.inputs.get(name)
+    if not want:
+        return None
+    for p in sorted(pseudo.path.parent.glob("*.h5")):
+        try:
+            with Store(p) as s:
+                if s.stage == stage and s.fingerprint == want:
+                    return p
+        except BestieError:
+            continue
+    return None
+
+
+def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
+    """``n`` ids spread evenly over the split (first and last included), in split order."""
+    if n <= 0 or not image_ids:
+        return []
+    idx = np.unique(np.linspace(0, len(image_ids) - 1, min(n, len(image_ids))).round().astype(int))
+    return [image_ids[i] for i in idx]
+
+
+def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
+               overlays_dir: str | os.PathLike | None = None, n_overlays: int = 8,
+               wsss_path: str | os.PathLike | None = None, cues_path: str | os.PathLike | None = None,
+               iou_thr: float = 0.5) -> dict:
+    """Pseudo-label quality against GT instances, and overlay images.
+
+    Counts per class and in total: pseudo instances, true positives (IoU >= ``iou_thr`` with an
+    unmatched GT of the same class), GT instances, precision and recall (fractions), see
+    :mod:`bestie_labels.report`. ``out_json`` gets that dict plus the pseudo store's path and
+    fingerprint. ``overlays_dir`` gets ``<id>.png`` (image | WSSS | cues | pseudo instances) for
+    ``n_overlays`` images spread over the split; the WSSS and cues stores are ``wsss_path`` /
+    ``cues_path`` or, when not given, the stores next to ``pseudo_path`` whose fingerprints the
+    pseudo store recorded as its inputs.
+
+    Returns the summary dict with ``table`` (text) added.
+    """
+    from .export import overlay_panels, write_rgb_png
+    from .fileio import write_json
+    from .report import format_table, match_pseudo_to_gt, summarise
+
+    counts = []
+    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo") as pseudo:
+        for rec in tqdm(dataset.records, desc="report", unit="img", disable=None):
+            d = pseudo.read(rec.image_id)
+            gt = dataset.load_gt(rec)
+            if d["instances"].shape != gt.void.shape:
+                raise BestieError(f"image {rec.image_id}: pseudo instances are {d['instances'].shape[1]}x"
+                                  f"{d['instances'].shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
+                                  pseudo.path)
+            counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
+        summary = summarise(counts, dataset.class_names)
+        summary["iou_threshold"] = iou_thr
+        summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
+        table = format_table(summary)
+        written = []
+        if overlays_dir is not None:
+            wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
+            cues_path = cues_path if cues_path is not None else _find_upstream(pseudo, "cues", CUES)
+            wsss = open_input(wsss_path, WSSS, dataset, "--wsss") if wsss_path else None
+            cues = open_input(cues_path, CUES, dataset, "--cues") if cues_path else None
+            try:
+                for image_id in overlay_sample(dataset.image_ids, n_overlays):
+                    rec = dataset.record(image_id)
+                    d = pseudo.read(image_id)
+                    panel = overlay_panels(dataset.load_image(rec),
+                                           wsss.read(image_id)["mask"] if wsss else None,
+                                           cues.read(image_id)["points"] if cues else None,
+                                           d["instances"], d["classes"], d["centers"])
+                    p = Path(overlays_dir) / f"{image_id}.png"
+                    write_rgb_png(p, panel)
+                    written.append(os.fspath(p))
+            finally:
+                for s in (wsss, cues):
+                    if s is not None:
+                        s.close()
+    if out_json is not None:
+        write_json(out_json, summary, indent=1)
+    return {**summary, "table": table, "overlays": written}
+
+
+# ----------------------------------------------------------------------------------------
 # merge, export
 # ----------------------------------------------------------------------------------------
 def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> dict:

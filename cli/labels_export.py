@@ -1,0 +1,23 @@
+"""``bestie-labels export``: pseudo instances as COCO JSON, VOC PNGs or official BESTIE text."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, data_options, open_data
+
+
+@click.command(name="export")
+@data_options
+@click.option("--pseudo", "pseudo_path", required=True, type=click.Path(), help="pseudo.h5 from `bestie-labels transfer`.")
+@click.option("--format", "fmt", type=click.Choice(["coco", "voc", "bestie-txt"]), default="coco", show_default=True,
+              help="coco: instances JSON (RLE); voc: OUT/SegmentationObject + OUT/SegmentationClass PNGs; "
+                   "bestie-txt: OUT/Center_points/<id>.txt.")
+@click.option("--out", required=True, type=click.Path(), help="JSON file (coco) or folder (voc, bestie-txt).")
+@command
+def command(data, split, data_format, images, labels_file, pseudo_path, fmt, out):
+    """Export a pseudo-label store for other trainers (detectron2, MMDetection, official BESTIE)."""
+    from bestie_labels.stages import format_summary, run_export
+
+    ds = open_data(data, split, data_format, images, labels_file)
+    click.echo(format_summary(run_export(ds, pseudo_path, fmt, out)))

@@ -1,0 +1,33 @@
+"""``bestie-labels report``: pseudo-label quality against GT instances, and overlay images."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, data_options, open_data
+
+
+@click.command(name="report")
+@data_options
+@click.option("--pseudo", "pseudo_path", required=True, type=click.Path(), help="pseudo.h5 from `bestie-labels transfer`.")
+@click.option("--out", "out_json", type=click.Path(), default=None, help="Write the counts as JSON (report.json).")
+@click.option("--overlays", "overlays_dir", type=click.Path(), default=None,
+              help="Write <id>.png panels (image | WSSS | cues | pseudo instances) for a sample of images.")
+@click.option("--num-overlays", "n_overlays", default=8, show_default=True, type=click.IntRange(0))
+@click.option("--wsss", "wsss_path", type=click.Path(), default=None,
+              help="WSSS store for the overlays (default: the one next to --pseudo that made it).")
+@click.option("--cues", "cues_path", type=click.Path(), default=None,
+              help="Cues store for the overlays (default: the one next to --pseudo that made it).")
+@command
+def command(data, split, data_format, images, labels_file, pseudo_path, out_json, overlays_dir, n_overlays,
+            wsss_path, cues_path):
+    """Pseudo instances, true positives (IoU >= 0.5 with an unmatched GT of the class), precision, recall."""
+    from bestie_labels.stages import run_report
+
+    r = run_report(open_data(data, split, data_format, images, labels_file), pseudo_path, out_json=out_json,
+                   overlays_dir=overlays_dir, n_overlays=n_overlays, wsss_path=wsss_path, cues_path=cues_path)
+    click.echo(r["table"])
+    if out_json:
+        click.echo(f"wrote {out_json}")
+    if r["overlays"]:
+        click.echo(f"wrote {len(r['overlays'])} overlays to {overlays_dir}")

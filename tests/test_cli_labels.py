@@ -1,0 +1,85 @@
+"""The label-stage commands on the tiny demo data: chain, one-line errors, shards, exports."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.labels import main
+
+
+def _run(*args, code=0):
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert r.exit_code == code, r.output
+    return r
+
+
+@pytest.fixture(scope="module")
+def chain(demo_root, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    data = ["--data", demo_root, "--split", "train"]
+    _run("cues", *data, "--out", d / "cues.h5")
+    _run("wsss", *data, "--from-gt", "--out", d / "wsss.h5")
+    r = _run("transfer", *data, "--cues", d / "cues.h5", "--wsss", d / "wsss.h5", "--out", d / "pseudo.h5")
+    assert "transfer: wrote" in r.output and "9 images" in r.output
+    return data, d
+
+
+def test_chain_report_export(chain):
+    data, d = chain
+    r = _run("transfer", *data, "--cues", d / "cues.h5", "--wsss", d / "wsss.h5", "--out", d / "pseudo.h5")
+    assert "is up to date" in r.output
+    r = _run("report", *data, "--pseudo", d / "pseudo.h5", "--out", d / "report.json",
+             "--overlays", d / "ov", "--num-overlays", "2")
+    rep = json.loads((d / "report.json").read_text())
+    assert rep["num_images"] == 9 and rep["total"]["tp"] > 0
+    assert f"{rep['total']['num_pseudo']:>7} {rep['total']['tp']:>7}" in r.output
+    assert len(list((d / "ov").glob("*.png"))) == 2
+    _run("export", *data, "--pseudo", d / "pseudo.h5", "--format", "coco", "--out", d / "coco.json")
+    js = json.loads((d / "coco.json").read_text())
+    assert len(js["images"]) == 9 and len(js["annotations"]) == rep["total"]["num_pseudo"]
+    _run("export", *data, "--pseudo", d / "pseudo.h5", "--format", "voc", "--out", d / "voc")
+    assert len(list((d / "voc" / "SegmentationObject").glob("*.png"))) == 9
+    _run("export", *data, "--pseudo", d / "pseudo.h5", "--format", "bestie-txt", "--out", d / "txt")
+    lines = sum(len(p.read_text().splitlines()) for p in (d / "txt" / "Center_points").glob("*.txt"))
+    assert lines == rep["total"]["num_pseudo"]
+
+
+def test_shards_merge_equal_unsharded(chain):
+    data, d = chain
+    parts = []
+    for i in range(2):
+        p = d / f"part{i}.h5"
+        _run("transfer", *data, "--cues", d / "cues.h5", "--wsss", d / "wsss.h5", "--out", p, "--shard", f"{i}/2")
+        parts.append(p)
+    _run("merge", *parts, "--out", d / "merged.h5")
+    assert filecmp.cmp(d / "merged.h5", d / "pseudo.h5", shallow=False)
+    r = _run("merge", parts[0], "--out", d / "m2.h5", code=1)
+    assert "images of the split are in no part" in r.output
+
+
+def test_wrong_store_one_line(chain):
+    data, d = chain
+    r = _run("transfer", *data, "--cues", d / "wsss.h5", "--wsss", d / "wsss.h5", "--out", d / "bad.h5", code=1)
+    msg = r.output.strip()
+    assert msg == f"Error: {d / 'wsss.h5'}: this is a 'wsss' store, expected a 'cues' store"
+    assert not (d / "bad.h5").exists() and not (d / "bad.h5.parts").exists()
+    r = _run("transfer", *data, "--cues", d / "cues.h5", "--wsss", d / "wsss.h5", "--out", d / "pseudo.h5",
+             "--min-area", "10", code=1)
+    assert "min_area: 50 -> 10" in r.output and "--force" in r.output and len(r.output.strip().splitlines()) == 1
+    r = _run("wsss", *data, "--out", d / "w.h5", code=1)
+    assert "exactly one of --import DIR, --method cam, --from-gt" in r.output
+
+
+def test_label_commands_do_not_import_torch():
+    code = ("import sys; from click.testing import CliRunner; from cli.labels import main\n"
+            "for c in ['cues', 'wsss', 'transfer', 'report', 'export', 'merge']:\n"
+            "    r = CliRunner().invoke(main, [c, '--help']); assert r.exit_code == 0, r.output\n"
+            "import bestie_labels.stages, bestie_labels.export\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
