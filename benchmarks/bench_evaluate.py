@@ -18,20 +18,26 @@ import time
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from bestie_labels.evaluation.coco_ap import encode_masks, make_coco_eval
+from bestie_labels.evaluation.coco_ap import make_coco_eval
 from bestie_labels.evaluation.voc_ap import voc_instance_ap
 
 H, W, C = 375, 500, 20
 
 
-def _ellipses(rng, params) -> np.ndarray:
-    """``(N, H, W) bool`` filled ellipses for rows (cx, cy, ax, ay, angle)."""
-    out = np.zeros((len(params), H, W), np.uint8)
-    for m, (cx, cy, ax, ay, ang) in zip(out, params):
-        cv2.ellipse(m, (int(cx), int(cy)), (max(int(ax), 2), max(int(ay), 2)), float(ang), 0, 360, 1, -1)
-    return out.astype(bool)
+def _encode_ellipses(params) -> list[dict]:
+    """Compressed RLEs of filled ellipses, rows (cx, cy, ax, ay, angle), on an H x W image.
+
+    Drawn in a (N, W, H) C-order buffer, whose transpose is the Fortran-order (H, W, N) array
+    pycocotools encodes, so no copy is made (drawing in the transposed frame just mirrors the
+    random shapes).
+    """
+    buf = np.zeros((len(params), W, H), np.uint8)
+    for m, (cx, cy, ax, ay, ang) in zip(buf, params):
+        cv2.ellipse(m, (int(cy), int(cx)), (max(int(ay), 2), max(int(ax), 2)), float(ang), 0, 360, 1, -1)
+    return mask_utils.encode(buf.transpose(2, 1, 0))
 
 
 def make_set(n_images: int, n_preds: int, seed: int):
@@ -52,9 +58,9 @@ def make_set(n_images: int, n_preds: int, seed: int):
         n_fp = n_preds - n_tp
         fp = np.c_[rng.uniform(0, W, n_fp), rng.uniform(0, H, n_fp), rng.uniform(5, 80, n_fp),
                    rng.uniform(5, 80, n_fp), rng.uniform(0, 180, n_fp)]
-        g_rles.append(encode_masks(_ellipses(rng, gp)))
+        g_rles.append(_encode_ellipses(gp))
         g_cls.append(gc)
-        p_rles.append(encode_masks(_ellipses(rng, np.r_[pp, fp])))
+        p_rles.append(_encode_ellipses(np.r_[pp, fp]))
         p_cls.append(np.r_[pc, rng.integers(0, C, n_fp)])
         p_sc.append(np.r_[rng.uniform(0.3, 1.0, n_tp), rng.uniform(0.0, 0.7, n_fp)])
     return g_rles, g_cls, p_rles, p_cls, p_sc

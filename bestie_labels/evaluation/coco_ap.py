@@ -17,7 +17,8 @@ def encode_masks(masks: np.ndarray) -> list[dict]:
     masks = np.asarray(masks)
     if masks.shape[0] == 0:
         return []
-    return mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    m8 = masks.view(np.uint8) if masks.dtype == bool else masks.astype(np.uint8)
+    return mask_utils.encode(np.asfortranarray(m8.transpose(1, 2, 0)))
 
 
 def _coco(images: list[dict], categories: list[dict], anns: list[dict]) -> COCO:
