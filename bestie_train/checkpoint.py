@@ -1,0 +1,90 @@
+"""Training checkpoints: atomic save, validated load, model rebuild.
+
+A checkpoint is a ``torch.save`` dict readable with ``weights_only=True`` (tensors, numbers,
+strings, lists and dicts only)::
+
+    format        1
+    kind          "bestie-train"
+    model         state dict of the network (unwrapped from DistributedDataParallel)
+    optimizer     Adam state dict            scheduler  LambdaLR state dict
+    scaler        GradScaler state dict (CUDA AMP) or {}
+    iteration     completed training iterations
+    rng           {"torch": ByteTensor, "cuda": [ByteTensor...], "numpy": [...], "python": [...]}
+    options       the fit options (JSON-like dict: backbone, crop, lr, iters, seed, ...)
+    class_names   list of the dataset's class names (their count fixes the heads)
+    best          {"metric": float | None, "iteration": int | None}
+
+``last.pt`` and ``best.pt`` of a run share this layout.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from bestie_labels.errors import BestieError
+from bestie_labels.fileio import atomic_path
+
+FORMAT = 1
+KIND = "bestie-train"
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """Write ``state`` (see module doc; ``format`` and ``kind`` are added) atomically."""
+    state = dict(state)
+    state["format"] = FORMAT
+    state["kind"] = KIND
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
+                    class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Read and check a checkpoint (tensors on the CPU).
+
+    Args:
+        path: ``last.pt`` / ``best.pt``.
+        num_classes: when given, the number of classes of the dataset it will be used with.
+        class_names: when given, the dataset's class names (a different set only warns).
+
+    Raises:
+        BestieError: naming the file, when it is missing, unreadable, not a bestie-train
+            checkpoint, of another format, or made for another number of classes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BestieError("checkpoint not found", path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and unpickler errors come in many types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BestieError(f"cannot read checkpoint ({type(e).__name__}: {msg[:120]})", path) from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND or "model" not in ckpt:
+        raise BestieError("not a bestie-train checkpoint (no kind/model entries)", path)
+    if ckpt.get("format") != FORMAT:
+        raise BestieError(f"checkpoint format {ckpt.get('format')} is not supported (expected {FORMAT})", path)
+    names = list(ckpt.get("class_names") or [])
+    if not names:
+        raise BestieError("checkpoint has no class names", path)
+    if num_classes is not None and len(names) != int(num_classes):
+        raise BestieError(f"checkpoint is for {len(names)} classes but the dataset has {int(num_classes)}",
+                          path)
+    if class_names is not None and list(class_names) != names:
+        warnings.warn(f"{path}: checkpoint classes {names[:4]}... differ from the dataset's "
+                      f"{list(class_names)[:4]}...; predictions use the dataset's order", stacklevel=2)
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the network of a loaded checkpoint, in eval mode on ``device``."""
+    from .model import build_model
+
+    opts = ckpt.get("options", {})
+    model = build_model(opts.get("backbone", "tiny"), len(ckpt["class_names"]), pretrained=None)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
