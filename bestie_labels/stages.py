@@ -131,6 +131,7 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
             writer.flush()
         except Exception:
             pass
+        _discard_if_empty(writer)
         raise
     finally:
         bar.close()
@@ -140,6 +141,25 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
         _close_cached()
     writer.finish()
     return written, warnings
+
+
+def _discard_if_empty(writer: StoreWriter) -> None:
+    """Remove ``<out>.parts/`` when it holds no finished image (nothing to resume from)."""
+    import shutil
+
+    if writer.n_done == 0 and writer.parts_dir.is_dir():
+        shutil.rmtree(writer.parts_dir, ignore_errors=True)
+
+
+def _load_model(writer: StoreWriter, checkpoint, device: str, num_classes: int):
+    from .classifier.maps import load_classifier
+
+    try:
+        model, _ = load_classifier(checkpoint, device, num_classes=num_classes)
+    except BaseException:
+        _discard_if_empty(writer)
+        raise
+    return model
 
 
 def _summary(stage: str, out: Path, writer: StoreWriter, written: int, warnings: Counter, **extra) -> dict:
@@ -283,9 +303,7 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
         s = _up_to_date(CUES, out, writer)
     else:
         if method != "points":
-            from .classifier.maps import load_classifier
-
-            ctx["model"], _ = load_classifier(checkpoint, device, num_classes=dataset.num_classes)
+            ctx["model"] = _load_model(writer, checkpoint, device, dataset.num_classes)
             workers = 1
         written, warnings = _execute(writer, work, ctx, workers, f"cues ({method})")
         s = _summary(CUES, out, writer, written, warnings)
@@ -440,9 +458,7 @@ def run_wsss(dataset: Dataset, out: str | os.PathLike, import_dir: str | os.Path
     if writer.is_current:
         return _up_to_date(WSSS, out, writer)
     if work is _wsss_cam:
-        from .classifier.maps import load_classifier
-
-        ctx["model"], _ = load_classifier(checkpoint, device, num_classes=dataset.num_classes)
+        ctx["model"] = _load_model(writer, checkpoint, device, dataset.num_classes)
         workers = 1
     written, warnings = _execute(writer, work, ctx, workers, f"wsss ({options['method']})")
     return _summary(WSSS, out, writer, written, warnings)

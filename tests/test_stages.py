@@ -150,6 +150,13 @@ def test_cues_points_filters_and_warnings(demo, tmp_path):
     (pdir / f"{r2.image_id}.txt").write_text("1 2 x 0.5\n")
     with pytest.raises(BestieError, match=f"{r2.image_id}.txt: line 1: non-numeric"):
         run_cues(ds, tmp_path / "c2.h5", points_dir=pdir)
+    assert not (tmp_path / "c2.h5").exists()
+    # The two images finished before the bad one are kept, but fixing the file changes the
+    # input: the parts are refused until --force.
+    (pdir / f"{r2.image_id}.txt").write_text("1 2 0 0.5\n")
+    with pytest.raises(StaleOutputError, match="unfinished run with other options or inputs"):
+        run_cues(ds, tmp_path / "c2.h5", points_dir=pdir)
+    assert run_cues(ds, tmp_path / "c2.h5", points_dir=pdir, force=True)["written"] == 9
     # export_txt writes the official files of what the store holds
     run_cues(ds, tmp_path / "c3.h5", export_txt=tmp_path / "txt")
     got = (tmp_path / "txt" / "Center_points" / f"{r0.image_id}.txt").read_text()
@@ -292,3 +299,56 @@ def test_report_counts_and_overlays(demo, tmp_path):
     wsss_panel = panel[:, 68:132].astype(int)
     expect = (0.7 * voc_palette()[sem] + 0.3 * ds.load_image(rec)).astype(int)
     assert np.abs(wsss_panel - expect).max() <= 1
+
+
+def _save_classifier(path, class_names):
+    import torch
+
+    from bestie_labels.classifier import build_classifier, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_classifier("tiny", len(class_names))
+    save_checkpoint(path, {"format": "bestie-pam", "version": 1, "model": model.state_dict(),
+                           "options": {"backbone": "tiny", "pam": True, "alpha": 0.7, "crop_size": 64},
+                           "class_names": list(class_names), "epoch": 1})
+    return path
+
+
+@pytest.mark.slow
+def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
+    """pam / cam cues and CAM WSSS from a seeded untrained classifier equal the library calls."""
+    pytest.importorskip("bestie_labels.classifier")
+    from bestie_labels.classifier import activation_maps, cam_to_mask, extract_peaks, load_classifier
+
+    ds = open_dataset(demo_root, split="val")  # 3 images: keeps the CPU forward passes few
+    ckpt = _save_classifier(tmp_path / "pam.pt", ds.class_names)
+    s = run_cues(ds, tmp_path / "pam.h5", method="pam", checkpoint=ckpt, min_conf=0.5, save_maps=True)
+    assert s["written"] == 3
+    run_cues(ds, tmp_path / "cam.h5", method="cam", checkpoint=ckpt, min_conf=0.5)
+    run_wsss(ds, tmp_path / "wsss.h5", method="cam", checkpoint=ckpt, bg_threshold=0.3)
+    model, _ = load_classifier(ckpt)
+    rec = ds.records[1]
+    img = ds.load_image(rec)
+    pam_maps = activation_maps(model, img, rec.labels, pam=True)
+    cam_maps = activation_maps(model, img, rec.labels, pam=False)
+    with Store(tmp_path / "pam.h5", stage="cues") as p, Store(tmp_path / "cam.h5") as c, \
+            Store(tmp_path / "wsss.h5") as w:
+        assert p.options == {"method": "pam", "min_conf": 0.5, "kernel": 15, "topk": 25, "save_maps": True}
+        r = p.read(rec.image_id)
+        np.testing.assert_array_equal(r["points"], extract_peaks(pam_maps, rec.labels, 15, 25, 0.5))
+        assert (r["points"][:, 3] >= 0.5).all() and rec.labels[r["points"][:, 2].astype(int)].all()
+        np.testing.assert_array_equal(r["map_classes"], np.flatnonzero(rec.labels))
+        np.testing.assert_array_equal(r["maps"], pam_maps[rec.labels].astype(np.float16))
+        np.testing.assert_array_equal(c.read(rec.image_id)["points"],
+                                      extract_peaks(cam_maps, rec.labels, 15, 25, 0.5))
+        assert "maps" not in c.read(rec.image_id)
+        np.testing.assert_array_equal(w.read(rec.image_id)["mask"], cam_to_mask(cam_maps, rec.labels, 0.3))
+    # Image-level cues: transfer centers default to the component centroid.
+    run_transfer(ds, tmp_path / "pam.h5", tmp_path / "wsss.h5", tmp_path / "pseudo.h5")
+    with Store(tmp_path / "pseudo.h5") as p:
+        assert p.options["center"] == "centroid"
+    # A checkpoint for another number of classes is refused with one line naming it.
+    other = _save_classifier(tmp_path / "three.pt", ds.class_names[:3])
+    with pytest.raises(BestieError, match="three.pt: checkpoint is for 3 classes"):
+        run_cues(ds, tmp_path / "x.h5", method="pam", checkpoint=other)
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.parts").exists()
