@@ -176,8 +176,10 @@ def format_summary(s: Mapping[str, Any]) -> str:
     """One or two lines for the CLI."""
     if s.get("up_to_date") and not s.get("written"):
         head = f"{s['stage']}: {s['out']} is up to date ({s['images']} images)"
-    else:
+    elif s["stage"] in (CUES, WSSS, "transfer"):
         head = f"{s['stage']}: wrote {s['out']} ({s['images']} images, {s['written']} computed now)"
+    else:
+        head = f"{s['stage']}: wrote {s['out']} ({s['images']} images)"
     extra = {k: v for k, v in s.items()
              if k not in ("stage", "out", "images", "written", "up_to_date", "warnings")}
     lines = [head]
