@@ -68,10 +68,13 @@ def _close_cached() -> None:
     _STORE_CACHE.clear()
 
 
-def open_input(path: str | os.PathLike, stage: str, dataset: Dataset, option: str) -> Store:
+def open_input(path: str | os.PathLike, stage: str, dataset: Dataset, option: str,
+               same_data: bool = False) -> Store:
     """Open an upstream store, checking its stage and that it holds every image of ``dataset``.
 
-    ``option`` (``"--cues"``, ...) names the command-line option in the messages.
+    ``option`` (``"--cues"``, ...) names the command-line option in the messages. With
+    ``same_data`` the store must have been made from this very split (same dataset fingerprint:
+    images, image-level labels, image files), as transfer needs.
     """
     s = Store(path, stage=stage)
     try:
@@ -82,6 +85,10 @@ def open_input(path: str | os.PathLike, stage: str, dataset: Dataset, option: st
         if missing:
             raise BestieError(f"{option}: {len(missing)} of the {len(dataset)} images of split "
                               f"'{dataset.split}' are not in this store (first: {missing[0]})", path)
+        if same_data and s.inputs.get("data") not in (None, dataset.fingerprint()):
+            raise BestieError(f"{option}: made from another version of split '{dataset.split}' (other "
+                              "images, image-level labels or image files, e.g. another --labels file); "
+                              "rerun that stage with the same data options", path)
     except BaseException:
         s.close()
         raise
@@ -545,8 +552,8 @@ def run_transfer(dataset: Dataset, cues_path: str | os.PathLike | None, wsss_pat
     else:
         if cues_path is None or wsss_path is None:
             raise BestieError("transfer needs --cues and --wsss (or --from-gt)")
-        with open_input(cues_path, CUES, dataset, "--cues") as cues, \
-                open_input(wsss_path, WSSS, dataset, "--wsss") as wsss:
+        with open_input(cues_path, CUES, dataset, "--cues", same_data=True) as cues, \
+                open_input(wsss_path, WSSS, dataset, "--wsss", same_data=True) as wsss:
             if center == "auto":
                 center = "point" if cues.options.get("method") == "points" else "centroid"
             inputs.update(cues=cues.fingerprint, wsss=wsss.fingerprint)

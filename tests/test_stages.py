@@ -123,6 +123,12 @@ def test_wrong_stage_and_split_refused(demo, demo_root, tmp_path):
     with pytest.raises(BestieError, match="--cues: 3 of the 3 images of split 'val' are not in this store"):
         run_transfer(val, d / "cues.h5", d / "wsss.h5", tmp_path / "p.h5")
     assert not (tmp_path / "p.h5").exists() and not (tmp_path / "p.h5.parts").exists()
+    # Same images, other image-level labels (a --labels file): the cues were made for other data.
+    lab = tmp_path / "labels.txt"
+    lab.write_text("".join(f"{r.image_id} 0 1 2 3\n" for r in ds.records))
+    relabelled = open_dataset(demo_root, split="train", labels=lab)
+    with pytest.raises(BestieError, match="--cues: made from another version of split 'train'"):
+        run_transfer(relabelled, d / "cues.h5", d / "wsss.h5", tmp_path / "p.h5")
 
 
 def test_cues_points_filters_and_warnings(demo, tmp_path):
