@@ -108,6 +108,7 @@ class Dataset:
     records: list[Record]
     kind: str = "base"
     extra_fingerprint: dict = field(default_factory=dict)
+    points_dir: Path | None = None  # point files (`x y cls conf`) shipped with the dataset, if any
 
     def __post_init__(self) -> None:
         ids = coco_image_ids([r.image_id for r in self.records])

@@ -26,7 +26,6 @@ from .base import Dataset, GtInstances, Record
 class CocoDataset(Dataset):
     """A COCO instances split; ``load_gt`` decodes the annotations of one image."""
 
-    points_dir: Path | None = None
     json_path: Path | None = None
     coco: object = field(default=None, repr=False)
     cat_index: dict = field(default_factory=dict, repr=False)

@@ -24,7 +24,6 @@ from .voc import _image_size, read_class_names
 class FolderDataset(Dataset):
     """Images with image-level labels only (``load_gt`` raises :class:`BestieError`)."""
 
-    points_dir: Path | None = None
 
 
 def open_folder(root: str | os.PathLike, split: str = "train") -> FolderDataset:

@@ -135,8 +135,6 @@ def parse_annotation(path: Path, class_index: dict[str, int]) -> tuple[np.ndarra
 class VocDataset(Dataset):
     """A VOC2012-layout split. ``points_dir`` is ``root/points`` when it exists, else None."""
 
-    points_dir: Path | None = None
-
     def _png(self, sub: str, rec: Record) -> Path:
         return self.root / sub / f"{rec.image_id}.png"
 
