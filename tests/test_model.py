@@ -67,6 +67,8 @@ def test_tiny_train_step_reaches_the_backbone():
     assert time.perf_counter() - t < 30  # a hang / pathological slowdown, not a benchmark
     assert m.backbone.stem[0][0].weight.grad.abs().sum() > 0
     assert m.offset_head.out.weight.grad.abs().sum() > 0
+    # DistributedDataParallel needs every parameter in the graph
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
     assert not torch.equal(before, m.backbone.stem[0][0].weight)
 
 
@@ -78,8 +80,13 @@ def test_batch_of_one_trains():
 
 
 def test_resnet50_model_shapes_and_decoder():
-    m = build_model("resnet50", num_classes=20).eval()
+    m = build_model("resnet50", num_classes=20)
     assert m.backbone_name == "resnet50"
+    assert m.backbone.fc is None and not any(k.startswith("backbone.fc.") for k in m.state_dict())
+    out = m(torch.randn(2, 3, 64, 64))
+    (out["semantic"].mean() + out["center"].mean() + out["offset"].mean()).backward()
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
+    m.eval()
     assert [b[0].dilation for b in m.semantic_decoder.aspp.branches[1:4]] == [(3, 3), (6, 6), (9, 9)]
     assert m.semantic_decoder.low_level_keys == ("res3", "res2")
     with torch.no_grad():
@@ -96,6 +103,18 @@ def test_build_model_rejects_bad_arguments():
         build_model("tiny", 0)
 
 
+def test_resnet_imagenet_file_through_build_model(tmp_path, capsys):
+    from bestie_labels.backbones.resnet import resnet50
+
+    src = {k: (v + 1 if v.is_floating_point() else v) for k, v in resnet50().state_dict().items()}
+    torch.save(src, tmp_path / "resnet50.pth")
+    m = build_model("resnet50", 20, pretrained=str(tmp_path / "resnet50.pth"))
+    r = m.pretrained_report
+    assert r.missing == [] and r.unexpected == [] and r.ignored == ["fc.bias", "fc.weight"] and len(r.loaded) == 318
+    assert torch.equal(m.backbone.layer4[2].bn3.running_mean, src["layer4.2.bn3.running_mean"])
+    assert "0 missing, 0 unexpected, 2 ignored" in capsys.readouterr().err
+
+
 def test_pretrained_backbone_file_is_loaded(tmp_path, capsys):
     src = build_model("tiny", 3).backbone.state_dict()
     src = {k: (v + 1 if v.is_floating_point() else v) for k, v in src.items()}
@@ -110,7 +129,11 @@ def test_pretrained_backbone_file_is_loaded(tmp_path, capsys):
 
 
 def test_hrnet_w32_model_uses_one_stride4_branch():
-    m = build_model("hrnet_w32", num_classes=2).eval()
+    m = build_model("hrnet_w32", num_classes=2)
+    out = m(torch.randn(2, 3, 64, 64))
+    (out["semantic"].mean() + out["center"].mean() + out["offset"].mean()).backward()
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
+    m.eval()
     assert m.backbone_name == "hrnet_w32"
     # all four branches (32+64+128+256 channels) concatenated at stride 4, no ASPP
     assert m.semantic_decoder.project[0].in_channels == 480

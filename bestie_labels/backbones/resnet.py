@@ -3,7 +3,8 @@
 Key layout (``state_dict()``): ``conv1``, ``bn1``, ``layer1..layer4`` of Bottleneck blocks
 (``conv1/bn1/conv2/bn2/conv3/bn3`` and, in the first block of a stage, ``downsample.0`` conv
 and ``downsample.1`` BN), ``fc``. The stride sits on the 3x3 conv (ResNet v1.5, as torchvision).
-``fc`` exists only so that checkpoints load; :meth:`ResNet.forward_features` never uses it.
+``fc`` exists only so that checkpoints load; :meth:`ResNet.forward_features` never uses it, and
+users that only need features may set ``fc = None`` after loading (the trainer's model does).
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits ``(B, num_classes)`` (kept for completeness; features use forward_features)."""
+        if self.fc is None:
+            raise RuntimeError("this ResNet's fc was removed (feature extractor only)")
         return self.fc(torch.flatten(self.avgpool(self.forward_features(x)["res5"]), 1))
 
 

@@ -126,7 +126,8 @@ def build_model(backbone: str, num_classes: int, pretrained: str | None = None, 
         verbose: print the load report.
 
     Returns:
-        a :class:`PanopticDeepLab` in train mode.
+        a :class:`PanopticDeepLab` in train mode; a ResNet backbone's ImageNet ``fc`` is
+        removed (set to None) after loading, so every parameter is used by ``forward``.
 
     Raises:
         BestieError: unknown backbone, bad ``num_classes``, unreadable or mismatching weights.
@@ -136,10 +137,16 @@ def build_model(backbone: str, num_classes: int, pretrained: str | None = None, 
     if int(num_classes) < 1:
         raise BestieError(f"num_classes must be >= 1, got {num_classes}")
     net = build_backbone(backbone)
-    model = PanopticDeepLab(net, backbone, num_classes, CONFIGS[backbone])
+    report = None
     if pretrained is not None:
         from bestie_labels.backbones.weights import load_pretrained
 
-        model.pretrained_report = load_pretrained(
-            net, pretrained, ignore_prefixes=getattr(net, "pretrained_ignore_prefixes", ()), verbose=verbose)
+        report = load_pretrained(net, pretrained, ignore_prefixes=getattr(net, "pretrained_ignore_prefixes", ()),
+                                 verbose=verbose)
+    if getattr(net, "fc", None) is not None:
+        # the ImageNet classifier is never used here: drop it so that every parameter gets a
+        # gradient (DistributedDataParallel refuses unused parameters) and checkpoints stay lean
+        net.fc = None
+    model = PanopticDeepLab(net, backbone, num_classes, CONFIGS[backbone])
+    model.pretrained_report = report
     return model
