@@ -23,27 +23,16 @@ from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from .datasets.base import VOC_CLASSES
 from .errors import BestieError
-from .fileio import voc_palette
+from .fileio import write_index_png
 
 #: The demo classes: each has its own shape, colour family and texture.
 DEMO_CLASSES = ("disc", "block", "wedge", "cross")
 # OpenCV hue (0..180) range of each class's colour family.
 _HUES = ((0, 12), (100, 118), (48, 68), (140, 160))
 VOID = 255
-_PALETTE: list[int] = []
-
-
-def _write_png(path: Path, arr: np.ndarray) -> None:
-    """``(H, W) uint8`` indices as a VOC-palette PNG (as ``fileio.write_index_png``, palette cached)."""
-    if not _PALETTE:
-        _PALETTE.extend(voc_palette().ravel().tolist())
-    im = Image.fromarray(np.asarray(arr, np.uint8), mode="P")
-    im.putpalette(_PALETTE)
-    im.save(path, format="PNG")
 
 
 # ----------------------------------------------------------------------------------------
@@ -143,8 +132,8 @@ def write_voc_tree(
                          [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
         if not ok:
             raise BestieError("cannot write image", root / "JPEGImages" / f"{stem}.jpg")
-        _write_png(root / "SegmentationClass" / f"{stem}.png", cm)
-        _write_png(root / "SegmentationObject" / f"{stem}.png", om)
+        write_index_png(root / "SegmentationClass" / f"{stem}.png", cm, atomic=False)
+        write_index_png(root / "SegmentationObject" / f"{stem}.png", om, atomic=False)
         ids = om[(om > 0) & (om != VOID)]
         num = int(ids.max()) if ids.size else 0
         cls = instance_classes(cm, om, num)

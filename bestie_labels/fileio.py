@@ -7,6 +7,7 @@ only when complete, so an interrupted run never leaves a half-written file under
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -125,10 +126,22 @@ def voc_palette() -> np.ndarray:
     return pal
 
 
-def write_index_png(path: str | os.PathLike, arr: np.ndarray) -> None:
-    """Write ``(H, W) uint8`` indices as a VOC-palette PNG, atomically."""
+@functools.lru_cache(maxsize=1)
+def _palette_list() -> tuple[int, ...]:
+    return tuple(voc_palette().ravel().tolist())
+
+
+def write_index_png(path: str | os.PathLike, arr: np.ndarray, atomic: bool = True) -> None:
+    """Write ``(H, W) uint8`` indices as a VOC-palette PNG.
+
+    ``atomic=False`` skips the temporary name, for writers that build a whole tree in a
+    temporary folder and rename the folder.
+    """
     im = Image.fromarray(np.asarray(arr, np.uint8), mode="P")
-    im.putpalette(voc_palette().ravel().tolist())
+    im.putpalette(_palette_list())
+    if not atomic:
+        im.save(path, format="PNG")
+        return
     with atomic_path(path, suffix=".png") as tmp:
         im.save(tmp, format="PNG")
 
