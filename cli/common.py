@@ -32,12 +32,17 @@ def command(fn):
     return wrapper
 
 
-def data_options(fn):
-    """``--data PATH [--split NAME] [--data-format] [--images DIR] [--labels FILE]``."""
+def data_options(fn=None, *, split: str = "train"):
+    """``--data PATH [--split NAME] [--data-format] [--images DIR] [--labels FILE]``.
+
+    Use as ``@data_options`` or ``@data_options(split="val")`` for another default split.
+    """
+    if fn is None:
+        return lambda f: data_options(f, split=split)
     opts = [
         click.option("--data", "data", required=True, type=click.Path(),
                      help="VOC root (has JPEGImages/), COCO instances JSON, or a folder with labels.csv."),
-        click.option("--split", default="train", show_default=True, help="Split name (VOC: ImageSets/Segmentation/<split>.txt)."),
+        click.option("--split", default=split, show_default=True, help="Split name (VOC: ImageSets/Segmentation/<split>.txt)."),
         click.option("--data-format", type=click.Choice(["voc", "coco", "folder"]), default=None,
                      help="Force the dataset kind instead of detecting it."),
         click.option("--images", type=click.Path(), default=None, help="COCO: image folder."),

@@ -8,7 +8,7 @@ from .common import command, data_options, open_data
 
 
 @click.command(name="evaluate")
-@data_options
+@data_options(split="val")
 @click.option("--predictions", required=True, type=click.Path(),
               help="COCO results JSON: a list of {image_id, category_id, segmentation (RLE), score}.")
 @click.option("--out", default=None, type=click.Path(), help="Write the metrics as JSON here.")
