@@ -83,39 +83,67 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
         sel = np.flatnonzero(cue_cls == c)
         if sel.size == 0:
             continue
-        mask = (wsss == c + 1).view(np.uint8)
-        n, comp, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=connectivity,
-                                                                     ltype=cv2.CV_32S)
-        if n <= 1:
+        mask = wsss == c + 1
+        ys_in = np.flatnonzero(mask.any(1))
+        if ys_in.size == 0:
             continue
-        hit = comp[rows[sel], cols[sel]]  # component under each cue of this class (0 = none)
+        xs_in = np.flatnonzero(mask.any(0))
+        y0, y1, x0, x1 = ys_in[0], ys_in[-1] + 1, xs_in[0], xs_in[-1] + 1
+        h, w = y1 - y0, x1 - x0
+        # Label the class's bounding box only (components never leave it). Plain
+        # connectedComponents: OpenCV's "WithStats" variant is several times slower, and the
+        # few numbers needed come from bincounts below.
+        crop = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
+        n, comp = cv2.connectedComponents(crop, connectivity=connectivity, ltype=cv2.CV_32S)
+        cr, cc = rows[sel] - y0, cols[sel] - x0
+        inside = (cr >= 0) & (cr < h) & (cc >= 0) & (cc < w)
+        hit = np.zeros(sel.size, np.int64)  # component under each cue of this class (0 = none)
+        hit[inside] = comp[cr[inside], cc[inside]]
         count = np.bincount(hit, minlength=n)
-        keep = (count == 1) & (stats[:, cv2.CC_STAT_AREA] >= min_area)
-        keep[0] = False
-        kept = np.flatnonzero(keep)
-        if kept.size == 0:
+        count[0] = 0
+        cand = np.flatnonzero(count == 1)
+        if cand.size == 0:
             continue
-        # OpenCV's label order depends on its algorithm and thread count; order the kept
-        # components by the raster index of their first pixel instead, which is canonical.
-        top = stats[kept, cv2.CC_STAT_TOP]
-        first_col = np.argmax(comp[top] == kept[:, None], axis=1)
-        kept = kept[np.argsort(top * width + first_col, kind="stable")]
-        # The one cue of each kept component (components with one hit have a unique owner).
+        # The one cue of each candidate component (one hit: a unique owner).
         owner = np.full(n, -1, np.int64)
         owner[hit] = sel
-        cue_of = owner[kept]
+        k = cand.size
 
-        lut = np.zeros(n, np.uint16)
-        if next_id + kept.size - 1 > np.iinfo(np.uint16).max:
+        # Pixels of the candidates, in raster order of the crop, with their candidate number
+        # 1..k (OpenCV's order); area, first pixel and centroid come from these pixels only.
+        lut = np.zeros(n, np.int32)
+        lut[cand] = np.arange(1, k + 1, dtype=np.int32)
+        fg = np.flatnonzero(crop)
+        v = lut[comp.ravel()[fg]]
+        cand_px = v > 0
+        nz, v = fg[cand_px], v[cand_px]
+        area = np.bincount(v, minlength=k + 1)[1:]
+        # OpenCV's label order depends on its algorithm and thread count: order the kept
+        # components by the raster index of their first pixel instead, which is canonical.
+        # Runs of equal labels in raster order; the first run of each label holds its first pixel.
+        starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
+        first_run = np.argmax(v[starts][:, None] == np.arange(1, k + 1)[None, :], axis=0)
+        order = np.argsort(nz[starts[first_run]], kind="stable")  # raster order of candidates
+        order = order[area[order] >= min_area]
+        kk = order.size
+        if kk == 0:
+            continue
+
+        glut = np.zeros(k + 1, np.uint16)  # candidate number -> instance id (0: too small)
+        if next_id + kk - 1 > np.iinfo(np.uint16).max:
             raise ValueError("more than 65535 instances in one image")
-        lut[kept] = np.arange(next_id, next_id + kept.size, dtype=np.uint16)
-        next_id += kept.size
-        # Components of different classes never overlap, so adding the relabelled map is exact.
-        instances += lut[comp]
+        glut[1 + order] = np.arange(next_id, next_id + kk, dtype=np.uint16)
+        next_id += kk
+        py, px = np.divmod(nz, w)
+        # Only candidate pixels are written; classes never overlap, so nothing is overwritten.
+        instances.reshape(-1)[py * width + px + (y0 * width + x0)] = glut[v]
 
-        classes.append(np.full(kept.size, c, np.int32))
+        cue_of = owner[cand[order]]
+        classes.append(np.full(kk, c, np.int32))
         if center == "centroid":
-            centers.append(centroids[kept].astype(np.float32))
+            cy = np.bincount(v, weights=py, minlength=k + 1)[1:][order] / area[order] + y0
+            cx = np.bincount(v, weights=px, minlength=k + 1)[1:][order] / area[order] + x0
+            centers.append(np.stack([cx, cy], 1))
         else:
             centers.append(cues[cue_of, :2])
         scores.append(cues[cue_of, 3])
