@@ -21,8 +21,9 @@ WSSS mask during self-refinement, of the predicted semantic map at inference).
 3. **Grouping** (:func:`group_pixels_within`, Eq. 1): every pixel of a region joins the
    nearest center (of that region) to where its offset points.
 
-Everything runs batched on the tensors' device; the only host synchronisation is the choice of
-the classes present in a batch (one per call), so self-refinement has no per-instance sync.
+Everything runs batched on the tensors' device; the only host synchronisations are two sizes
+per call (the most classes, and the most centers, of one image), so self-refinement has no
+per-instance sync.
 Connected components are the caller's: training batches carry them (``components`` of
 :mod:`bestie_train.data`); at inference :func:`class_components` computes them with OpenCV.
 
@@ -92,6 +93,20 @@ def _per_region_sum(regions: torch.Tensor, values: torch.Tensor) -> torch.Tensor
 # ------------------------------------------------------------------------------------------
 # NMS
 # ------------------------------------------------------------------------------------------
+def _window_max_last(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Maximum over a centred window of odd length ``kernel`` along the last dimension."""
+    r = kernel // 2
+    n = x.shape[-1]
+    m = F.pad(x, (r, r), value=float("-inf"))
+    span = 1
+    # m[j] = max(padded[j : j + span]); doubling the span costs one comparison per step
+    while 2 * span <= kernel:
+        m = torch.maximum(m[..., :-span], m[..., span:])
+        span *= 2
+    # two windows of `span` cover [i, i + kernel)
+    return torch.maximum(m[..., :n], m[..., kernel - span:kernel - span + n])
+
+
 def window_max(x: torch.Tensor, kernel: int) -> torch.Tensor:
     """Maximum over the ``kernel x kernel`` window centred on each pixel.
 
@@ -99,18 +114,14 @@ def window_max(x: torch.Tensor, kernel: int) -> torch.Tensor:
         x: ``(..., H, W)`` float; kernel: odd window size.
 
     Returns:
-        same shape; out-of-image cells do not count. Computed separably (rows then columns),
-        which gives exactly the square window's maximum at ``2 kernel`` instead of ``kernel^2``
-        comparisons per pixel.
+        same shape; out-of-image cells do not count (as ``max_pool2d`` with ``kernel // 2``
+        padding). Computed separably (rows, then columns) with doubling spans, about
+        ``2 log2(kernel)`` comparisons per pixel instead of ``kernel^2``.
     """
     if kernel % 2 != 1:
         raise ValueError(f"NMS kernel must be odd, got {kernel}")
-    shape = x.shape
-    y = x.reshape(-1, 1, shape[-2], shape[-1])
-    r = kernel // 2
-    y = F.max_pool2d(y, (1, kernel), stride=1, padding=(0, r))
-    y = F.max_pool2d(y, (kernel, 1), stride=1, padding=(r, 0))
-    return y.reshape(shape)
+    x = x.float()
+    return _window_max_last(_window_max_last(x, kernel).transpose(-1, -2), kernel).transpose(-1, -2)
 
 
 def nms_candidates(heat: torch.Tensor, kernel: int = NMS_KERNEL, threshold: float = TEST_THRESHOLD,
@@ -160,16 +171,6 @@ def center_nms(heat: torch.Tensor, kernel: int = NMS_KERNEL, threshold: float = 
 # ------------------------------------------------------------------------------------------
 # center clustering
 # ------------------------------------------------------------------------------------------
-def _shift(x: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
-    """``out[..., y, x] = x[..., y + dy, x + dx]`` (``fill`` outside), for ``|d| <= 1``."""
-    out = torch.full_like(x, fill)
-    h, w = x.shape[-2:]
-    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
-    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
-    out[..., yd, xd] = x[..., ys, xs]
-    return out
-
-
 def cluster_centers(offset: torch.Tensor, regions: torch.Tensor, heat_at: torch.Tensor,
                     offset_threshold: float = OFFSET_THRESHOLD, area: float = CLUSTER_AREA,
                     beta: float = CLUSTER_BETA, min_center: float = CLUSTER_MIN_CENTER,
@@ -202,20 +203,35 @@ def cluster_centers(offset: torch.Tensor, regions: torch.Tensor, heat_at: torch.
     dev = regions.device
     mag2 = offset[:, 0].float() ** 2 + offset[:, 1].float() ** 2
     low = (mag2 < offset_threshold ** 2) & (regions > 0)
-    big = n  # sentinel label: not a low-displacement pixel
-    lab = torch.where(low, torch.arange(n, device=dev).view(1, h, w).expand(b, h, w),
-                      torch.full_like(regions, big))
-    dirs = ((0, 1), (0, -1), (1, 0), (-1, 0))
-    allowed = [low & _shift(low, dy, dx, False) & (_shift(regions, dy, dx, -1) == regions)
-               for dy, dx in dirs]
+    big = n  # sentinel label: not a low-displacement pixel (labels are pixel indices < n)
+    lab = torch.where(low, torch.arange(n, device=dev, dtype=torch.int32).view(1, h, w).expand(b, h, w),
+                      torch.full((b, h, w), big, dtype=torch.int32, device=dev))
+    # Neighbour d of a pixel is reachable when both are low and in the same region; an
+    # unreachable neighbour gets a penalty of `big`, so min() never takes its label.
+    rp = F.pad(regions, (1, 1, 1, 1), value=-1)
+    lowp = F.pad(low, (1, 1, 1, 1), value=False)
+    views = ((slice(1, -1), slice(2, None)), (slice(1, -1), slice(0, -2)),
+             (slice(2, None), slice(1, -1)), (slice(0, -2), slice(1, -1)))
+    pens = [torch.where(low & lowp[:, vy, vx] & (rp[:, vy, vx] == regions), 0, big).to(torch.int32)
+            for vy, vx in views]
+    lp = torch.full((b, h + 2, w + 2), big, dtype=torch.int32, device=dev)
     steps = int(np.ceil(area + beta))
     for _ in range(steps):
-        nb = [torch.where(a, _shift(lab, dy, dx, big), big) for a, (dy, dx) in zip(allowed, dirs)]
-        lab = torch.minimum(lab, torch.minimum(torch.minimum(nb[0], nb[1]), torch.minimum(nb[2], nb[3])))
-    # an area is complete when no allowed neighbour carries another label
+        lp[:, 1:-1, 1:-1] = lab
+        new = lab
+        for (vy, vx), pen in zip(views, pens):
+            new = torch.minimum(new, lp[:, vy, vx] + pen)
+        # on the CPU a check is free: stop once every area is uniform (on a GPU it would sync)
+        done = not new.is_cuda and torch.equal(new, lab)
+        lab = new
+        if done:
+            break
+    # an area is complete when no reachable neighbour carries another label
+    lp[:, 1:-1, 1:-1] = lab
     bad_pix = torch.zeros_like(low)
-    for a, (dy, dx) in zip(allowed, dirs):
-        bad_pix |= a & (_shift(lab, dy, dx, big) != lab)
+    for (vy, vx), pen in zip(views, pens):
+        bad_pix |= (pen == 0) & (lp[:, vy, vx] != lab)
+    lab = lab.long()
     flat = lab.reshape(b, -1)
     ones = low.reshape(b, -1).float()
     cnt = torch.zeros(b, n + 1, device=dev).scatter_add_(1, flat, ones)
@@ -285,11 +301,26 @@ def group_pixels_within(offset: torch.Tensor, centers: torch.Tensor, center_grou
     return ids.view(h, w)
 
 
+def own_class_probability(logits: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
+    """Softmax probability of each pixel's class, without the full softmax.
+
+    Args:
+        logits: ``(B, C+1, H, W)`` semantic logits (channel 0 background).
+        pixel_class: ``(B, H, W)`` int64 0-based class (-1: background, giving channel 0).
+
+    Returns:
+        ``(B, H, W) float32``.
+    """
+    logits = logits.float()
+    own = logits.gather(1, (pixel_class.long().clamp(min=-1) + 1)[:, None]).squeeze(1)
+    return torch.exp(own - torch.logsumexp(logits, 1))
+
+
 # ------------------------------------------------------------------------------------------
 # the shared pipeline
 # ------------------------------------------------------------------------------------------
 def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Tensor,
-                     pixel_class: torch.Tensor, prob: torch.Tensor | None = None, *,
+                     pixel_class: torch.Tensor, own_prob: torch.Tensor | None = None, *,
                      kernel: int = NMS_KERNEL, threshold: float = TEST_THRESHOLD, top_k: int = 200,
                      cluster: bool = True, max_clusters: int = 16, offset_threshold: float = OFFSET_THRESHOLD,
                      cluster_area: float = CLUSTER_AREA, beta: float = CLUSTER_BETA,
@@ -301,20 +332,21 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
         heat: ``(B, C, H, W)`` center heatmaps; offset: ``(B, 2, H, W)`` (dy, dx).
         regions: ``(B, H, W)`` int64 region ids (0 none, ids <= H*W); each region is one class.
         pixel_class: ``(B, H, W)`` int64, the 0-based class of each region pixel (-1 outside).
-        prob: optional ``(B, C+1, H, W)`` class probabilities for ``seg_score``.
+        own_prob: optional ``(B, H, W)`` probability of each pixel's region class (for
+            ``seg_score``; see :func:`own_class_probability`).
         kernel, threshold, top_k: center NMS; cluster, max_clusters, offset_threshold,
         cluster_area, beta, cluster_min_center, cluster_far: center clustering (see module doc).
         min_area: regions smaller than this are dropped (official ``MINIMUM_MASK_SIZE``).
         max_per_region: regions with more centers than this are dropped (None: no limit).
 
     Returns:
-        dict; ``K = NMS candidates + cluster candidates`` slots per image:
+        dict; ``K`` center slots per image (the most centers any image of the batch has):
         ``instances (B, H, W) int64`` (0 none, ``k + 1`` slot k), ``valid (B, K) bool`` (a
         center that got at least one pixel), ``classes (B, K)``, ``region (B, K)``,
         ``center_y/center_x (B, K)`` the center found, ``peak_y/peak_x (B, K)`` the best pixel
         of the mask (highest heatmap, a clustered center counting 1), ``center_score (B, K)``
         (heatmap there), ``is_cluster (B, K)``, ``area (B, K)`` pixels, ``seg_score (B, K)``
-        mean probability of the class over the mask (0 without ``prob``), and the region
+        mean probability of the class over the mask (0 without ``own_prob``), and the region
         maps ``regions`` (after dropping, 0 elsewhere), ``region_area (B, HW+1)``,
         ``score_map (B, H, W)`` (heatmap of each pixel's class, clustered centers set to 1).
     """
@@ -335,18 +367,21 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
 
     # heatmap of each pixel's own class, and class-wise heatmaps restricted to the regions
     heat_at = heat.gather(1, cls_pix[:, None]).squeeze(1) * inreg
-    present = torch.zeros(c, dtype=torch.bool, device=dev)
-    present[cls_pix[inreg]] = True  # noqa: the one host sync: which classes occur
-    chans = torch.nonzero(present).reshape(-1)
-    if chans.numel() == 0:
-        chans = torch.zeros(1, dtype=torch.long, device=dev)
-    own = (cls_pix[:, None] == chans.view(1, -1, 1, 1)) & inreg[:, None]
-    masked = heat.index_select(1, chans) * own
+    # Class-wise NMS, but only over the classes each image has regions of: slot j of image i
+    # holds its j-th class (``J`` = most classes in one image; one host sync).
+    present = torch.zeros(b, c, device=dev).scatter_add_(
+        1, cls_pix.reshape(b, -1), inreg.reshape(b, -1).float()) > 0
+    j = max(1, int(present.sum(1).max()))
+    slot_cls = torch.sort(torch.where(present, torch.arange(c, device=dev), c), dim=1).values[:, :j]
+    slot_ok = slot_cls < c
+    slot_cls = slot_cls.clamp(max=c - 1)
+    own = (cls_pix[:, None] == slot_cls[:, :, None, None]) & inreg[:, None] & slot_ok[:, :, None, None]
+    masked = heat.gather(1, slot_cls[:, :, None, None].expand(b, j, h, w)) * own
     cand = nms_candidates(masked, kernel, threshold, top_k)
     ny, nx = cand["y"], cand["x"]
     nvalid = cand["valid"]
     nregion = regions.reshape(b, -1).gather(1, ny * w + nx)
-    ncls = chans[cand["channel"]]
+    ncls = slot_cls.gather(1, cand["channel"])
     nscore = cand["score"]
 
     score_map = heat_at.clone()
@@ -377,7 +412,14 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
     cen_cls = torch.cat([ncls, ccls], 1)
     cen_valid = torch.cat([nvalid, cvalid], 1)
     is_cluster = torch.cat([torch.zeros_like(nvalid), torch.ones_like(cvalid)], 1)
-    k = cen_y.shape[1]
+    nscore = torch.cat([nscore, cscore], 1)
+    # Keep the slots that hold a center (valid first, order kept), as many as the fullest
+    # image needs: one host sync per batch, and grouping costs K x pixels.
+    order = torch.argsort((~cen_valid).to(torch.uint8), dim=1, stable=True)
+    k = max(1, int(cen_valid.sum(1).max()))
+    order = order[:, :k]
+    cen_y, cen_x, cen_region, cen_cls, cen_valid, is_cluster, nscore = (
+        t.gather(1, order) for t in (cen_y, cen_x, cen_region, cen_cls, cen_valid, is_cluster, nscore))
 
     if max_per_region is not None:
         count = torch.zeros(b, n + 1, device=dev).scatter_add_(
@@ -406,8 +448,8 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
     first = torch.full((b * k + 1,), b * n, dtype=torch.long, device=dev).scatter_reduce(
         0, g, torch.where(is_best, flat_idx, b * n), "amin")
     first = first[:-1].clamp(max=b * n - 1) % n
-    if prob is not None:
-        p_own = prob.float().gather(1, (cls_pix + 1)[:, None]).squeeze(1).reshape(-1)
+    if own_prob is not None:
+        p_own = own_prob.float().reshape(-1)
         seg_sum = torch.zeros(b * k + 1, device=dev).scatter_add_(0, g, p_own * fg)
         seg_score = (seg_sum[:-1] / area[:-1].clamp(min=1)).view(b, k)
     else:
@@ -418,7 +460,7 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
             "center_y": cen_y, "center_x": cen_x,
             "peak_y": (first // w).view(b, k), "peak_x": (first % w).view(b, k),
             "center_score": torch.where(valid, best[:-1].view(b, k), torch.zeros_like(area)),
-            "nms_score": torch.cat([nscore, cscore], 1),
+            "nms_score": nscore,
             "is_cluster": is_cluster, "area": area, "seg_score": seg_score,
             "regions": regions, "region_area": region_area, "score_map": score_map}
 
@@ -466,7 +508,8 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
     regions_np = class_components(cls_map.cpu().numpy().astype(np.int64))
     regions = torch.from_numpy(regions_np).to(sem.device)
     pixel_class = torch.where(regions > 0, cls_map - 1, -1)
-    r = region_instances(ctr[None], off[None], regions[None], pixel_class[None], prob[None],
+    own = prob.gather(0, (pixel_class.clamp(min=0) + 1)[None])
+    r = region_instances(ctr[None], off[None], regions[None], pixel_class[None], own,
                          kernel=kernel, threshold=threshold, top_k=top_k, cluster=cluster,
                          min_area=min_area, **cluster_opts)
     valid = r["valid"][0]
@@ -486,7 +529,7 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
         if empty.numel():
             emasks = kept[None] == empty.view(-1, 1, 1)
             flat = emasks.reshape(empty.numel(), -1).float()
-            own = prob.gather(0, (pixel_class.clamp(min=0) + 1)[None])[0].reshape(-1)
+            own = own[0].reshape(-1)
             heat_at = r["score_map"][0].reshape(-1)
             area = flat.sum(1).clamp(min=1)
             seg = (flat * own).sum(1) / area

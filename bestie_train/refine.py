@@ -37,7 +37,7 @@ import torch
 from bestie_labels.targets import make_targets
 
 from .postprocess import (CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, MIN_REGION_AREA,
-                          NMS_KERNEL, OFFSET_THRESHOLD, _per_region_sum, group_pixels_within,
+                          NMS_KERNEL, OFFSET_THRESHOLD, _per_region_sum, group_pixels_within, own_class_probability,
                           region_instances)
 
 #: Official self-refinement values (clovaai/BESTIE: --refine_thresh, utils MAXIMUM_NUM_INST).
@@ -93,8 +93,8 @@ def refine_targets(outputs: dict, batch: dict, *, sup: str = "cls", cluster: boo
         raise ValueError(f"sup must be 'cls' or 'point', got {sup!r}")
 
     regions = batch["components"].to(dev).long()
-    prob = semantic.float().softmax(1)
-    r = region_instances(center, offset, regions, pixel_class, prob, kernel=kernel, threshold=threshold,
+    own = own_class_probability(semantic, pixel_class)
+    r = region_instances(center, offset, regions, pixel_class, own, kernel=kernel, threshold=threshold,
                          top_k=top_k, cluster=cluster, max_clusters=max_clusters,
                          offset_threshold=offset_threshold, cluster_area=cluster_area, beta=beta,
                          cluster_min_center=cluster_min_center, cluster_far=cluster_far,
