@@ -30,7 +30,11 @@ Connected components are the caller's: training batches carry them (``components
 Deviations from the official code, on purpose: NMS is done once per class on the heatmap
 masked to the class's regions (the official code masks per region, so only centers of two
 *different* regions of the same class less than ``kernel / 2`` px apart can differ);
-areas of the clustering are exact only below ``21 + beta`` pixels, which is all the rule needs.
+areas of the clustering are exact only below ``21 + beta`` pixels, which is all the rule needs;
+the official clustering also tests OpenCV's label 0 (the region's pixels that are *not*
+low-displacement) as an area, which we do not; a clustered center's score is 1, so an
+instance grown from one scores its mean class probability (the official test code ends up
+with that probability squared).
 """
 
 from __future__ import annotations
@@ -490,8 +494,9 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
 
     Returns:
         dict of numpy arrays, highest score first: ``masks (K, H, W) bool``,
-        ``classes (K,) int64`` (0-based), ``scores (K,) float32`` = center value x mean class
-        probability over the mask (a clustered center's value counts 1).
+        ``classes (K,) int64`` (0-based), ``scores (K,) float32`` = center value (the highest
+        heatmap value in the mask, clipped to [0, 1]; a clustered center counts 1) x mean class
+        probability over the mask.
     """
     sem = outputs["semantic"].float()
     ctr = outputs["center"].float()
@@ -516,8 +521,9 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
     inst = r["instances"][0]
     ids = torch.nonzero(valid).reshape(-1)
     masks = inst[None] == (ids + 1).view(-1, 1, 1)
-    # a clustered center counts 1; as in the official code, values above 1 count 1 too
-    center_score = torch.where(r["is_cluster"][0], 1.0, r["center_score"][0].clamp(max=1.0))
+    # a clustered center counts 1; as in the official code, values above 1 count 1 too (and
+    # below 0, 0: raw heatmaps can be negative)
+    center_score = torch.where(r["is_cluster"][0], 1.0, r["center_score"][0].clamp(0.0, 1.0))
     scores = (center_score * r["seg_score"][0])[ids]
     classes = r["classes"][0][ids]
     if empty_regions:
@@ -536,7 +542,7 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
             cmax = torch.where(flat > 0, heat_at[None], float("-inf")).amax(1)
             ecls = pixel_class.reshape(-1)[(emasks.reshape(empty.numel(), -1)).float().argmax(1)]
             masks = torch.cat([masks, emasks], 0)
-            scores = torch.cat([scores, cmax * seg])
+            scores = torch.cat([scores, cmax.clamp(0.0, 1.0) * seg])
             classes = torch.cat([classes, ecls])
     order = torch.argsort(scores, descending=True, stable=True)
     return {"masks": masks[order].cpu().numpy(), "classes": classes[order].cpu().numpy().astype(np.int64),
