@@ -1,0 +1,29 @@
+"""``bestie-train evaluate``: predict a split with a checkpoint and evaluate it."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, data_options, device_option, open_data
+
+
+@click.command(name="evaluate")
+@click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
+@data_options
+@click.option("--out", default=None, type=click.Path(), help="Write the metrics as JSON here.")
+@click.option("--flip", is_flag=True, help="Horizontal-flip test-time augmentation.")
+@device_option
+@command
+def command(checkpoint, data, split, data_format, images, labels_file, out, flip, device):
+    """VOC mAP (IoU 0.25/0.5/0.7/0.75) and COCO mask AP of a checkpoint on a split, in percent.
+
+    The same metrics and JSON as `bestie-labels evaluate` on the output of `bestie-train predict`.
+    """
+    from bestie_labels.evaluation import format_metrics
+    from bestie_train.predict import evaluate
+
+    ds = open_data(data, split, data_format, images, labels_file)
+    metrics = evaluate(checkpoint, ds, out=out, flip=flip, device=device)
+    click.echo(format_metrics(metrics))
+    if out:
+        click.echo(f"wrote {out}")

@@ -1,0 +1,25 @@
+"""``bestie-train predict``: instance masks of a split from a checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, data_options, device_option, open_data
+
+
+@click.command(name="predict")
+@click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
+@data_options
+@click.option("--out", required=True, type=click.Path(), help="JSON file to write.")
+@click.option("--flip", is_flag=True, help="Horizontal-flip test-time augmentation.")
+@click.option("--format", "fmt", type=click.Choice(["results", "coco"]), default="results", show_default=True,
+              help="results: COCO results list (for evaluate); coco: instances JSON (e.g. to train Mask R-CNN).")
+@device_option
+@command
+def command(checkpoint, data, split, data_format, images, labels_file, out, flip, fmt, device):
+    """Predict instance masks at the original resolution and write them as COCO JSON."""
+    from bestie_train.predict import predict
+
+    ds = open_data(data, split, data_format, images, labels_file)
+    r = predict(checkpoint, ds, out, flip=flip, fmt=fmt, device=device)
+    click.echo(f"wrote {r['instances']} instances on {r['images']} images to {out}")

@@ -1,0 +1,153 @@
+"""Inference: padding and flip TTA, COCO outputs pycocotools reads, checkpoint refusals, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bestie_labels.datasets import open_dataset
+from bestie_labels.errors import BestieError
+from bestie_labels.stages import run_cues, run_transfer, run_wsss
+from bestie_train.checkpoint import load_checkpoint, save_checkpoint
+from bestie_train.fit import fit
+from bestie_train.predict import evaluate, network_outputs, predict
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def run(demo_root, tmp_path_factory):
+    """A checkpoint trained for a few iterations on the tiny demo (no validation)."""
+    d = tmp_path_factory.mktemp("predict")
+    ds = open_dataset(demo_root, split="train")
+    run_wsss(ds, d / "wsss.h5", from_gt=True)
+    run_cues(ds, d / "cues.h5", method="points")
+    run_transfer(ds, d / "cues.h5", d / "wsss.h5", d / "pseudo.h5")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    fit(ds, d / "pseudo.h5", d / "wsss.h5", d / "run", iters=3, crop=32, batch_size=2, lr=1e-3,
+        warmup=1, progress=False)
+    torch.set_num_threads(n)
+    # Three iterations predict little; a copy whose semantic head says "class 0" everywhere
+    # gives one region per image, hence predictions to check the output formats on.
+    c = load_checkpoint(d / "run" / "best.pt")
+    c["model"]["semantic_head.out.weight"].zero_()
+    c["model"]["semantic_head.out.bias"].copy_(torch.tensor([0.0, 4.0, 0.0, 0.0, 0.0]))
+    forced = save_checkpoint(d / "forced.pt", c)
+    return demo_root, d / "run" / "best.pt", forced
+
+
+class FakeNet(torch.nn.Module):
+    """Outputs that are not flip-equivariant, to check the flip-back arithmetic by hand:
+    semantic logits favour class 1 on the left half of the padded input, center = column
+    index, offset = (dy 1, dx 2) everywhere."""
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        col = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w).expand(b, 1, h, w)
+        sem = torch.cat([torch.zeros(b, 1, h, w), (col < w / 2).float() * 2.0], 1)
+        off = torch.cat([torch.ones(b, 1, h, w), torch.full((b, 1, h, w), 2.0)], 1)
+        return {"semantic": sem, "center": col.clone(), "offset": off}
+
+
+def test_network_outputs_pad_crop_and_flip_average():
+    img = np.zeros((40, 50, 3), np.uint8)
+    net = FakeNet()
+    o = network_outputs(net, img)
+    assert o["center"].shape == (1, 40, 50) and o["offset"].shape == (2, 40, 50)
+    # padded to 64 x 64, cropped back: the column index survives
+    assert torch.equal(o["center"][0, 0], torch.arange(50, dtype=torch.float32))
+    f = network_outputs(net, img, flip=True)
+    # center: (x + (63 - x)) / 2 on the 64-wide padded input
+    assert torch.allclose(f["center"], torch.full((1, 40, 50), 31.5))
+    # offsets: dy averaged, dx negated on the flipped copy -> 0
+    assert torch.allclose(f["offset"][0], torch.ones(40, 50)) and torch.allclose(f["offset"][1], torch.zeros(40, 50))
+    # semantic: log of the mean probability; on the left half of the padded input the plain
+    # copy says class 1 (p = e^2 / (1 + e^2)) and the flipped copy says class 0 there
+    p1 = np.exp(2) / (1 + np.exp(2))
+    prob = f["semantic"].softmax(0)
+    assert float(prob[1, 0, 0]) == pytest.approx((p1 + 0.5) / 2, rel=1e-5)
+
+
+def test_predict_results_load_in_pycocotools(run, tmp_path):
+    from pycocotools.coco import COCO
+
+    root, _, ckpt = run
+    val = open_dataset(root, split="val")
+    out = tmp_path / "preds.json"
+    r = predict(ckpt, val, out, progress=False)
+    js = json.loads(out.read_text())
+    assert isinstance(js, list) and len(js) == r["instances"] > 0
+    ids = {rec.coco_id for rec in val.records}
+    for a in js:
+        assert a["image_id"] in ids and 1 <= a["category_id"] <= val.num_classes
+        assert a["category_id"] == 1  # the forced class
+        assert isinstance(a["segmentation"]["counts"], str) and np.isfinite(a["score"])
+        rec = val.record_by_coco_id(a["image_id"])
+        assert a["segmentation"]["size"] == [rec.height, rec.width]
+    gt = tmp_path / "gt.json"
+    from bestie_labels.export import categories, image_entry
+
+    gt.write_text(json.dumps({"images": [image_entry(x) for x in val.records], "annotations": [],
+                              "categories": categories(val.class_names)}))
+    coco = COCO(str(gt))
+    res = coco.loadRes(str(out))
+    assert len(res.anns) == len(js)
+    # flip TTA and the instances format
+    out2 = tmp_path / "inst.json"
+    r2 = predict(ckpt, val, out2, flip=True, fmt="coco", progress=False)
+    inst = COCO(str(out2))
+    assert len(inst.imgs) == len(val) and len(inst.anns) == r2["instances"]
+    assert sorted(inst.cats) == list(range(1, val.num_classes + 1))
+
+
+def test_evaluate_returns_the_evaluation_json(run, tmp_path):
+    root, ckpt, _ = run
+    val = open_dataset(root, split="val")
+    m = evaluate(ckpt, val, out=tmp_path / "m.json", progress=False)
+    assert json.loads((tmp_path / "m.json").read_text()) == m
+    assert set(m["voc"]) >= {"mAP25", "mAP50", "mAP70", "mAP75", "per_class"}
+    assert m["num_images"] == len(val)
+
+
+def test_checkpoint_for_other_classes_is_refused(run, tmp_path):
+    root, ckpt, _ = run
+    c = load_checkpoint(ckpt)
+    c["class_names"] = c["class_names"][:3]
+    other = save_checkpoint(tmp_path / "three.pt", c)
+    val = open_dataset(root, split="val")
+    with pytest.raises(BestieError, match=r"three.pt: checkpoint is for 3 classes but the dataset has 4"):
+        predict(other, val, tmp_path / "p.json", progress=False)
+    assert not (tmp_path / "p.json").exists()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BestieError, match="junk.pt: cannot read checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+    from cli.train import main
+
+    res = CliRunner().invoke(main, ["predict", "--checkpoint", str(other), "--data", str(root), "--split", "val",
+                                    "--out", str(tmp_path / "p.json")])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert lines == [f"Error: {other}: checkpoint is for 3 classes but the dataset has 4"]
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_cli_evaluate_writes_metrics(run, tmp_path):
+    from cli.train import main
+
+    root, _, ckpt = run
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(ckpt), "--data", str(root), "--split", "val",
+                                    "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert "mean" in res.output and json.loads((tmp_path / "m.json").read_text())["num_images"] == 3
