@@ -1,0 +1,23 @@
+"""Image-level classifier with the peak attention module (PAM), instance cues, CAM WSSS.
+
+* :func:`build_classifier` / :class:`PAMClassifier` (``model.py``), :class:`PAM` (``pam.py``);
+* :func:`train_pam` (``train.py``), checkpoints (``checkpoint.py``);
+* :func:`load_classifier`, :func:`activation_maps` (``maps.py``);
+* :func:`extract_peaks` (``peaks.py``);
+* :func:`cam_to_mask` (``cam_wsss.py``).
+"""
+
+from .cam_wsss import DEFAULT_BG_THRESHOLD, cam_to_mask, crf_available
+from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint
+from .maps import activation_maps, load_classifier
+from .model import BACKBONES, PAMClassifier, build_classifier
+from .pam import PAM, pam_disabled, set_pam
+from .peaks import extract_peaks
+from .train import DEFAULTS, average_precision, mean_average_precision, train_pam
+
+__all__ = [
+    "BACKBONES", "DEFAULTS", "DEFAULT_BG_THRESHOLD", "PAM", "PAMClassifier", "activation_maps",
+    "average_precision", "build_classifier", "cam_to_mask", "crf_available", "extract_peaks",
+    "load_checkpoint", "load_classifier", "load_pretrained", "mean_average_precision",
+    "pam_disabled", "save_checkpoint", "set_pam", "train_pam",
+]
