@@ -14,7 +14,9 @@ representation BESTIE trains on (section 3.2/3.3 of the paper):
 :func:`group_pixels` is Eq. (1): each foreground pixel joins the center closest to where its
 offset points. Grouping the targets of an instance map gives the instance map back.
 
-Everything is vectorised torch and runs on the tensors' device with no host synchronisation.
+CUDA tensors are handled in vectorised torch over whole maps with no host synchronisation;
+CPU tensors (data-loader workers) in numpy over the instance pixels only, which is several
+times faster there. Both give the same values.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.
 
     Args:
         instances: ``(H, W)`` integer tensor (int32 or int64 are used as they are, other
-            integer types are converted): 0 = no instance, ``n + 1`` = instance n. Ids must lie in ``0..N`` (checked on CPU tensors only, to avoid a host
-            synchronisation on the GPU).
+            integer types are converted): 0 = no instance, ``n + 1`` = instance n. Ids must
+            lie in ``0..N`` (checked on CPU tensors only, to avoid a host synchronisation on
+            the GPU).
         centers: ``(N, 2)`` float, ``(x, y)`` in pixels.
         classes: ``(N,)`` int64, 0-based.
         num_classes: C.
@@ -71,30 +74,84 @@ def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.
     """
     instances = torch.as_tensor(instances)
     device = instances.device
-    height, width = instances.shape[-2:]
     inst = instances if instances.dtype in (torch.int32, torch.int64) else instances.long()
-    flat = inst.reshape(-1)
     centers = torch.as_tensor(centers, device=device, dtype=torch.float32).reshape(-1, 2)
     classes = _as_index(classes, device).reshape(-1)
-    n = centers.shape[0]
-    if classes.shape[0] != n:
-        raise ValueError(f"{n} centers but {classes.shape[0]} classes")
+    if classes.shape[0] != centers.shape[0]:
+        raise ValueError(f"{centers.shape[0]} centers but {classes.shape[0]} classes")
     if inst.is_cuda:
-        # Instances with no pixel draw no Gaussian; a scatter-add of areas needs no host sync.
-        weight = (inst > 0).float()
-        area = torch.zeros(n + 1, device=device, dtype=torch.float32)
-        area.scatter_add_(0, flat.long(), weight.reshape(-1))
-    else:
-        weight = torch.empty(height, width, dtype=torch.float32)
-        torch.gt(inst, 0, out=weight)
-        # One pass gives the areas (for instances with no pixel) and the largest id (check).
-        area = torch.bincount(flat, minlength=n + 1)
-        if area.numel() > n + 1:
-            raise ValueError(f"instance id {area.numel() - 1} but only {n} centers")
+        return _targets_dense(inst, centers, classes, num_classes, float(sigma))
+    return _targets_cpu(inst, centers, classes, num_classes, float(sigma))
 
-    # Offsets: gather each pixel's center through its id (row 0, background, is 0), minus the
-    # pixel's coordinate on instance pixels: ctr - coord * weight. index_select on 1-D tables
-    # is several times faster on CPU than a (H, W, 2) fancy index.
+
+def _gaussian_cells(centers: np.ndarray, classes: np.ndarray, present: np.ndarray, height: int, width: int,
+                    dl: np.ndarray, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ``(C*H*W)`` indices and values of every instance's truncated Gaussian (numpy).
+
+    Kernel cells outside the image are redirected to a pixel of the image with value 0, which
+    changes nothing under a maximum because the heatmap starts at 0.
+    """
+    x0 = np.round(centers[:, 0]).astype(np.int64)  # half to even, as torch.round and round()
+    y0 = np.round(centers[:, 1]).astype(np.int64)
+    yy = y0[:, None] + dl[None, :]  # (N, K)
+    xx = x0[:, None] + dl[None, :]
+    inside = ((yy >= 0) & (yy < height))[:, :, None] & ((xx >= 0) & (xx < width))[:, None, :]
+    vals = kernel[None] * (inside & present[:, None, None])  # (N, K, K)
+    cells = (classes[:, None, None] * (height * width)
+             + np.clip(yy, 0, height - 1)[:, :, None] * width
+             + np.clip(xx, 0, width - 1)[:, None, :])
+    return cells.reshape(-1), vals.reshape(-1)
+
+
+def _targets_cpu(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Tensor, num_classes: int,
+                 sigma: float) -> dict[str, torch.Tensor]:
+    """:func:`make_targets` for CPU tensors, in numpy over the instance pixels only.
+
+    Outputs start as calloc'd zeros (numpy's ``zeros``: the kernel hands out zero pages
+    lazily, so channels that stay empty cost no memset here), then only instance pixels and
+    Gaussian windows are written. Gives the same values as :func:`_targets_dense`.
+    """
+    height, width = inst.shape[-2:]
+    n = centers.shape[0]
+    flat = inst.numpy().reshape(-1)
+    idx = np.flatnonzero(flat)  # instance pixels, raster order
+    ids = flat[idx]
+    # One bincount gives the areas (instances with no pixel draw no Gaussian) and the largest id.
+    area = np.bincount(ids, minlength=n + 1)
+    if area.size > n + 1:
+        raise ValueError(f"instance id {area.size - 1} but only {n} centers")
+    c_np = centers.numpy()
+    weight = np.zeros(height * width, np.float32)
+    weight[idx] = 1.0
+    offset = np.zeros((2, height * width), np.float32)
+    py, px = np.divmod(idx, width)
+    offset[0, idx] = c_np[ids - 1, 1] - py.astype(np.float32)
+    offset[1, idx] = c_np[ids - 1, 0] - px.astype(np.float32)
+    center = np.zeros(num_classes * height * width, np.float32)
+    if n:
+        dl, kernel = _kernel(sigma, torch.device("cpu"))
+        cells, vals = _gaussian_cells(c_np, classes.numpy(), area[1:] > 0, height, width, dl.numpy(),
+                                      kernel.numpy())
+        np.maximum.at(center, cells, vals)
+    return dict(center=torch.from_numpy(center.reshape(num_classes, height, width)),
+                offset=torch.from_numpy(offset.reshape(2, height, width)),
+                weight=torch.from_numpy(weight.reshape(height, width)))
+
+
+def _targets_dense(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Tensor, num_classes: int,
+                   sigma: float) -> dict[str, torch.Tensor]:
+    """:func:`make_targets` in torch over whole maps: any device, no host synchronisation."""
+    device = inst.device
+    height, width = inst.shape[-2:]
+    n = centers.shape[0]
+    flat = inst.reshape(-1).long()
+    weight = (inst > 0).float()
+    # Instances with no pixel draw no Gaussian; a scatter-add of areas needs no host sync.
+    area = torch.zeros(n + 1, device=device, dtype=torch.float32)
+    area.scatter_add_(0, flat, weight.reshape(-1))
+
+    # Offsets: gather each pixel's center through its id (entry 0, background, is 0), minus
+    # the pixel's coordinate on instance pixels: ctr - coord * weight.
     zero = centers.new_zeros(1)
     ys = torch.arange(height, device=device, dtype=torch.float32).view(-1, 1)
     xs = torch.arange(width, device=device, dtype=torch.float32).view(1, -1)
@@ -104,15 +161,10 @@ def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.
         ctr = table.index_select(0, flat).view(height, width)
         torch.addcmul(ctr, coord, weight, value=-1, out=offset[d])
 
-    if inst.is_cuda:
-        center = torch.zeros(num_classes, height, width, device=device, dtype=torch.float32)
-    else:
-        # numpy's zeros is calloc: the kernel hands out zero pages lazily, so channels that stay
-        # empty (most of them) cost no memset here, and reading them later stays cheap.
-        center = torch.from_numpy(np.zeros((num_classes, height, width), np.float32))
+    center = torch.zeros(num_classes, height, width, device=device, dtype=torch.float32)
     if n:
         present = (area[1:] > 0).float()
-        dl, kernel = _kernel(float(sigma), device)
+        dl, kernel = _kernel(sigma, device)
         x0 = torch.round(centers[:, 0]).long()
         y0 = torch.round(centers[:, 1]).long()
         yy = y0[:, None] + dl[None, :]  # (N, K)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bestie_labels.targets import group_pixels, kernel_radius, make_targets, make_targets_batch
+from bestie_labels.targets import _targets_dense, group_pixels, kernel_radius, make_targets, make_targets_batch
 
 E = math.exp
 
@@ -146,6 +146,21 @@ def test_batch_matches_single():
     for k in ("center", "offset", "weight"):
         assert torch.equal(b[k][0], one[k])
         assert b[k][1].abs().sum() == 0
+
+
+def test_cpu_path_equals_dense_torch_path():
+    """CPU tensors go through numpy over instance pixels; CUDA through dense torch. Same values."""
+    inst = torch.from_numpy(_shapes_map())
+    centers = torch.from_numpy(_centroids(_shapes_map(), 5))
+    centers = torch.cat([centers, torch.tensor([[48.0, 39.0]])])  # instance 6: no pixel
+    classes = torch.tensor([0, 0, 1, 0, 2, 1])
+    for sigma in (6.0, 2.0):
+        cpu = make_targets(inst.int(), centers, classes, 3, sigma)
+        dense = _targets_dense(inst, centers, classes, 3, sigma)
+        for k in ("center", "offset", "weight"):
+            assert torch.equal(cpu[k], dense[k]), (k, sigma)
+        assert cpu["center"][1].max() == 1.0  # instance 3 drew; instance 6 did not
+        assert cpu["center"][1, 39, 48] < 1.0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
