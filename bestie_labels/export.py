@@ -275,7 +275,7 @@ def overlay_panels(image: np.ndarray, wsss: np.ndarray | None, cues: np.ndarray 
         p_cues = (image // 2 + 64).astype(np.uint8)
         for x, y, c, _ in np.asarray(cues).reshape(-1, 4):
             col = tuple(int(v) for v in pal[int(c) + 1])
-            cv2.circle(p_cues, (int(x), int(y)), r + 1, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(p_cues, (int(x), int(y)), r + 1, (255, 255, 255), -1, cv2.LINE_AA)
             cv2.circle(p_cues, (int(x), int(y)), r, col, -1, cv2.LINE_AA)
     inst = np.asarray(instances, np.int64)
     n = len(classes)

@@ -129,3 +129,23 @@ def test_results_to_coco_instances(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(js))
     coco = COCO(str(tmp_path / "r.json"))
     np.testing.assert_array_equal(coco.annToMask(coco.anns[2]).astype(bool), m[1])
+
+
+def test_overlay_panels():
+    from bestie_labels.export import overlay_panels
+    from bestie_labels.fileio import voc_palette
+
+    img = np.full((40, 50, 3), 100, np.uint8)
+    inst = np.zeros((40, 50), np.uint16)
+    inst[10:30, 5:25] = 1
+    p = overlay_panels(img, None, np.array([[40, 20, 1, 0.9]], np.float32), inst, np.array([1], np.int32),
+                       np.array([[15.0, 20.0]], np.float32))
+    assert p.shape == (40, 4 * 50 + 3 * 4, 3) and p.dtype == np.uint8
+    np.testing.assert_array_equal(p[:, :50], img)
+    assert (p[:, 50:54] == 255).all()  # white separators
+    wsss_panel, cues_panel, inst_panel = p[:, 54:104], p[:, 108:158], p[:, 162:212]
+    assert (wsss_panel[30:, 30:] == 96).all()  # no WSSS store: a grey panel
+    np.testing.assert_array_equal(cues_panel[20, 40], voc_palette()[2])  # class 1 -> palette 2
+    np.testing.assert_array_equal(cues_panel[0, 0], [114, 114, 114])  # image dimmed
+    assert (inst_panel[10, 5:25] == 255).all()  # outline
+    assert (inst_panel[15, 10] != img[15, 10]).any() and (inst_panel[5, 40] == img[5, 40]).all()
