@@ -306,18 +306,21 @@ def group_pixels_within(offset: torch.Tensor, centers: torch.Tensor, center_grou
 
 
 def own_class_probability(logits: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
-    """Softmax probability of each pixel's class, without the full softmax.
+    """Softmax probability of each pixel's class, computed on class pixels only.
 
     Args:
         logits: ``(B, C+1, H, W)`` semantic logits (channel 0 background).
-        pixel_class: ``(B, H, W)`` int64 0-based class (-1: background, giving channel 0).
+        pixel_class: ``(B, H, W)`` int64 0-based class; -1 pixels are skipped.
 
     Returns:
-        ``(B, H, W) float32``.
+        ``(B, H, W) float32``: ``softmax(logits)[class + 1]`` where ``pixel_class >= 0``, else 0.
     """
-    logits = logits.float()
-    own = logits.gather(1, (pixel_class.long().clamp(min=-1) + 1)[:, None]).squeeze(1)
-    return torch.exp(own - torch.logsumexp(logits, 1))
+    sel = pixel_class >= 0
+    out = torch.zeros(pixel_class.shape, dtype=torch.float32, device=logits.device)
+    rows = logits.float().permute(0, 2, 3, 1)[sel]  # (N, C+1)
+    own = rows.gather(1, (pixel_class[sel] + 1)[:, None]).squeeze(1)
+    out[sel] = torch.exp(own - torch.logsumexp(rows, 1))
+    return out
 
 
 # ------------------------------------------------------------------------------------------
