@@ -29,7 +29,8 @@ visible pixel after cropping are dropped.
 **Refinement inputs**: the augmented WSSS mask and its component map (8-connected components of
 each image-level class, numbered 1.. across classes, 0 elsewhere), the image-level labels, and,
 for point supervision, the labelled points of the image (from ``points/<id>.txt`` of the
-dataset, every point of an image-level class, not only those matched to a pseudo instance).
+dataset or ``points_dir``, every point of an image-level class, not only those matched to a
+pseudo instance).
 
 :class:`EpochBatches` yields batches of ``(epoch, index)`` keys: a per-epoch permutation seeded
 with ``(seed, epoch)``, sharded across DistributedDataParallel ranks, and able to start at any
@@ -126,7 +127,9 @@ class TrainData(torch.utils.data.Dataset):
             smaller and cropped at the top-left when larger (for inspection and tests).
         seed: base seed of every per-sample generator.
         sigma: Gaussian sigma of the center heatmaps, in pixels of the crop.
-        sup: ``"cls"`` or ``"point"``; ``"point"`` also reads the dataset's point labels.
+        sup: ``"cls"`` or ``"point"``; ``"point"`` also reads point labels.
+        points_dir: folder of ``<id>.txt`` point files (``x y cls conf``) for ``sup="point"``;
+            default: the dataset's ``points/`` (demo data).
 
     ``ds[(epoch, index)]`` (or ``ds[index]`` for epoch 0) returns a dict:
 
@@ -147,7 +150,8 @@ class TrainData(torch.utils.data.Dataset):
 
     def __init__(self, dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, crop: int = 416,
                  scale: tuple[float, float] = (0.7, 1.3), flip: bool = True, augment: bool = True,
-                 seed: int = 0, sigma: float = 6.0, sup: str = "cls"):
+                 seed: int = 0, sigma: float = 6.0, sup: str = "cls",
+                 points_dir: str | os.PathLike | None = None):
         if sup not in ("cls", "point"):
             raise ValueError(f"sup must be 'cls' or 'point', got {sup!r}")
         if crop < 8:
@@ -170,9 +174,15 @@ class TrainData(torch.utils.data.Dataset):
             if missing:
                 raise BestieError(f"{len(missing)} images of split '{dataset.split}' are not in this "
                                   f"store (first: {missing[0]})", path)
-        if sup == "point" and getattr(dataset, "points_dir", None) is None:
-            raise BestieError("point supervision needs point labels (points/<id>.txt) next to the "
-                              "dataset", getattr(dataset, "root", None))
+        self.points_dir = None
+        if sup == "point":
+            pd = points_dir if points_dir is not None else getattr(dataset, "points_dir", None)
+            if pd is None:
+                raise BestieError("point supervision needs point labels: give --points DIR "
+                                  "(x y cls conf files <id>.txt)", getattr(dataset, "root", None))
+            if not os.path.isdir(pd):
+                raise BestieError("points folder not found", pd)
+            self.points_dir = os.fspath(pd)
         self._stores: tuple[int, Store, Store] | None = None
 
     # Stores are opened lazily, once per process: h5py handles do not survive fork/pickle.
@@ -235,7 +245,7 @@ class TrainData(torch.utils.data.Dataset):
         if self.sup == "point":
             from bestie_labels.points import read_points
 
-            pts = read_points(os.path.join(self.dataset.points_dir, f"{rec.image_id}.txt"), h, w,
+            pts = read_points(os.path.join(self.points_dir, f"{rec.image_id}.txt"), h, w,
                               self.num_classes)
             keep = labels[pts[:, 2].astype(np.int64)] if len(pts) else np.zeros(0, bool)
             points = pts[keep, :3].astype(np.float64)

@@ -38,6 +38,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,6 +98,7 @@ class FitOptions:
     log_every: int = 10
     ckpt_every: int | None = None
     pretrained: str | None = None
+    points: str | None = None
     amp: bool = True
     world_size: int = 1
     num_classes: int = 0
@@ -322,7 +326,7 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             as if interrupted; for tests and time-boxed runs.
         **options: the fields of :class:`FitOptions` (backbone, iters, epochs, batch_size, crop,
             lr, warmup, device, seed, workers, iag, refine, cluster, sup, sigma, val_every,
-            val_flip, log_every, ckpt_every, pretrained, amp).
+            val_flip, log_every, ckpt_every, pretrained, points, amp).
 
     Returns:
         ``{"iteration", "iters", "best_mAP50", "best_iteration", "last", "best", "seconds",
@@ -356,7 +360,7 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         use_amp = opts.amp and device.type == "cuda"
 
         train_data = TrainData(dataset, pseudo, wsss, crop=opts.crop, scale=opts.scale, seed=opts.seed,
-                               sigma=opts.sigma, sup=opts.sup)
+                               sigma=opts.sigma, sup=opts.sup, points_dir=opts.points)
         from bestie_labels.store import Store
 
         with Store(pseudo) as s1, Store(wsss) as s2:
@@ -466,8 +470,9 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         ran = 0
         it = start
         batches = iter(loader) if start < opts.iters else None
-        while it < opts.iters:
-            batch = next(batches)
+
+        def step(batch: dict, it: int, ran: int) -> tuple[int, int]:
+            nonlocal sums, n_sum, t_log
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             torch.manual_seed(_iteration_seed(opts.seed, it, dist_.rank))
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
@@ -515,9 +520,42 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
                 validate(it)
             if it % opts.ckpt_every == 0 or it == opts.iters:
                 checkpoint(it)
-            if stop_after is not None and ran >= stop_after and it < opts.iters:
-                checkpoint(it)
-                break
+            return it, ran
+
+        # Ctrl-C (single process): finish the iteration, write last.pt, then stop. A second
+        # Ctrl-C stops at once (the last periodic checkpoint is kept).
+        interrupted = {"flag": False}
+        prev_handler = None
+        if dist_.world == 1 and threading.current_thread() is threading.main_thread():
+            def on_sigint(signum, frame):
+                if interrupted["flag"]:
+                    raise KeyboardInterrupt
+                interrupted["flag"] = True
+
+            prev_handler = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            while it < opts.iters:
+                try:
+                    batch = next(batches)
+                except Exception:
+                    if not interrupted["flag"]:
+                        raise
+                    batch = None  # DataLoader workers got the Ctrl-C too
+                if interrupted["flag"]:
+                    checkpoint(it)
+                    if bar is not None:
+                        bar.close()
+                    print(f"interrupted at iteration {it}: {last_path} written; rerun with --resume "
+                          "to continue", file=sys.stderr)
+                    raise KeyboardInterrupt
+                it, ran = step(batch, it, ran)
+                if it >= opts.iters or (stop_after is not None and ran >= stop_after):
+                    if it < opts.iters and it % opts.ckpt_every != 0:
+                        checkpoint(it)
+                    break
+        finally:
+            if prev_handler is not None:
+                signal.signal(signal.SIGINT, prev_handler)
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0

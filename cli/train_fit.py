@@ -11,7 +11,8 @@ from .common import command, data_options, device_option, open_data, seed_option
 @data_options
 @click.option("--pseudo", required=True, type=click.Path(), help="Pseudo instance store (pseudo.h5 of `transfer`).")
 @click.option("--wsss", required=True, type=click.Path(), help="WSSS store (wsss.h5 of `wsss`).")
-@click.option("--out", required=True, type=click.Path(), help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png.")
 @click.option("--backbone", default="tiny", show_default=True,
               type=click.Choice(["tiny", "resnet50", "resnet101", "hrnet_w32", "hrnet_w48"]))
 @click.option("--iters", type=click.IntRange(1), default=None,
@@ -19,7 +20,8 @@ from .common import command, data_options, device_option, open_data, seed_option
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Train for this many epochs instead of --iters.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Global batch size, split across torchrun processes [default: tiny 8, others 16].")
-@click.option("--crop", type=click.IntRange(8), default=None, help="Training crop side [default: tiny 128, others 416].")
+@click.option("--crop", type=click.IntRange(8), default=None,
+              help="Training crop side [default: tiny 128, others 416].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Adam learning rate [default: tiny 2e-3, others 5e-5 (paper)].")
 @click.option("--warmup", type=click.IntRange(0), default=None,
@@ -29,9 +31,12 @@ from .common import command, data_options, device_option, open_data, seed_option
 @workers_option
 @click.option("--no-iag", "iag", flag_value=False, default=True, help="Ablation: center/offset losses on every pixel.")
 @click.option("--no-refine", "refine", flag_value=False, default=True, help="Ablation: no online self-refinement.")
-@click.option("--no-cluster", "cluster", flag_value=False, default=True, help="Ablation: no center clustering in refinement.")
+@click.option("--no-cluster", "cluster", flag_value=False, default=True,
+              help="Ablation: no center clustering in refinement.")
 @click.option("--sup", type=click.Choice(["cls", "point"]), default="cls", show_default=True,
-              help="Supervision: image-level labels or points (reads points/<id>.txt of the dataset).")
+              help="Supervision: image-level labels or points (see --points).")
+@click.option("--points", "points_dir", type=click.Path(), default=None,
+              help="--sup point: folder of <id>.txt point files 'x y cls conf' [default: the dataset's points/].")
 @click.option("--val-split", default="val", show_default=True,
               help="Split validated every --val-every iterations (best.pt = best mAP50); 'none' to skip.")
 @click.option("--val-every", type=click.IntRange(1), default=None,
@@ -46,8 +51,8 @@ from .common import command, data_options, device_option, open_data, seed_option
 @click.option("--no-amp", "amp", flag_value=False, default=True, help="Disable mixed precision on CUDA.")
 @command
 def command(data, split, data_format, images, labels_file, pseudo, wsss, out, backbone, iters, epochs,
-            batch_size, crop, lr, warmup, device, seed, workers, iag, refine, cluster, sup, val_split,
-            val_every, val_flip, ckpt_every, log_every, resume, pretrained, amp):
+            batch_size, crop, lr, warmup, device, seed, workers, iag, refine, cluster, sup, points_dir,
+            val_split, val_every, val_flip, ckpt_every, log_every, resume, pretrained, amp):
     """Train the Panoptic-DeepLab network with instance-aware guidance and self-refinement.
 
     Run it with torchrun (--nproc_per_node N) for several GPUs: the same command works on one
@@ -63,6 +68,6 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
             epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
             val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,
-            pretrained=pretrained, amp=amp)
+            pretrained=pretrained, points=points_dir, amp=amp)
     best = "n/a" if r["best_mAP50"] is None else f"{r['best_mAP50']:.2f} at iteration {r['best_iteration']}"
     click.echo(f"trained {r['iteration']}/{r['iters']} iterations; best val mAP50 {best}; wrote {out}")

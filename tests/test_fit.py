@@ -96,6 +96,31 @@ def test_resume_continues_exactly(setup, tmp_path):
     assert strip == stripb and len(strip) == 4
 
 
+def test_ctrl_c_finishes_the_iteration_and_writes_last_pt(setup, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import bestie_train.fit as fit_mod
+
+    ds, val, pseudo, wsss = setup
+    calls = {"n": 0}
+    real = fit_mod.refined_targets
+
+    def refine_then_ctrl_c(outputs, batch, opts):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C in the middle of the second iteration
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(outputs, batch, opts)
+
+    monkeypatch.setattr(fit_mod, "refined_targets", refine_then_ctrl_c)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(ds, pseudo, wsss, out, progress=False, iters=5, ckpt_every=100, **TINY)
+    assert _state(out / "last.pt")["iteration"] == 2
+    assert [r["iter"] for r in MetricsLog(out / "metrics.jsonl").read()] == [1, 2]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_existing_run_is_refused_without_resume_or_with_other_options(setup, tmp_path):
     ds, val, pseudo, wsss = setup
     out = tmp_path / "run"

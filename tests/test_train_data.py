@@ -159,6 +159,10 @@ def test_point_supervision_reads_every_point(stores):
         for (x, y), c in zip(s["points"].tolist(), s["point_classes"].tolist()):
             assert float(s["center"][c, int(round(y)), int(round(x))]) == pytest.approx(1.0)
     assert n_file > len(ds)  # several instances per image
+    with pytest.raises(BestieError, match="nowhere: points folder not found"):
+        TrainData(ds, pseudo, wsss, sup="point", points_dir=ds.root / "nowhere")
+    other = TrainData(ds, pseudo, wsss, crop=64, augment=False, sup="point", points_dir=ds.root / "points")
+    assert torch.equal(other[0]["center"], td[0]["center"])
 
 
 def test_missing_image_in_store_is_refused(stores, tmp_path):
