@@ -10,8 +10,10 @@ pseudo targets from :func:`bestie_labels.targets.make_targets`), and times, in t
   on the raw network outputs, and on "trained-like" outputs (Gaussian peaks and exact offsets
   at every object, so that every region has centers to group).
 
-It prints each median and the refinement's share of an iteration with refinement,
-``refine / (iteration + refine)``.
+The three are timed in turn ``--repeats`` times; it prints the median and the minimum of each
+and the refinement's share of an iteration with refinement, ``refine / (iteration + refine)``.
+On a shared, loaded machine use ``--threads 1`` (thread oversubscription slows the many small
+operations of the refinement far more than the convolutions).
 
     .venv/bin/python benchmarks/bench_refine.py [--backbone tiny] [--batch 8] [--crop 128]
         [--classes 20] [--device cpu] [--repeats 5] [--threads N]
@@ -125,19 +127,26 @@ def main() -> None:
         state["out"] = {k: v.detach() for k, v in out.items()}
 
     iteration()  # warm-up
-    t_iter = timed(iteration, args.repeats, dev)
     raw = state["out"]
     like = trained_like(batch, args.classes)
     refine_targets(raw, batch)  # warm-up
-    t_raw = timed(lambda: refine_targets(raw, batch), args.repeats, dev)
-    t_like = timed(lambda: refine_targets(like, batch), args.repeats, dev)
+    # interleaved, so that a varying machine load hits all three alike
+    runs = {"iter": [], "raw": [], "like": []}
+    for _ in range(args.repeats):
+        runs["iter"].append(timed(iteration, 1, dev))
+        runs["raw"].append(timed(lambda: refine_targets(raw, batch), 1, dev))
+        runs["like"].append(timed(lambda: refine_targets(like, batch), 1, dev))
     n_inst = int(sum(int(w.max()) for w in batch["components"]))
     print(f"device {dev}, threads {torch.get_num_threads()}, backbone {args.backbone}, "
-          f"batch {args.batch} x {args.crop}x{args.crop}, C={args.classes}, {n_inst} WSSS regions")
-    print(f"iteration (forward + loss + backward + Adam): {t_iter * 1000:8.1f} ms")
-    for name, t in (("refinement, raw outputs", t_raw), ("refinement, trained-like outputs", t_like)):
-        print(f"{name:34s}: {t * 1000:8.1f} ms   share of an iteration with refinement: "
-              f"{100 * t / (t_iter + t):5.1f}%")
+          f"batch {args.batch} x {args.crop}x{args.crop}, C={args.classes}, {n_inst} WSSS regions, "
+          f"{args.repeats} interleaved repeats (median / min)")
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    low = {k: min(v) for k, v in runs.items()}
+    print(f"iteration (forward + loss + backward + Adam): {med['iter'] * 1000:8.1f} / {low['iter'] * 1000:8.1f} ms")
+    for key, name in (("raw", "refinement, raw outputs"), ("like", "refinement, trained-like outputs")):
+        share = [100 * t[key] / (t["iter"] + t[key]) for t in (med, low)]
+        print(f"{name:34s}: {med[key] * 1000:8.1f} / {low[key] * 1000:8.1f} ms   share of an iteration "
+              f"with refinement: {share[0]:5.1f}% / {share[1]:5.1f}%")
 
 
 if __name__ == "__main__":
