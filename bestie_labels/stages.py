@@ -178,14 +178,32 @@ def _load_model(writer: StoreWriter, checkpoint, device: str, num_classes: int):
     return model
 
 
-def _summary(stage: str, out: Path, writer: StoreWriter, written: int, warnings: Counter, **extra) -> dict:
+def stored_warnings(path: str | os.PathLike) -> dict[str, int]:
+    """Warning counts of a finished store, summed over its images.
+
+    Each image's warnings (``missing_points_file``, ``cues_not_in_label``, ``cleaned_classes``,
+    ``no_foreground``, ``no_instance``, ``empty_label``) are stored as attributes of its group,
+    so the counts cover the whole store however many runs it took to write.
+    """
+    import h5py
+
+    total: Counter = Counter()
+    with h5py.File(path, "r") as h5:
+        for g in h5["images"].values():
+            total.update({k: int(v) for k, v in g.attrs.items()})
+    return dict(sorted(total.items()))
+
+
+def _summary(stage: str, out: Path, writer: StoreWriter, written: int, warnings: Counter | None = None,
+             **extra) -> dict:
+    """``warnings`` is this run's; the summary reports those stored for every image of ``out``."""
     return {"stage": stage, "out": os.fspath(out), "images": len(writer.image_ids), "written": written,
-            "up_to_date": False, "warnings": dict(sorted(warnings.items())), **extra}
+            "up_to_date": False, "warnings": stored_warnings(out), **extra}
 
 
 def _up_to_date(stage: str, out: Path, writer: StoreWriter, **extra) -> dict:
     return {"stage": stage, "out": os.fspath(out), "images": len(writer.image_ids), "written": 0,
-            "up_to_date": True, "warnings": {}, **extra}
+            "up_to_date": True, "warnings": stored_warnings(out), **extra}
 
 
 def format_summary(s: Mapping[str, Any]) -> str:

@@ -144,6 +144,8 @@ def test_cues_points_filters_and_warnings(demo, tmp_path):
     # r2 and the others: no file -> no cues, counted
     s = run_cues(ds, tmp_path / "c.h5", points_dir=pdir, min_conf=0.7)
     assert s["warnings"] == {"cues_not_in_label": 1, "missing_points_file": 7}
+    s = run_cues(ds, tmp_path / "c.h5", points_dir=pdir, min_conf=0.7)  # counted from the store
+    assert s["up_to_date"] and s["warnings"] == {"cues_not_in_label": 1, "missing_points_file": 7}
     with Store(tmp_path / "c.h5") as c:
         np.testing.assert_array_equal(c.read(r0.image_id)["points"], np.float32([[1, 2, present, 0.9]]))
         assert c.read(r1.image_id)["points"].shape == (0, 4)
