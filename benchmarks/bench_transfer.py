@@ -132,20 +132,22 @@ def reference(wsss, cues, labels):
     return p, reference_targets(p["instances"], p["centers"], p["classes"])
 
 
-def timed(fn, inputs, repeat):
-    """Seconds per image: (best wall-clock, best process CPU time) over ``repeat`` passes.
+def compare(fn_ours, fn_ref, inputs, repeat):
+    """Seconds per image of both, ``((wall, cpu) ours, (wall, cpu) reference)``.
 
-    On a machine shared with other jobs the CPU time is the better estimate of what an idle
-    core would take; both are printed.
+    The two alternate pass by pass and each keeps its best pass, so a change of load on a
+    shared machine hits both alike. CPU time (process time, one thread) is the better estimate
+    of what an idle core would take there; both are printed.
     """
-    wall = cpu = np.inf
+    best = np.full((2, 2), np.inf)
     for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        for x in inputs:
-            fn(*x)
-        wall = min(wall, time.perf_counter() - t0)
-        cpu = min(cpu, time.process_time() - c0)
-    return wall / len(inputs), cpu / len(inputs)
+        for i, fn in enumerate((fn_ours, fn_ref)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for x in inputs:
+                fn(*x)
+            best[i] = np.minimum(best[i], (time.perf_counter() - t0, time.process_time() - c0))
+    best /= len(inputs)
+    return tuple(best[0]), tuple(best[1])
 
 
 def run(args, speckle: int) -> None:
@@ -168,9 +170,9 @@ def run(args, speckle: int) -> None:
           f"cues per image; results identical to the reference")
 
     rows = [
-        ("transfer", timed(lambda *x: transfer_instances(*x, min_area=MIN_AREA), inputs, args.repeat),
-         timed(reference_transfer, inputs, 1)),
-        ("transfer + targets", timed(ours, inputs, args.repeat), timed(reference, inputs, 1)),
+        ("transfer", *compare(lambda *x: transfer_instances(*x, min_area=MIN_AREA), reference_transfer,
+                              inputs, args.repeat)),
+        ("transfer + targets", *compare(ours, reference, inputs, args.repeat)),
     ]
     for k, label in enumerate(("wall-clock", "CPU time")):
         print(f"per image, 1 thread, {label}:")
