@@ -27,8 +27,12 @@ def build_summary(work: str | os.PathLike) -> dict:
     metrics = read_json(work / "metrics.json")
     times = read_json(work / "stage_times.json") if (work / "stage_times.json").is_file() else {}
     total = report.get("total", report)
+    pseudo = {k: total.get(k) for k in ("num_pseudo", "tp", "num_gt")}
+    # report.json holds fractions; the table is in percent like the mAP figures.
+    for k in ("precision", "recall"):
+        pseudo[k] = None if total.get(k) is None else round(100 * total[k], 1)
     return {
-        "pseudo_labels": {k: total.get(k) for k in ("num_pseudo", "tp", "num_gt", "precision", "recall")},
+        "pseudo_labels": pseudo,
         "voc": {k: _get(metrics, "voc", k) for k in ("mAP25", "mAP50", "mAP70", "mAP75")},
         "coco": {k: _get(metrics, "coco", k) for k in ("AP", "AP50", "AP75")},
         "stage_seconds": times,
