@@ -329,8 +329,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             val_flip, log_every, ckpt_every, pretrained, points, amp).
 
     Returns:
-        ``{"iteration", "iters", "best_mAP50", "best_iteration", "last", "best", "seconds",
-        "it_per_s"}``.
+        ``{"rank", "iteration", "iters", "best_mAP50", "best_iteration", "last", "best",
+        "seconds", "it_per_s"}`` (the best metric is known on rank 0 only).
 
     Raises:
         BestieError: bad options, missing or mismatching stores, a ``last.pt`` made with other
@@ -570,7 +570,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             if not (out / "curves.png").exists():
                 plot_curves(log.read(), out / "curves.png")
         dist_.barrier()
-        return {"iteration": it, "iters": opts.iters, "best_mAP50": best_metric, "best_iteration": best_iter,
+        return {"rank": dist_.rank, "iteration": it, "iters": opts.iters, "best_mAP50": best_metric,
+                "best_iteration": best_iter,
                 "last": str(last_path), "best": str(best_path), "seconds": round(seconds, 2),
                 "it_per_s": round(ran / seconds, 3) if ran and seconds > 0 else None}
     finally:

@@ -69,5 +69,7 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
             val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,
             pretrained=pretrained, points=points_dir, amp=amp)
+    if r["rank"] != 0:
+        return
     best = "n/a" if r["best_mAP50"] is None else f"{r['best_mAP50']:.2f} at iteration {r['best_iteration']}"
     click.echo(f"trained {r['iteration']}/{r['iters']} iterations; best val mAP50 {best}; wrote {out}")

@@ -90,6 +90,12 @@ def test_resume_continues_exactly(setup, tmp_path):
     assert sa["scheduler"]["last_epoch"] == sb["scheduler"]["last_epoch"] == 4
     # the weights did move after the interruption, so the equality above is not vacuous
     assert any(not torch.equal(v, s2["model"][k]) for k, v in sa["model"].items() if v.is_floating_point())
+    # two DataLoader worker processes give the same batches, hence the same weights
+    w = tmp_path / "w"
+    fit(ds, pseudo, wsss, w, progress=False, stop_after=2, **dict(opts, workers=2))
+    sw = _state(w / "last.pt")
+    for k, v in s2["model"].items():
+        assert torch.equal(v, sw["model"][k]), k
     # the training curve is the same line for line (timings aside)
     strip = [{k: v for k, v in x.items() if k != "it_per_s"} for x in MetricsLog(a / "metrics.jsonl").read()]
     stripb = [{k: v for k, v in x.items() if k != "it_per_s"} for x in MetricsLog(b / "metrics.jsonl").read()]
