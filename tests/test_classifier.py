@@ -44,7 +44,7 @@ def test_vgg16_loads_torchvision_layout(tmp_path, capsys):
     path = tmp_path / "vgg16.pth"
     torch.save(sd, path)
     model = build_classifier("vgg16", 20)
-    rep = load_pretrained(model.backbone, path)
+    rep = load_pretrained(model.pretrained_module, path)
     assert len(rep["loaded"]) == 26 and rep["missing"] == []
     assert rep["unexpected"] == sorted(f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("bias", "weight"))
     for k in ("features.0.weight", "features.28.bias"):
@@ -58,6 +58,20 @@ def test_vgg16_loads_torchvision_layout(tmp_path, capsys):
     torch.save(sd, tmp_path / "shape.pth")
     with pytest.raises(BestieError, match="wrong shapes"):
         load_pretrained(model.backbone, tmp_path / "shape.pth")
+
+
+def test_resnet50_loads_torchvision_layout(tmp_path):
+    from bestie_labels.backbones.resnet import resnet50
+
+    sd = {k: torch.randn(v.shape) if v.is_floating_point() else v for k, v in resnet50().state_dict().items()}
+    assert "fc.weight" in sd and "layer4.2.conv3.weight" in sd
+    torch.save(sd, tmp_path / "r50.pth")
+    model = build_classifier("resnet50", 5, output_stride=16)
+    rep = load_pretrained(model.pretrained_module, tmp_path / "r50.pth", log=lambda s: None)
+    assert rep["missing"] == [] and rep["unexpected"] == ["fc.bias", "fc.weight"]
+    assert torch.equal(model.state_dict()["backbone.net.layer4.2.conv3.weight"], sd["layer4.2.conv3.weight"])
+    with torch.no_grad():
+        assert tuple(model.cam(torch.zeros(1, 3, 64, 64)).shape) == (1, 5, 4, 4)
 
 
 def test_parameter_groups_split_backbone_and_new_layers():

@@ -140,6 +140,12 @@ class PAMClassifier(nn.Module):
                 nn.init.zeros_(m.bias)
 
     @property
+    def pretrained_module(self) -> nn.Module:
+        """The module whose state-dict keys are those of the torchvision ImageNet checkpoint
+        (``features.*`` for vgg16, ``conv1.*``/``layer*.*`` for resnet50)."""
+        return self.backbone.net if isinstance(self.backbone, ResNetTrunk) else self.backbone
+
+    @property
     def output_stride(self) -> int:
         return int(self.backbone.output_stride)
 
