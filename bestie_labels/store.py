@@ -48,6 +48,11 @@ def _header(stage: str, options: Mapping, inputs: Mapping, shard: str) -> dict:
                                   "inputs": dict(inputs), "shard": shard}, default=str))
 
 
+def _text(v) -> str:
+    """An HDF5 string attribute or dataset element as ``str``."""
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def _write_group(h5: h5py.File, image_id: str, arrays: Mapping[str, np.ndarray],
                  attrs: Mapping | None) -> None:
     g = h5.create_group(f"images/{image_id}", track_order=True)
@@ -85,26 +90,38 @@ class Store:
             self._h5 = h5py.File(self.path, "r")
         except OSError:
             raise BestieError("not an HDF5 store (corrupt or another kind of file)", self.path) from None
+        try:
+            self._read_header(stage)
+        except BaseException:
+            self._h5.close()
+            raise
+        self._fingerprint: str | None = None
+
+    def _read_header(self, stage: str | None) -> None:
         a = self._h5.attrs
         if "stage" not in a or "options" not in a or "format" not in a:
-            self._h5.close()
             raise BestieError("HDF5 file is not a bestie store (no stage/options attributes)", self.path)
-        self.stage: str = str(a["stage"])
-        if int(a["format"]) != FORMAT:
-            self._h5.close()
-            raise BestieError(f"store format {int(a['format'])} is not supported (expected {FORMAT})", self.path)
+        try:
+            fmt = int(a["format"])
+            self.stage: str = _text(a["stage"])
+        except (TypeError, ValueError, KeyError, OSError):
+            raise BestieError("store attributes are malformed (stage/format)", self.path) from None
+        if fmt != FORMAT:
+            raise BestieError(f"store format {fmt} is not supported (expected {FORMAT}): it was written by "
+                              f"another version of bestie ({_text(a.get('version', '?'))})", self.path)
         if stage is not None and self.stage != stage:
-            self._h5.close()
             raise BestieError(f"this is a '{self.stage}' store, expected a '{stage}' store", self.path)
-        self.options: dict = json.loads(a["options"])
-        self.inputs: dict = json.loads(a["inputs"])
-        self.version: str = str(a.get("version", ""))
-        self.shard: str = str(a.get("shard", ""))
-        self.image_ids: list[str] = [s.decode() if isinstance(s, bytes) else s
-                                     for s in self._h5["meta/image_ids"][()]]
-        self.split_ids: list[str] = [s.decode() if isinstance(s, bytes) else s
-                                     for s in self._h5["meta/split_ids"][()]]
-        self._fingerprint: str | None = None
+        try:
+            self.options: dict = json.loads(a["options"])
+            self.inputs: dict = json.loads(a["inputs"])
+            self.version: str = _text(a.get("version", ""))
+            self.shard: str = _text(a.get("shard", ""))
+            self.image_ids: list[str] = [_text(s) for s in self._h5["meta/image_ids"][()]]
+            self.split_ids: list[str] = [_text(s) for s in self._h5["meta/split_ids"][()]]
+        except (TypeError, ValueError, KeyError, OSError):
+            raise BestieError("store is damaged (unreadable options, inputs or image list)", self.path) from None
+        if not isinstance(self.options, dict) or not isinstance(self.inputs, dict):
+            raise BestieError("store is damaged (options/inputs are not JSON objects)", self.path)
 
     def header(self) -> dict:
         return _header(self.stage, self.options, self.inputs, self.shard)
@@ -121,7 +138,11 @@ class Store:
             g = self._h5[f"images/{image_id}"]
         except KeyError:
             raise BestieError(f"image {image_id} is not in this store", self.path) from None
-        return {k: g[k][()] for k in g}
+        try:
+            return {k: g[k][()] for k in g}
+        except (OSError, KeyError, ValueError) as e:  # a damaged (e.g. truncated) file
+            raise BestieError(f"store is damaged: cannot read image {image_id} ({type(e).__name__})",
+                              self.path) from None
 
     def image_attrs(self, image_id: str) -> dict:
         return dict(self._h5[f"images/{image_id}"].attrs)

@@ -15,6 +15,20 @@ import click
 from bestie_labels.errors import BestieError
 
 
+def _close_progress_bars() -> None:
+    """Close the tqdm bars an exception left open, so that the message starts on its own line
+    (a bar left half drawn on stderr would otherwise swallow the start of the error line)."""
+    std = sys.modules.get("tqdm.std")
+    if std is None:
+        return
+    for bar in sorted(list(getattr(std.tqdm, "_instances", ())), key=lambda b: -abs(getattr(b, "pos", 0))):
+        try:
+            bar.leave = False
+            bar.close()
+        except Exception:
+            pass
+
+
 def command(fn):
     """Turn user errors and interrupts into one line and a non-zero exit."""
 
@@ -23,9 +37,11 @@ def command(fn):
         try:
             return fn(*args, **kwargs)
         except BestieError as e:
+            _close_progress_bars()
             click.echo(f"Error: {e}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
+            _close_progress_bars()
             click.echo("Interrupted: finished work is kept; rerun the same command to resume.", err=True)
             sys.exit(130)
 

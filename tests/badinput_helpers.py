@@ -1,0 +1,129 @@
+"""Builders and checks shared by the reliability tests (bad input, fuzz, kill).
+
+Everything here works on tiny VOC trees (4 images of 32x32 from the demo generator: 3 train,
+1 val) so that a test can copy one, damage one file, run a real command and compare the folder
+before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from bestie_labels.demo_data import make_demo_dataset
+
+#: Image ids of the tiny tree (train = the first three, val = the last).
+TRAIN_IDS = ["2000_000001", "2000_000002", "2000_000003"]
+VAL_IDS = ["2000_000004"]
+SIZE = 32
+NUM_CLASSES = 4
+
+
+def make_tiny_tree(dst: str | os.PathLike, n_images: int = 4, size: int = SIZE) -> Path:
+    """A demo VOC tree of ``n_images`` images of ``size`` px (75% train), seed 0."""
+    return make_demo_dataset(dst, n_images=n_images, size=size, seed=0)
+
+
+def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """``shutil.copytree`` (session fixtures are shared: damage a copy, never the original)."""
+    shutil.copytree(src, dst)
+    return Path(dst)
+
+
+def snapshot(folder: str | os.PathLike) -> dict[str, str]:
+    """``{relative path: sha256 of the bytes}`` of every file under ``folder`` (dirs as ``/``)."""
+    folder = Path(folder)
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_dir():
+            out[rel + "/"] = ""
+        else:
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def invoke(group: str, args) -> "click.testing.Result":  # noqa: F821
+    """Run ``bestie-labels ARGS`` (group ``labels``) or ``bestie-train ARGS`` in-process."""
+    if group == "labels":
+        from cli.labels import main
+    else:
+        from cli.train import main
+    return CliRunner().invoke(main, [os.fspath(a) for a in args])
+
+
+def error_line(result) -> str:
+    """The one ``Error: ...`` line of a failed command (asserting there is exactly one)."""
+    # Progress bars (tqdm) redraw with "\r" and ANSI cursor moves on stderr: split on those.
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", result.output)
+    lines = [ln for ln in re.split(r"[\r\n]", text) if ln.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def assert_one_line_error(result, file_name: str, problem: str) -> str:
+    """Exit code non-zero, no traceback, one ``Error:`` line naming ``file_name`` and matching
+    the regular expression ``problem``. Returns that line."""
+    out = result.output
+    assert result.exit_code != 0, out
+    assert "Traceback" not in out, out
+    # An uncaught exception inside CliRunner shows as result.exception with exit code 1.
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    line = error_line(result)
+    assert file_name in line, f"{file_name!r} not named in {line!r}"
+    assert re.search(problem, line), f"{problem!r} not in {line!r}"
+    return line
+
+
+# ----------------------------------------------------------------------------------------
+# damaging files
+# ----------------------------------------------------------------------------------------
+def truncate_file(path: str | os.PathLike, keep: float = 0.5) -> None:
+    """Cut ``path`` to ``keep`` of its bytes."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: max(1, int(len(data) * keep))])
+
+
+def write_rgb_png(path: str | os.PathLike, arr: np.ndarray) -> None:
+    Image.fromarray(np.asarray(arr, np.uint8), mode="RGB").save(path)
+
+
+def write_palette_png(path: str | os.PathLike, arr: np.ndarray) -> None:
+    from bestie_labels.fileio import write_index_png
+
+    write_index_png(path, np.asarray(arr, np.uint8))
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """``[(type, payload), ...]`` of a PNG (no CRC check)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    out, i = [], 8
+    while i + 8 <= len(data):
+        n, t = struct.unpack(">I4s", data[i:i + 8])
+        out.append((t, data[i + 8:i + 8 + n]))
+        i += 12 + n
+    return out
+
+
+def build_png(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG from ``(type, payload)`` chunks with correct CRCs."""
+    out = [b"\x89PNG\r\n\x1a\n"]
+    for t, payload in chunks:
+        out.append(struct.pack(">I", len(payload)) + t + payload
+                   + struct.pack(">I", zlib.crc32(t + payload) & 0xFFFFFFFF))
+    return b"".join(out)
+
+
+def console_script(name: str) -> str:
+    """The path of a console script (``bestie-labels``) installed next to ``sys.executable``."""
+    return os.fspath(Path(sys.executable).with_name(name))
