@@ -31,7 +31,7 @@ import torch
 
 from bestie_labels.targets import make_targets
 from bestie_train.losses import bestie_loss
-from bestie_train.postprocess import class_components
+from bestie_train.data import component_map
 from bestie_train.refine import refine_targets
 
 
@@ -60,7 +60,7 @@ def synthetic_batch(b: int, s: int, c: int, seed: int, device) -> dict:
             cl.append(k)
         centers.append(torch.tensor(cen, dtype=torch.float32))
         classes.append(torch.tensor(cl))
-    comps = np.stack([class_components(wsss[i], np.flatnonzero(labels[i])) for i in range(b)])
+    comps = np.stack([component_map(wsss[i], labels[i] > 0) for i in range(b)])
     inst_t = torch.from_numpy(inst)
     t = [make_targets(inst_t[i], centers[i], classes[i], c) for i in range(b)]
     batch = {"wsss": torch.from_numpy(wsss), "components": torch.from_numpy(comps),

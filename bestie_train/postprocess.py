@@ -25,7 +25,8 @@ Everything runs batched on the tensors' device; the only host synchronisations a
 per call (the most classes, and the most centers, of one image), so self-refinement has no
 per-instance sync.
 Connected components are the caller's: training batches carry them (``components`` of
-:mod:`bestie_train.data`); at inference :func:`class_components` computes them with OpenCV.
+:mod:`bestie_train.data`); at inference :func:`predict_instances` makes them with the same
+:func:`bestie_train.data.component_map`.
 
 Deviations from the official code, on purpose: NMS is done once per class on the heatmap
 masked to the class's regions (the official code masks per region, so only centers of two
@@ -39,7 +40,6 @@ with that probability squared).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,34 +58,6 @@ CLUSTER_FAR = 100.0
 # ------------------------------------------------------------------------------------------
 # regions
 # ------------------------------------------------------------------------------------------
-def class_components(class_map: np.ndarray, classes=None, connectivity: int = 8) -> np.ndarray:
-    """Connected components of each class of a class mask.
-
-    Args:
-        class_map: ``(H, W)`` integer class mask (0 background, k + 1 class k, 255 void).
-        classes: iterable of 0-based classes to label (default: every class present).
-        connectivity: 4 or 8.
-
-    Returns:
-        ``(H, W) int64``: 0 outside, ``1..M`` component ids numbered class by class.
-    """
-    class_map = np.asarray(class_map)
-    if classes is None:
-        vals = np.unique(class_map)
-        classes = [int(v) - 1 for v in vals if 0 < v < 255]
-    out = np.zeros(class_map.shape, np.int64)
-    nxt = 0
-    for c in classes:
-        m = (class_map == int(c) + 1).astype(np.uint8)
-        if not m.any():
-            continue
-        n, lab = cv2.connectedComponents(m, connectivity=connectivity, ltype=cv2.CV_32S)
-        fg = lab > 0
-        out[fg] = lab[fg].astype(np.int64) + nxt
-        nxt += n - 1
-    return out
-
-
 def _per_region_sum(regions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``(B, HW + 1)`` sums of ``values (B, H, W)`` per region id (ids must be <= H*W)."""
     b, h, w = regions.shape
@@ -512,8 +484,13 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
         keep = torch.cat([torch.ones(1, device=prob.device),
                           torch.as_tensor(np.asarray(labels, bool), device=prob.device).float()])
         prob = prob * keep.view(-1, 1, 1)
+    from .data import component_map  # the regions of training batches, made the same way
+
     cls_map = prob.argmax(0)
-    regions_np = class_components(cls_map.cpu().numpy().astype(np.int64))
+    cls_np = cls_map.cpu().numpy()
+    present = np.zeros(c1 - 1, bool)
+    present[np.unique(cls_np[cls_np > 0]) - 1] = True
+    regions_np = component_map(cls_np, present)
     regions = torch.from_numpy(regions_np).to(sem.device)
     pixel_class = torch.where(regions > 0, cls_map - 1, -1)
     own = prob.gather(0, (pixel_class.clamp(min=0) + 1)[None])

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bestie_labels.targets import group_pixels
-from bestie_train.postprocess import (center_nms, class_components, cluster_centers, group_pixels_within,
+from bestie_train.postprocess import (center_nms, cluster_centers, group_pixels_within,
                                       predict_instances, region_instances, window_max)
 
 
@@ -202,15 +202,3 @@ def test_predict_instances_splits_one_region_by_eq1():
     assert np.array_equal(r["masks"][0], left.numpy()) and np.array_equal(r["masks"][1], right.numpy())
     p = 1 / (1 + math.exp(-3.0))
     assert r["scores"].tolist() == pytest.approx([0.9 * p, 0.7 * p], rel=1e-5)
-
-
-def test_class_components():
-    cm = np.zeros((6, 8), np.int64)
-    cm[0:2, 0:2] = 1
-    cm[4:6, 6:8] = 1
-    cm[0:2, 5:8] = 2
-    cm[3, 3] = 255
-    comp = class_components(cm)
-    assert comp.max() == 3 and comp[3, 3] == 0
-    assert comp[0, 0] != comp[5, 7] and comp[0, 5] not in (comp[0, 0], comp[5, 7])
-    assert (class_components(cm, classes=[1]) > 0).sum() == 6

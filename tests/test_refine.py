@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bestie_labels.targets import make_targets
-from bestie_train.postprocess import class_components
+from bestie_train.data import component_map
 from bestie_train.refine import refine_targets
 
 
@@ -24,7 +24,7 @@ def offsets_to(h, w, assign):
 def make_batch(wsss, labels, points=None, point_classes=None):
     wsss = torch.as_tensor(wsss, dtype=torch.long)
     labels = torch.as_tensor(labels, dtype=torch.float32)
-    comps = torch.stack([torch.from_numpy(class_components(w.numpy(), np.flatnonzero(l.numpy())))
+    comps = torch.stack([torch.from_numpy(component_map(w.numpy(), l.numpy() > 0))
                          for w, l in zip(wsss, labels)])
     batch = {"wsss": wsss, "components": comps, "labels": labels}
     if points is not None:
@@ -192,3 +192,11 @@ def test_instance_without_a_confident_peak_falls_back_to_the_region_centroid():
     assert float(r["center"][0, 1, 19, 39]) == pytest.approx(1.0)
     assert float(r["offset"][0, 0, 25, 70]) == pytest.approx(19 - 25)
     assert float(r["offset"][0, 1, 25, 70]) == pytest.approx(39 - 70)
+
+
+def test_refinement_is_detached_from_the_graph():
+    outputs, batch, left, right = two_object_scene()
+    live = {k: v.clone().requires_grad_(True) for k, v in outputs.items()}
+    r = refine_targets(live, batch)
+    assert not any(v.requires_grad for v in r.values())
+    assert torch.allclose(r["weight"], refine_targets(outputs, batch)["weight"])
