@@ -25,6 +25,14 @@ def _first_bad(bad: np.ndarray) -> int:
     return int(np.flatnonzero(bad)[0])
 
 
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
 def read_points(path: str | os.PathLike, height: int, width: int, num_classes: int,
                 min_conf: float = 0.0) -> np.ndarray:
     """Read and validate one point file.
@@ -66,25 +74,34 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
     try:
         pts = np.array(rows, dtype=np.float64)
     except ValueError:
-        # Find the offending line only on the error path.
+        # Find the offending line only on the error path (float() is the reference: should
+        # numpy refuse a string float() accepts, the values parsed here are used).
+        vals = []
         for fields, i in zip(rows, line_no):
-            for f in fields:
-                try:
-                    float(f)
-                except ValueError:
-                    raise BestieError(f"line {i}: non-numeric field {f!r}", path) from None
-        raise  # pragma: no cover - np.array and float() accept the same strings
+            try:
+                vals.append([float(f) for f in fields])
+            except ValueError:
+                f = next(f for f in fields if not _is_float(f))
+                raise BestieError(f"line {i}: non-numeric field {f!r}", path) from None
+        pts = np.array(vals, dtype=np.float64)
     line_no = np.asarray(line_no)
+    # Validate the values as they will be returned: a coordinate just below the border in
+    # float64 (31.999999999) rounds onto it in float32.
+    cls64 = pts[:, 2]
+    with np.errstate(over="ignore"):
+        pts = pts.astype(np.float32)
     x, y, cls, conf = pts.T
 
     bad = ~np.isfinite(pts[:, :3]).all(1)
     if bad.any():
         k = _first_bad(bad)
         raise BestieError(f"line {line_no[k]}: coordinate or class is not a finite number", path)
-    bad = np.isnan(conf)
+    bad = ~np.isfinite(conf)
     if bad.any():
-        raise BestieError(f"line {line_no[_first_bad(bad)]}: confidence is NaN", path)
-    bad = cls != np.round(cls)
+        k = _first_bad(bad)
+        what = "NaN" if np.isnan(conf[k]) else f"infinite ({rows[k][3]!r})"
+        raise BestieError(f"line {line_no[k]}: confidence is {what}", path)
+    bad = cls64 != np.round(cls64)
     if bad.any():
         k = _first_bad(bad)
         raise BestieError(f"line {line_no[k]}: class {rows[k][2]!r} is not an integer", path)
@@ -99,7 +116,7 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
         raise BestieError(
             f"line {line_no[k]}: point ({rows[k][0]}, {rows[k][1]}) is outside the {width}x{height} image",
             path)
-    return pts[conf >= min_conf].astype(np.float32)
+    return pts[conf >= min_conf]
 
 
 def format_points(points: np.ndarray) -> str:

@@ -109,6 +109,20 @@ def _fail(path, index: int | None, problem: str):
     raise BestieError(f"{where}{problem}", path)
 
 
+def _finite(v) -> bool:
+    """``math.isfinite`` that also says False for an int too large for a float (JSON allows it)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _short(v: Any, n: int = 40) -> str:
+    """``repr(v)`` cut to ``n`` characters (a huge value must not make a huge message)."""
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "..."
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -158,21 +172,21 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
         iid = e["image_id"]
         rec = dataset.record_by_coco_id(iid) if _is_int(iid) else None
         if rec is None:
-            _fail(path, i, f"image_id {iid!r} is not in split '{split}'")
+            _fail(path, i, f"image_id {_short(iid)} is not in split '{split}'")
         cid = e["category_id"]
         if not _is_int(cid) or not 1 <= cid <= num_classes:
-            _fail(path, i, f"category_id {cid!r} is not in 1..{num_classes}")
+            _fail(path, i, f"category_id {_short(cid)} is not in 1..{num_classes}")
         s = e["score"]
         if not isinstance(s, (int, float, np.integer, np.floating)) or isinstance(s, bool) \
-                or not math.isfinite(s):
-            _fail(path, i, f"score {s!r} is not a finite number")
+                or not _finite(s):
+            _fail(path, i, f"score {_short(s)} is not a finite number")
         seg = e["segmentation"]
         if not isinstance(seg, dict) or "size" not in seg or "counts" not in seg:
             _fail(path, i, "segmentation must be an RLE object with 'size' and 'counts'")
         size = seg["size"]
         if not (isinstance(size, (list, tuple)) and len(size) == 2
                 and all(_is_int(v) and v >= 0 for v in size)):
-            _fail(path, i, f"RLE size {size!r} is not [height, width]")
+            _fail(path, i, f"RLE size {_short(size)} is not [height, width]")
         h, w = int(size[0]), int(size[1])
         if (h, w) != (rec.height, rec.width):
             _fail(path, i, f"RLE size {h}x{w} (h x w) differs from image {rec.image_id} "
@@ -190,7 +204,7 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
             if not all(_is_int(v) and v >= 0 for v in cnt):
                 _fail(path, i, "RLE counts list must hold non-negative integers")
             if sum(cnt) != h * w:
-                _fail(path, i, f"RLE counts sum to {sum(cnt)}, expected {h}*{w} = {h * w}")
+                _fail(path, i, f"RLE counts sum to {_short(sum(cnt))}, expected {h}*{w} = {h * w}")
             rles[i] = mask_utils.frPyObjects({"size": [h, w], "counts": [int(v) for v in cnt]}, h, w)
         else:
             _fail(path, i, f"RLE counts must be a string or a list, got {type(cnt).__name__}")

@@ -1,0 +1,561 @@
+"""Fuzz the readers of user files: points files, index PNG masks, COCO results (issue 7).
+
+Hypothesis drives over 10,000 inputs in total (``TOTAL``) (``derandomize=True``: the same inputs
+on every run, so CI is repeatable). A reader may only return a valid result or raise
+:class:`BestieError`; anything else (IndexError, OverflowError, a pycocotools crash...) fails.
+When a reader returns, its result is checked against its contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import math
+import os
+import random
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from badinput_helpers import build_png, png_chunks
+from bestie_labels.datasets.base import Dataset, Record
+from bestie_labels.errors import BestieError
+from bestie_labels.evaluation.predictions import read_predictions
+from bestie_labels.fileio import read_index_png
+from bestie_labels.points import read_points
+
+FUZZ = dict(deadline=None, derandomize=True, database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                   HealthCheck.filter_too_much])
+#: Hypothesis examples per test. The ``*_batch`` tests draw a seed and read ``BATCH`` inputs
+#: built from it with ``random.Random`` (cheap to generate, so that the whole file stays well
+#: under a minute on 2 busy cores); the others build one input per example from Hypothesis
+#: strategies (structure-aware, slower to generate).
+N = {"points_text": 300, "points_bytes": 200, "points_batch": 400,
+     "png_valid_mutated": 300, "png_bytes": 200, "png_chunks": 200, "png_batch": 300,
+     "pred_entries": 200, "pred_json": 200, "pred_batch": 400}
+BATCH = 8
+#: Inputs read in all: examples, times BATCH for the batch tests.
+TOTAL = sum(n * (BATCH if k.endswith("_batch") else 1) for k, n in N.items())
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    with tempfile.TemporaryDirectory(prefix="bestie-fuzz-") as d:
+        yield d
+
+
+def test_budget_is_at_least_10000():
+    assert TOTAL >= 10_000
+
+
+# ----------------------------------------------------------------------------------------
+# points files
+# ----------------------------------------------------------------------------------------
+_NUM = st.one_of(
+    st.integers(-5, 70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True, width=64).map(repr),
+    st.floats(-2, 70).map(lambda v: f"{v:.12f}"),
+    st.sampled_from(["nan", "-nan", "inf", "-inf", "1e400", "-1e400", "1e-400", "0x10", "1_0", "٣", "１",
+                     "31.9999999999", "32", "-0", "-0.0", "+1", "1e", ".", "", "--1", "1.5", "3.0000001",
+                     "\x00", "Infinity", "NaN", "1" * 400]),
+    st.text(alphabet="0123456789.-+eEnaif_x ", max_size=8),
+)
+_LINE = st.lists(_NUM, min_size=0, max_size=6).map(" ".join)
+_TEXT = st.tuples(st.lists(_LINE, max_size=6),
+                  st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x1c", "\u2028"])).map(lambda t: t[1].join(t[0]))
+
+
+def _check_points(pts: np.ndarray, h: int, w: int, c: int) -> None:
+    assert pts.dtype == np.float32 and pts.ndim == 2 and pts.shape[1] == 4
+    x, y, cls, conf = pts.T
+    assert np.isfinite(pts).all()
+    assert ((x >= 0) & (x < w) & (y >= 0) & (y < h)).all()
+    assert ((cls >= 0) & (cls < c) & (cls == np.round(cls))).all()
+    # the pixel a point falls in is inside the image
+    assert ((x.astype(np.int64) < w) & (y.astype(np.int64) < h)).all()
+
+
+@settings(max_examples=N["points_text"], **FUZZ)
+@given(text=_TEXT, h=st.integers(0, 40), w=st.integers(0, 40), c=st.integers(0, 6),
+       min_conf=st.sampled_from([0.0, 0.5, -1.0]))
+@example(text="31.9999999999 0 0 1", h=32, w=32, c=1, min_conf=0.0)
+@example(text="1 1 1 1e400", h=4, w=4, c=2, min_conf=0.0)
+def test_fuzz_points_text(scratch, text, h, w, c, min_conf):
+    p = os.path.join(scratch, "pts.txt")
+    with open(p, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    try:
+        pts = read_points(p, h, w, c, min_conf=min_conf)
+    except BestieError as e:
+        assert "\n" not in str(e) and str(e).startswith(p)
+        return
+    _check_points(pts, h, w, c)
+    assert (pts[:, 3] >= min_conf).all()
+
+
+@settings(max_examples=N["points_bytes"], **FUZZ)
+@given(data=st.binary(max_size=120), h=st.integers(1, 40), w=st.integers(1, 40))
+def test_fuzz_points_bytes(scratch, data, h, w):
+    p = os.path.join(scratch, "pts.bin")
+    with open(p, "wb") as f:
+        f.write(data)
+    try:
+        pts = read_points(p, h, w, 4)
+    except BestieError as e:
+        assert str(e).startswith(p)
+        return
+    _check_points(pts, h, w, 4)
+
+
+# ----------------------------------------------------------------------------------------
+# index PNG masks
+# ----------------------------------------------------------------------------------------
+_MODES = ["P", "L", "1", "RGB", "RGBA", "LA", "I;16"]
+
+
+def _png(mode: str, h: int, w: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), mode="L")
+    if mode == "P":
+        im = base.convert("P")
+        im.putpalette(list(range(256)) * 3)
+    else:
+        im = base.convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_mask(arr: np.ndarray, shape) -> None:
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.uint8 and arr.ndim == 2
+    if shape is not None:
+        assert arr.shape == tuple(shape)
+
+
+def _read_mask(scratch: str, data: bytes, shape) -> None:
+    p = os.path.join(scratch, "m.png")
+    with open(p, "wb") as f:
+        f.write(data)
+    try:
+        arr = read_index_png(p, shape)
+    except BestieError as e:
+        assert "\n" not in str(e) and str(e).startswith(p)
+        return
+    _check_mask(arr, shape)
+
+
+_SHAPE = st.one_of(st.none(), st.tuples(st.integers(1, 9), st.integers(1, 9)))
+
+
+@settings(max_examples=N["png_valid_mutated"], **FUZZ)
+@given(mode=st.sampled_from(_MODES), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 3),
+       cut=st.one_of(st.none(), st.integers(0, 400)),
+       flips=st.lists(st.tuples(st.integers(0, 400), st.integers(1, 255)), max_size=3),
+       shape=_SHAPE)
+def test_fuzz_png_valid_then_damaged(scratch, mode, h, w, seed, cut, flips, shape):
+    """Real PNGs of every mode and size, then cut and/or with bytes flipped."""
+    data = bytearray(_png(mode, h, w, seed))
+    for pos, x in flips:
+        if pos < len(data):
+            data[pos] ^= x
+    if cut is not None:
+        data = data[:cut]
+    _read_mask(scratch, bytes(data), shape)
+
+
+@settings(max_examples=N["png_bytes"], **FUZZ)
+@given(data=st.one_of(st.binary(max_size=200),
+                      st.binary(max_size=200).map(lambda b: b"\x89PNG\r\n\x1a\n" + b)),
+       shape=_SHAPE)
+def test_fuzz_png_random_bytes(scratch, data, shape):
+    _read_mask(scratch, data, shape)
+
+
+@st.composite
+def _chunked_png(draw):
+    """A PNG whose chunks (IHDR fields, PLTE, tRNS, IDAT payload) are rewritten with valid
+    CRCs, so that the decoder gets past the checksums into the image data."""
+    mode = draw(st.sampled_from(["P", "L", "RGB", "I;16"]))
+    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    chunks = png_chunks(_png(mode, h, w, 0))
+    out = []
+    for t, payload in chunks:
+        if t == b"IHDR":
+            W, H, depth, ctype, comp, filt, inter = struct.unpack(">IIBBBBB", payload)
+            W = draw(st.sampled_from([W, 0, 1, W + 1, 2 ** 16, 2 ** 31 - 1]))
+            H = draw(st.sampled_from([H, 0, 1, H + 3, 2 ** 16]))
+            depth = draw(st.sampled_from([depth, 1, 2, 4, 8, 16, 3, 0]))
+            ctype = draw(st.sampled_from([ctype, 0, 2, 3, 4, 6, 5]))
+            inter = draw(st.sampled_from([inter, 1, 2]))
+            payload = struct.pack(">IIBBBBB", W, H, depth, ctype, comp, filt, inter)
+        elif t == b"IDAT":
+            raw = zlib.decompress(payload)
+            how = draw(st.sampled_from(["keep", "cut", "extend", "random", "filters"]))
+            if how == "cut":
+                raw = raw[: draw(st.integers(0, max(0, len(raw) - 1)))]
+            elif how == "extend":
+                raw = raw + draw(st.binary(min_size=1, max_size=40))
+            elif how == "random":
+                raw = draw(st.binary(max_size=80))
+            elif how == "filters":  # invalid per-row filter types
+                raw = bytes(b if i % (len(raw) // h or 1) else draw(st.integers(0, 255))
+                            for i, b in enumerate(raw))
+            payload = zlib.compress(raw) if draw(st.booleans()) else draw(st.binary(max_size=30))
+        elif t == b"PLTE":
+            payload = payload[: draw(st.sampled_from([len(payload), 0, 3, 6, 7]))]
+        out.append((t, payload))
+    if draw(st.booleans()):
+        extra = (draw(st.sampled_from([b"tRNS", b"PLTE", b"IDAT", b"zzzz", b"IEND"])), draw(st.binary(max_size=20)))
+        out.insert(draw(st.integers(1, len(out))), extra)
+    return build_png(out), (h, w)
+
+
+@settings(max_examples=N["png_chunks"], **FUZZ)
+@given(png=_chunked_png(), use_shape=st.booleans())
+def test_fuzz_png_chunks(scratch, png, use_shape):
+    data, shape = png
+    _read_mask(scratch, data, shape if use_shape else None)
+
+
+def test_png_contract():
+    """What the fuzzing above relies on: P and L are read as stored, RGB and 16-bit refused,
+    a wrong size names both sizes."""
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "a.png")
+        arr = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+        Image.fromarray(arr, mode="L").save(p)
+        np.testing.assert_array_equal(read_index_png(p, (3, 4)), arr)
+        with pytest.raises(BestieError, match="mask is 4x3 but the image is 3x4"):
+            read_index_png(p, (4, 3))
+        Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(p)
+        with pytest.raises(BestieError, match="got mode RGB"):
+            read_index_png(p)
+        Image.fromarray(np.zeros((3, 4), np.uint16)).save(p)
+        with pytest.raises(BestieError, match="got mode I"):
+            read_index_png(p)
+
+
+# ----------------------------------------------------------------------------------------
+# COCO results (predictions)
+# ----------------------------------------------------------------------------------------
+def _dataset() -> Dataset:
+    """Two records (VOC stems: COCO ids 2000000001, 2000000002) of 4x5 and 3x3, 3 classes."""
+    recs = [Record("2000_000001", "a.jpg", 4, 5, np.array([1, 0, 1], bool)),
+            Record("2000_000002", "b.jpg", 3, 3, np.array([0, 1, 0], bool))]
+    return Dataset(root=".", split="val", class_names=["a", "b", "c"], records=recs)
+
+
+DS = _dataset()
+_IDS = [2000000001, 2000000002]
+_SIZES = {2000000001: (4, 5), 2000000002: (3, 3)}
+
+_JSON_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
+                         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6))
+_JSON = st.recursive(_JSON_SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                             st.dictionaries(st.text(max_size=4), inner, max_size=4)),
+                     max_leaves=12)
+_ANY = st.one_of(_JSON_SCALAR, st.lists(_JSON_SCALAR, max_size=3))
+
+
+def _valid_counts(h: int, w: int, seed: int) -> str:
+    m = np.random.default_rng(seed).random((h, w)) < 0.5
+    return mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()
+
+
+@st.composite
+def _counts(draw, h: int, w: int):
+    kind = draw(st.sampled_from(["valid", "mutated", "text", "list", "list_ok", "other"]))
+    if kind == "valid":
+        return _valid_counts(h, w, draw(st.integers(0, 50)))
+    if kind == "mutated":
+        s = bytearray(_valid_counts(h, w, draw(st.integers(0, 50))).encode())
+        for _ in range(draw(st.integers(1, 3))):
+            op = draw(st.sampled_from(["set", "cut", "add"]))
+            if op == "set" and s:
+                s[draw(st.integers(0, len(s) - 1))] = draw(st.integers(32, 126))
+            elif op == "cut" and s:
+                del s[draw(st.integers(0, len(s) - 1)):]
+            else:
+                s.insert(draw(st.integers(0, len(s))), draw(st.integers(32, 126)))
+        return s.decode("latin-1")
+    if kind == "text":
+        return draw(st.text(max_size=12))
+    if kind == "list":
+        return draw(st.lists(st.one_of(st.integers(-3, h * w + 3), st.integers(-(2 ** 70), 2 ** 70), _JSON_SCALAR),
+                             max_size=6))
+    if kind == "list_ok":  # non-negative runs that may or may not sum to h * w
+        runs = draw(st.lists(st.integers(0, h * w), max_size=6))
+        if draw(st.booleans()) and sum(runs) <= h * w:
+            runs.append(h * w - sum(runs))
+        return runs
+    return draw(_ANY)
+
+
+@st.composite
+def _entry(draw):
+    iid = draw(st.one_of(st.sampled_from(_IDS), _JSON_SCALAR))
+    h, w = _SIZES.get(iid, (4, 5)) if not isinstance(iid, bool) else (4, 5)
+    size = draw(st.one_of(st.just([h, w]), st.just([w, h]), _ANY,
+                          st.lists(st.integers(-2, 2 ** 40), min_size=2, max_size=2)))
+    seg = {"size": size, "counts": draw(_counts(h, w))}
+    if draw(st.integers(0, 9)) == 0:
+        seg = draw(st.one_of(_JSON, st.dictionaries(st.sampled_from(["size", "counts", "x"]), _ANY)))
+    e = {"image_id": iid,
+         "category_id": draw(st.one_of(st.integers(0, 4), _JSON_SCALAR)),
+         "score": draw(st.one_of(st.floats(0, 1), st.floats(allow_nan=True, allow_infinity=True),
+                                 st.integers(-(2 ** 2000), 2 ** 2000), _JSON_SCALAR)),
+         "segmentation": seg}
+    for k in list(e):
+        if draw(st.integers(0, 19)) == 0:
+            del e[k]
+    return e
+
+
+def _check_predictions(out: dict) -> None:
+    assert set(out) == set(DS.image_ids)
+    for image_id, p in out.items():
+        rec = DS.record(image_id)
+        assert len(p.rles) == len(p.classes) == len(p.scores) == len(p.entries)
+        assert np.isfinite(p.scores).all()
+        assert ((p.classes >= 0) & (p.classes < DS.num_classes)).all()
+        if p.rles:
+            # Everything accepted decodes with pycocotools to masks of the image's size.
+            m = mask_utils.decode(p.rles)
+            assert m.shape == (rec.height, rec.width, len(p.rles))
+
+
+@settings(max_examples=N["pred_entries"], **FUZZ)
+@given(entries=st.lists(_entry(), max_size=4), via_file=st.booleans())
+@example(entries=[{"image_id": 2000000001, "category_id": 1, "score": 10 ** 400,
+                   "segmentation": {"size": [4, 5], "counts": [20]}}], via_file=False)
+def test_fuzz_prediction_entries(scratch, entries, via_file):
+    if via_file:
+        p = os.path.join(scratch, "preds.json")
+        try:
+            text = json.dumps(entries)
+        except (ValueError, OverflowError):
+            return
+        with open(p, "w") as f:
+            f.write(text)
+        src = p
+    else:
+        src = entries
+    try:
+        out = read_predictions(src, DS, path_for_errors="preds.json")
+    except BestieError as e:
+        assert "\n" not in str(e)
+        assert len(str(e)) < 400, "error messages stay short"
+        return
+    _check_predictions(out)
+
+
+@settings(max_examples=N["pred_json"], **FUZZ)
+@given(doc=st.one_of(_JSON, st.lists(_JSON, max_size=3), st.binary(max_size=60)))
+def test_fuzz_prediction_json(scratch, doc):
+    """Arbitrary JSON documents (and arbitrary bytes) as a results file."""
+    p = os.path.join(scratch, "r.json")
+    with open(p, "wb") as f:
+        f.write(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+    try:
+        out = read_predictions(p, DS)
+    except BestieError as e:
+        assert str(e).startswith(p)
+        return
+    _check_predictions(out)
+
+
+def test_prediction_contract():
+    """A valid entry is read back with its class, score and decodable RLE."""
+    counts = _valid_counts(4, 5, 0)
+    out = read_predictions([{"image_id": 2000000001, "category_id": 3, "score": 0.25,
+                             "segmentation": {"size": [4, 5], "counts": counts}}], DS)
+    p = out["2000_000001"]
+    assert p.classes.tolist() == [2] and p.scores.tolist() == [0.25] and len(out["2000_000002"]) == 0
+    want = np.random.default_rng(0).random((4, 5)) < 0.5
+    np.testing.assert_array_equal(mask_utils.decode(p.rles[0]).astype(bool), want)
+    assert math.isfinite(p.scores[0])
+
+
+# ----------------------------------------------------------------------------------------
+# seeded batches: one Hypothesis seed -> BATCH inputs built with random.Random
+# ----------------------------------------------------------------------------------------
+_TOKENS = ["nan", "-nan", "inf", "-inf", "1e400", "-1e400", "1e-400", "0x10", "1_0", "\u0663", "\uff11",
+           "31.9999999999", "32", "-0", "-0.0", "+1", "1e", ".", "--1", "1.5", "3.0000001", "\x00",
+           "Infinity", "NaN", "1" * 400, "0.7", "1.000", "9" * 40, "-1", "4", "3"]
+_NEWLINES = ["\n", "\r\n", "\r", "\x0b", "\x1c", "\u2028", "\n\n"]
+
+
+def _rand_field(r: random.Random) -> str:
+    k = r.random()
+    if k < 0.35:
+        return str(r.randint(-3, 40))
+    if k < 0.55:
+        return repr(r.uniform(-2, 40))
+    if k < 0.62:
+        return f"{r.uniform(0, 40):.12f}"
+    if k < 0.85:
+        return r.choice(_TOKENS)
+    return "".join(r.choice("0123456789.-+eEnaif_x") for _ in range(r.randint(0, 6)))
+
+
+def _rand_points_text(r: random.Random) -> str:
+    lines = [" ".join(_rand_field(r) for _ in range(r.choice([4, 4, 4, 4, 3, 5, 0, 1])))
+             for _ in range(r.randint(0, 6))]
+    return r.choice(_NEWLINES).join(lines)
+
+
+@settings(max_examples=N["points_batch"], **FUZZ)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_fuzz_points_batch(scratch, seed):
+    r = random.Random(seed)
+    p = os.path.join(scratch, "b.txt")
+    for _ in range(BATCH):
+        h, w, c = r.randint(1, 40), r.randint(1, 40), r.randint(1, 6)
+        if r.random() < 0.1:
+            data = bytes(r.randrange(256) for _ in range(r.randint(0, 40)))
+        else:
+            data = _rand_points_text(r).encode("utf-8", "surrogatepass")
+        with open(p, "wb") as f:
+            f.write(data)
+        try:
+            pts = read_points(p, h, w, c)
+        except BestieError as e:
+            assert "\n" not in str(e) and str(e).startswith(p)
+            continue
+        _check_points(pts, h, w, c)
+
+
+@functools.lru_cache(maxsize=None)
+def _base_png(mode: str, h: int, w: int) -> bytes:
+    return _png(mode, h, w, 0)
+
+
+def _mutate_png(r: random.Random, data: bytes, h: int) -> bytes:
+    how = r.choice(["flip", "cut", "chunk", "chunk", "ihdr", "idat"])
+    if how == "flip":
+        b = bytearray(data)
+        for _ in range(r.randint(1, 4)):
+            b[r.randrange(len(b))] ^= r.randint(1, 255)
+        return bytes(b)
+    if how == "cut":
+        return data[: r.randrange(len(data))]
+    chunks = png_chunks(data)
+    out = []
+    for t, payload in chunks:
+        if t == b"IHDR" and how in ("ihdr", "chunk"):
+            f = list(struct.unpack(">IIBBBBB", payload))
+            i = r.randrange(7)
+            f[i] = r.choice([0, 1, 2, 3, 4, 5, 6, 8, 16, 255, 2 ** 16, 2 ** 31 - 1][: 11 if i < 2 else 9])
+            payload = struct.pack(">IIBBBBB", *f)
+        elif t == b"IDAT" and how in ("idat", "chunk"):
+            raw = bytearray(zlib.decompress(payload))
+            op = r.choice(["cut", "extend", "filters", "junk"])
+            if op == "cut" and raw:
+                del raw[r.randrange(len(raw)):]
+            elif op == "extend":
+                raw += bytes(r.randrange(256) for _ in range(r.randint(1, 30)))
+            elif op == "filters":
+                row = max(1, len(raw) // max(h, 1))
+                for k in range(0, len(raw), row):
+                    raw[k] = r.randrange(256)
+            else:
+                raw = bytearray(r.randrange(256) for _ in range(r.randint(0, 60)))
+            payload = zlib.compress(bytes(raw)) if r.random() < 0.8 else bytes(raw[:20])
+        elif t == b"PLTE" and how == "chunk":
+            payload = payload[: r.choice([0, 3, 6, 7, len(payload)])]
+        out.append((t, payload))
+    if r.random() < 0.3:
+        out.insert(r.randint(1, len(out)), (r.choice([b"tRNS", b"PLTE", b"IDAT", b"zzzz", b"IEND", b"IHDR"]),
+                                            bytes(r.randrange(256) for _ in range(r.randint(0, 20)))))
+    return build_png(out)
+
+
+@settings(max_examples=N["png_batch"], **FUZZ)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_fuzz_png_batch(scratch, seed):
+    r = random.Random(seed)
+    for _ in range(BATCH):
+        mode, h, w = r.choice(_MODES), r.randint(1, 8), r.randint(1, 8)
+        data = _base_png(mode, h, w)
+        if r.random() < 0.85:
+            data = _mutate_png(r, data, h)
+        shape = None if r.random() < 0.3 else (h, w) if r.random() < 0.8 else (w, h)
+        _read_mask(scratch, data, shape)
+
+
+def _rand_scalar(r: random.Random):
+    return r.choice([None, True, False, r.randint(-5, 5), r.randint(-(2 ** 70), 2 ** 70), 10 ** 400,
+                     r.random(), math.nan, math.inf, -math.inf, "", "x", "1", "2000000001", [], {}])
+
+
+def _rand_counts(r: random.Random, h: int, w: int):
+    k = r.random()
+    if k < 0.3:
+        return _valid_counts(h, w, r.randint(0, 50))
+    if k < 0.6:
+        b = bytearray(_valid_counts(h, w, r.randint(0, 50)).encode())
+        for _ in range(r.randint(1, 3)):
+            op = r.choice(["set", "cut", "add"])
+            if op == "set" and b:
+                b[r.randrange(len(b))] = r.randint(32, 126)
+            elif op == "cut" and b:
+                del b[r.randrange(len(b)):]
+            else:
+                b.insert(r.randint(0, len(b)), r.randint(32, 126))
+        return b.decode("latin-1")
+    if k < 0.7:
+        return "".join(chr(r.randint(32, 0x2FF)) for _ in range(r.randint(0, 8)))
+    if k < 0.8:
+        runs = [r.randint(0, h * w) for _ in range(r.randint(0, 5))]
+        if r.random() < 0.5 and sum(runs) <= h * w:
+            runs.append(h * w - sum(runs))
+        return runs
+    if k < 0.9:
+        return [r.choice([r.randint(-3, h * w + 3), 2 ** 70, -(2 ** 70), 1.5, True, None, "3"])
+                for _ in range(r.randint(0, 5))]
+    return _rand_scalar(r)
+
+
+def _rand_entry(r: random.Random, p_bad: float) -> dict:
+    """An entry whose every part is valid with probability ``1 - p_bad``."""
+    bad = lambda: r.random() < p_bad  # noqa: E731
+    iid = _rand_scalar(r) if bad() else r.choice(_IDS)
+    h, w = _SIZES.get(iid, (4, 5)) if iid in _IDS and not isinstance(iid, bool) else (4, 5)
+    size = r.choice([[w, h], [h], [h, w, 1], [-h, w], [float(h), w], "4x5", [2 ** 40, w],
+                     _rand_scalar(r)]) if bad() else [h, w]
+    counts = _rand_counts(r, h, w) if bad() else r.choice([_valid_counts(h, w, r.randint(0, 50)), [h * w]])
+    seg = {"size": size, "counts": counts}
+    if bad() and r.random() < 0.3:
+        seg = r.choice([_rand_scalar(r), {"size": size}, {"counts": "0"}, [seg]])
+    e = {"image_id": iid,
+         "category_id": r.choice([r.randint(-2, 6), _rand_scalar(r)]) if bad() else r.randint(1, 3),
+         "score": r.choice([_rand_scalar(r), 10 ** 400, -math.inf]) if bad() else r.random(),
+         "segmentation": seg}
+    for key in list(e):
+        if bad() and r.random() < 0.2:
+            del e[key]
+    return _rand_scalar(r) if bad() and r.random() < 0.1 else e
+
+
+@settings(max_examples=N["pred_batch"], **FUZZ)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_fuzz_prediction_batch(scratch, seed):
+    r = random.Random(seed)
+    for _ in range(BATCH):
+        p_bad = r.choice([0.0, 0.05, 0.2, 0.6])
+        entries = [_rand_entry(r, p_bad) for _ in range(r.randint(0, 5))]
+        try:
+            out = read_predictions(entries, DS, path_for_errors="preds.json")
+        except BestieError as e:
+            assert "\n" not in str(e) and len(str(e)) < 400
+            continue
+        _check_predictions(out)
