@@ -141,7 +141,7 @@ def test_train_pam_cli_on_demo(demo_root, tmp_path):
     model, meta = load_classifier(out, "cpu", num_classes=4)
     assert meta["epoch"] == 1 and meta["options"]["backbone"] == "tiny" and len(meta["history"]) == 1
     assert meta["class_names"] == ["disc", "block", "wedge", "cross"]
-    assert model.test_size == 40
+    assert model.test_size == 80  # tiny recipe: inference at twice the crop size
     # rerunning without --resume/--force is refused, and so is --resume with another option
     res = _train(demo_root, out, "--epochs", "1")
     assert res.exit_code == 1 and "--resume" in res.output

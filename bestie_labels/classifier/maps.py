@@ -1,7 +1,7 @@
 """Inference: load a trained classifier, compute normalised activation maps of one image.
 
 Follows the official ``PAM/point_extraction.py``: the image (resized so that its shorter side is
-the training crop size) and its horizontal flip go through the network; each map is ReLU'd,
+the checkpoint's ``test_size``: the training crop size, 224 for the tiny demo recipe) and its horizontal flip go through the network; each map is ReLU'd,
 upsampled (bilinear) to the original image size and divided by its own maximum (+1e-5); the two
 views are averaged. Classes absent from the image-level label are zero.
 """
@@ -54,7 +54,7 @@ def load_classifier(checkpoint: str | os.PathLike, device: str | torch.device = 
 
     Returns:
         ``(model, meta)``: the model in eval mode on ``device``, with ``model.test_size`` set to
-        the shorter-side size used at inference; ``meta`` is a dict with ``options``,
+        the shorter-side size used at inference (options ``test_size``, else ``crop_size``); ``meta`` is a dict with ``options``,
         ``class_names``, ``epoch``, ``history`` and ``path``.
     """
     ck = load_checkpoint(checkpoint)
@@ -70,7 +70,7 @@ def load_classifier(checkpoint: str | os.PathLike, device: str | torch.device = 
     except RuntimeError as e:
         raise BestieError(f"checkpoint weights do not fit the {opts['backbone']} classifier "
                           f"({str(e).splitlines()[0]})", checkpoint) from None
-    model.test_size = opts.get("crop_size")
+    model.test_size = opts.get("test_size") or opts.get("crop_size")
     model.eval().to(device)
     meta = {"options": dict(opts), "class_names": list(ck["class_names"]), "epoch": ck.get("epoch"),
             "history": ck.get("history", []), "path": os.fspath(checkpoint)}
