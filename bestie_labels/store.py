@@ -15,6 +15,11 @@ the same header resumes from the parts; a rerun with another header is refused (
 discards the parts). ``finish()`` copies the groups in split order into ``<out>`` (temporary
 name, then rename) and removes the parts, so the final file does not depend on how many workers
 ran or where the run was interrupted.
+
+Environment: ``BESTIE_PART_SIZE`` (default 64) sets how many images go into one part: smaller
+parts lose less work to a SIGKILL, larger ones mean fewer files. It never changes the final
+store. A run killed while writing the final file leaves ``.<out>.<pid>.tmp``; the next run on the
+same output removes it once that process is gone.
 """
 
 from __future__ import annotations
@@ -34,6 +39,50 @@ from .fileio import atomic_path, read_json, sha256_file, write_json
 
 FORMAT = 1
 _PART_SIZE = 64
+
+
+def default_part_size() -> int:
+    """Images per part: ``$BESTIE_PART_SIZE`` when set (a positive integer), else 64."""
+    v = os.environ.get("BESTIE_PART_SIZE", "").strip()
+    if not v:
+        return _PART_SIZE
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise BestieError(f"BESTIE_PART_SIZE must be a positive integer, got {v!r}")
+    return n
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.<name>.<pid>.tmp*`` files next to ``path`` left by processes that are gone
+    (a SIGKILL while :func:`~bestie_labels.fileio.atomic_path` was writing)."""
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        rest = p.name[len(prefix):] if p.name.startswith(prefix) else None
+        if rest is None or ".tmp" not in rest:
+            continue
+        pid = rest.split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            try:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError:
+                pass
 
 
 def _describe_change(old: Mapping, new: Mapping) -> str:
@@ -175,6 +224,8 @@ class StoreWriter:
         split_ids: every image id of the split, in order.
         shard: ``(i, n)`` to write only ``split_ids[i::n]``.
         force: replace an output (finished or partial) made with another header.
+        part_size: images per part file (default :func:`default_part_size`, i.e.
+            ``$BESTIE_PART_SIZE`` or 64); it never changes the final store.
 
     Use ``is_current`` to skip a stage whose output is up to date, ``pending`` for the ids still
     to compute, ``add`` for each result (in any order), then ``finish``.
@@ -182,7 +233,7 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike, stage: str, options: Mapping, inputs: Mapping,
                  split_ids: Sequence[str], shard: tuple[int, int] | None = None, force: bool = False,
-                 part_size: int = _PART_SIZE):
+                 part_size: int | None = None):
         self.path = Path(path)
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         self.split_ids = list(split_ids)
@@ -197,7 +248,7 @@ class StoreWriter:
             shard_s = ""
         self.header = _header(stage, options, inputs, shard_s)
         self.header["image_ids_sha"] = _ids_digest(self.image_ids)
-        self.part_size = part_size
+        self.part_size = default_part_size() if part_size is None else int(part_size)
         self._buffer: list[tuple[str, Mapping, Mapping | None]] = []
         self._done: dict[str, Path] = {}
         self.is_current = False
@@ -211,6 +262,7 @@ class StoreWriter:
                 old_h = None
             if old_h == self.header:
                 self.is_current = True
+                self._drop_finished_parts()
                 return
             if not force:
                 if old_h is None:
@@ -219,7 +271,24 @@ class StoreWriter:
                     "was made with other options or inputs ("
                     + _describe_change(_flat(old_h), _flat(self.header))
                     + "); rerun with --force to replace it", self.path)
+        remove_stale_temporaries(self.path)
         self._open_parts(force)
+        if self._done and not self.pending:
+            # Every image is already in the parts: the earlier run was stopped while writing the
+            # final file (Ctrl-C, SIGKILL, disk full). Finish it now, so that callers that only
+            # compute ``pending`` images (none here) still end with the final store.
+            self.finish()
+
+    def _drop_finished_parts(self) -> None:
+        """A run killed after renaming the final file but before removing its parts left them."""
+        hdr = self.parts_dir / "header.json"
+        if hdr.is_file():
+            try:
+                same = read_json(hdr) == self.header
+            except BestieError:
+                same = False
+            if same:
+                shutil.rmtree(self.parts_dir, ignore_errors=True)
 
     def _open_parts(self, force: bool) -> None:
         hdr_path = self.parts_dir / "header.json"

@@ -7,7 +7,10 @@ and exits 1, and Ctrl-C exits 130 saying that a rerun resumes.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import re
 import sys
 
 import click
@@ -29,6 +32,26 @@ def _close_progress_bars() -> None:
             pass
 
 
+#: errno values that are the machine's state, not a bug: reported in one line, no traceback.
+_SYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                  errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+
+
+def system_error(e: OSError) -> str | None:
+    """One line for an OSError caused by the machine (disk full, read-only, permissions...),
+    or None for any other OSError. h5py reports the errno only inside its message."""
+    code = e.errno
+    if code is None:
+        m = re.search(r"errno = (\d+)", str(e))
+        code = int(m.group(1)) if m else None
+    if code not in _SYSTEM_ERRNOS:
+        return None
+    what = os.strerror(code)
+    where = e.filename or ""
+    hint = "; earlier outputs are intact and a rerun resumes" if code in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{where}: {what}{hint}" if where else f"{what}{hint}"
+
+
 def command(fn):
     """Turn user errors and interrupts into one line and a non-zero exit."""
 
@@ -44,6 +67,13 @@ def command(fn):
             _close_progress_bars()
             click.echo("Interrupted: finished work is kept; rerun the same command to resume.", err=True)
             sys.exit(130)
+        except OSError as e:
+            msg = system_error(e)
+            if msg is None:
+                raise
+            _close_progress_bars()
+            click.echo(f"Error: {msg}", err=True)
+            sys.exit(1)
 
     return wrapper
 

@@ -1,0 +1,222 @@
+"""Interruption: SIGKILL / SIGINT at a random point, then a rerun; disk full (issue 7, item 2).
+
+The commands run as real processes (the ``bestie-labels`` / ``bestie-train`` console scripts
+next to ``sys.executable``) with ``BESTIE_PART_SIZE=1``, so that every image is its own part and a
+kill lands between parts, inside a part write or inside the final copy. The kill point is drawn
+from a seeded generator: after the parts folder holds ``k`` parts (``k`` random) plus a random
+delay. The rerun (in-process) must give a store byte-identical to an uninterrupted run and leave
+no parts or temporary files. ``fit`` is killed after its ``k``-th checkpoint and resumed with
+``--resume``; its final weights must equal those of an uninterrupted run within float tolerance.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from badinput_helpers import console_script, invoke, make_tiny_tree, snapshot
+
+#: Train images of the kill tree (48 images of 32x32, 75% train).
+N_TRAIN = 36
+ENV = dict(os.environ, BESTIE_PART_SIZE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """The kill tree and the uninterrupted outputs (in-process runs) to compare against."""
+    base = tmp_path_factory.mktemp("kill")
+    voc = make_tiny_tree(base / "voc", n_images=48)
+    ref = base / "ref"
+    data = ["--data", voc, "--split", "train"]
+    for args in (["cues", *data, "--out", ref / "cues.h5"],
+                 ["wsss", *data, "--from-gt", "--out", ref / "wsss.h5"],
+                 ["transfer", *data, "--cues", ref / "cues.h5", "--wsss", ref / "wsss.h5", "--min-area", "4",
+                  "--out", ref / "pseudo.h5"]):
+        r = invoke("labels", args)
+        assert r.exit_code == 0, r.output
+        assert f"({N_TRAIN} images, {N_TRAIN} computed now)" in r.output
+    return base
+
+
+def _args(stage: str, base: Path, out: Path) -> list:
+    data = ["--data", base / "voc", "--split", "train"]
+    ref = base / "ref"
+    return {
+        "transfer": ["transfer", *data, "--cues", ref / "cues.h5", "--wsss", ref / "wsss.h5", "--min-area", "4",
+                     "--out", out],
+        "cues": ["cues", *data, "--method", "points", "--points", base / "voc" / "points", "--out", out],
+        "wsss": ["wsss", *data, "--from-gt", "--out", out],
+    }[stage]
+
+
+_REF = {"transfer": "pseudo.h5", "cues": "cues.h5", "wsss": "wsss.h5"}
+
+
+def _n_parts(parts: Path) -> int:
+    try:
+        return sum(1 for p in parts.iterdir() if p.name.startswith("part-"))
+    except FileNotFoundError:
+        return 0
+
+
+def _kill_when(p: subprocess.Popen, parts: Path, k: int, delay: float, sig: int, timeout: float = 60) -> None:
+    """Send ``sig`` to ``p`` once ``parts`` holds ``k`` parts, after ``delay`` seconds more."""
+    t0 = time.time()
+    while p.poll() is None and _n_parts(parts) < k and time.time() - t0 < timeout:
+        time.sleep(0.002)
+    time.sleep(delay)
+    if p.poll() is None:
+        p.send_signal(sig)
+
+
+def _computed(output: str) -> int:
+    return int(output.split(" computed now")[0].rsplit(", ", 1)[-1])
+
+
+@pytest.mark.parametrize("stage,sig", [("transfer", signal.SIGKILL), ("transfer", signal.SIGINT),
+                                       ("cues", signal.SIGKILL), ("cues", signal.SIGINT),
+                                       ("wsss", signal.SIGKILL)],
+                         ids=["transfer-KILL", "transfer-INT", "cues-KILL", "cues-INT", "wsss-KILL"])
+def test_kill_then_rerun_is_byte_identical(tree, tmp_path, stage, sig):
+    rng = random.Random(f"{stage}-{int(sig)}")
+    out = tmp_path / "out" / _REF[stage]
+    parts = out.with_name(out.name + ".parts")
+    args = _args(stage, tree, out)
+    k, delay = rng.randint(1, N_TRAIN // 2), rng.uniform(0.0, 0.01)
+    p = subprocess.Popen([console_script("bestie-labels"), *map(str, args)], env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _kill_when(p, parts, k, delay, sig)
+    _, err = p.communicate(timeout=60)
+    if sig == signal.SIGKILL:
+        assert p.returncode == -signal.SIGKILL, err
+    else:
+        assert p.returncode == 130, err
+        assert "rerun the same command to resume" in err and "Traceback" not in err
+    assert not out.exists(), "the final store appeared although the run was killed"
+    kept = _n_parts(parts)
+    assert kept >= k
+    # Rerun: resumes from the parts, ends byte-identical, leaves nothing else behind.
+    r = invoke("labels", args)
+    assert r.exit_code == 0, r.output
+    assert 0 < _computed(r.output) <= N_TRAIN - kept
+    assert filecmp.cmp(out, tree / "ref" / _REF[stage], shallow=False)
+    assert sorted(os.listdir(out.parent)) == [out.name]
+
+
+def _wrapped(code: str, args: list) -> list:
+    """``python -c`` running ``code`` (patches) then ``bestie-labels ARGS``."""
+    return [sys.executable, "-c", code + "\nfrom cli.labels import main\nmain(sys.argv[1:])\n", *map(str, args)]
+
+
+def test_kill_while_renaming_final_store(tree, tmp_path):
+    """SIGKILL with the final store complete under its temporary name, not yet renamed: the rerun
+    removes the dead process's temporary file and writes the same bytes."""
+    out = tmp_path / "out" / "pseudo.h5"
+    args = _args("transfer", tree, out)
+    code = ("import os, signal, sys\n"
+            "import bestie_labels.fileio as F\n"
+            "real = F.os.replace\n"
+            "def replace(a, b):\n"
+            "    if str(b) == sys.argv[-1]:\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return real(a, b)\n"
+            "F.os.replace = replace\n")
+    p = subprocess.run(_wrapped(code, args), env=ENV, capture_output=True, text=True, timeout=60)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    left = sorted(os.listdir(out.parent))
+    assert not out.exists() and any(n.startswith(".pseudo.h5.") and ".tmp" in n for n in left), left
+    r = invoke("labels", args)
+    assert r.exit_code == 0 and "is up to date" in r.output, r.output  # finished from the parts
+    assert filecmp.cmp(out, tree / "ref" / "pseudo.h5", shallow=False)
+    assert sorted(os.listdir(out.parent)) == [out.name]
+
+
+def test_kill_before_parts_removed(tree, tmp_path):
+    """SIGKILL after the final rename, before the parts are removed: the rerun finds the store
+    up to date and removes the leftover parts."""
+    out = tmp_path / "out" / "cues.h5"
+    args = _args("cues", tree, out)
+    code = ("import os, signal, sys\n"
+            "import bestie_labels.store as S\n"
+            "def rmtree(*a, **k):\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "S.shutil.rmtree = rmtree\n")
+    p = subprocess.run(_wrapped(code, args), env=ENV, capture_output=True, text=True, timeout=60)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert out.exists() and out.with_name("cues.h5.parts").is_dir()
+    r = invoke("labels", args)
+    assert r.exit_code == 0 and "is up to date" in r.output, r.output
+    assert filecmp.cmp(out, tree / "ref" / "cues.h5", shallow=False)
+    assert sorted(os.listdir(out.parent)) == [out.name]
+
+
+# ----------------------------------------------------------------------------------------
+# disk full
+# ----------------------------------------------------------------------------------------
+def _enospc(*a, **k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["part", "final"])
+def test_disk_full_keeps_previous_output(tree, tmp_path, monkeypatch, where):
+    """An earlier complete pseudo.h5 exists; a --force rerun with other options hits ENOSPC while
+    writing a part, or while renaming the final file: one line, exit 1, the earlier store intact,
+    no temporary file; once there is space again the rerun resumes and finishes."""
+    import bestie_labels.fileio as fileio
+    import bestie_labels.store as store
+
+    out = tmp_path / "out" / "pseudo.h5"
+    args = _args("transfer", tree, out)
+    assert invoke("labels", args).exit_code == 0
+    before = snapshot(out.parent)
+    new_args = [*args, "--min-area", "8", "--force"]
+    if where == "part":
+        real_file = store.h5py.File
+        calls = {"n": 0}
+
+        def file(path, mode="r", *a, **k):
+            if mode == "w" and ".parts" in str(path):
+                calls["n"] += 1
+                if calls["n"] >= 3:  # two parts fit, then the disk is full
+                    _enospc()
+            return real_file(path, mode, *a, **k)
+
+        monkeypatch.setattr(store.h5py, "File", file)
+    else:
+        real_replace = fileio.os.replace
+
+        def replace(a, b):
+            if Path(b) == out:
+                _enospc()
+            return real_replace(a, b)
+
+        monkeypatch.setattr(fileio.os, "replace", replace)
+    monkeypatch.setenv("BESTIE_PART_SIZE", "4")
+    r = invoke("labels", new_args)
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and r.output.strip().splitlines()[-1].startswith("Error:")
+    assert "No space left on device" in r.output
+    after = snapshot(out.parent)
+    assert after[out.name] == before[out.name], "the earlier store was altered"
+    leftovers = [n for n in after if n != out.name and not n.startswith("pseudo.h5.parts")]
+    assert leftovers == [], leftovers
+    monkeypatch.undo()
+    r = invoke("labels", new_args)
+    assert r.exit_code == 0, r.output
+    if where == "part":
+        assert _computed(r.output) == N_TRAIN - 8  # the two parts written before the error were kept
+    else:
+        assert "is up to date" in r.output  # every image was in the parts: only the final copy ran
+    assert sorted(os.listdir(out.parent)) == [out.name]
+    ref = tmp_path / "ref.h5"
+    assert invoke("labels", [*_args("transfer", tree, ref), "--min-area", "8"]).exit_code == 0
+    assert filecmp.cmp(out, ref, shallow=False)
