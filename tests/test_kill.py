@@ -220,3 +220,87 @@ def test_disk_full_keeps_previous_output(tree, tmp_path, monkeypatch, where):
     ref = tmp_path / "ref.h5"
     assert invoke("labels", [*_args("transfer", tree, ref), "--min-area", "8"]).exit_code == 0
     assert filecmp.cmp(out, ref, shallow=False)
+
+
+# ----------------------------------------------------------------------------------------
+# bestie-train fit
+# ----------------------------------------------------------------------------------------
+FIT_ITERS = 5
+
+
+def _fit_args(base: Path, out: Path) -> list:
+    return ["fit", "--data", base / "voc", "--split", "train", "--pseudo", base / "ref" / "pseudo.h5",
+            "--wsss", base / "ref" / "wsss.h5", "--out", out, "--iters", str(FIT_ITERS), "--batch-size", "2",
+            "--crop", "32", "--warmup", "2", "--val-split", "none", "--ckpt-every", "1", "--log-every", "1",
+            "--seed", "3", "--workers", "1"]
+
+
+def _losses(run: Path) -> list[float]:
+    import json
+
+    rows = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if s.strip()]
+    return [r["total"] for r in rows if r.get("kind") == "train"]
+
+
+@pytest.fixture(scope="module")
+def fit_ref(tree):
+    """An uninterrupted fit (in-process, one thread)."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = invoke("train", _fit_args(tree, tree / "fit_ref"))
+    finally:
+        torch.set_num_threads(n)
+    assert r.exit_code == 0, r.output
+    return tree / "fit_ref"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["KILL", "INT"])
+def test_fit_killed_then_resumed_matches(tree, fit_ref, tmp_path, sig):
+    """fit killed after a random number of iterations, rerun with --resume: same final weights
+    (float tolerance) and the same loss curve as the uninterrupted run."""
+    import torch
+
+    rng = random.Random(f"fit-{int(sig)}")
+    run = tmp_path / "run"
+    args = _fit_args(tree, run)
+    k, delay = rng.randint(1, FIT_ITERS - 2), rng.uniform(0.0, 0.3)
+    p = subprocess.Popen([console_script("bestie-train"), *map(str, args)], env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run / "metrics.jsonl"
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 120 and \
+            (not log.is_file() or len(log.read_text().splitlines()) < k):
+        time.sleep(0.01)
+    time.sleep(delay)
+    assert p.poll() is None, "fit ended before it could be interrupted"
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err
+    assert "Traceback" not in err
+    done = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["iteration"]
+    assert 1 <= done < FIT_ITERS
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = invoke("train", [*args, "--resume"])
+    finally:
+        torch.set_num_threads(n)
+    assert r.exit_code == 0, r.output
+    a = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(fit_ref / "last.pt", map_location="cpu", weights_only=True)
+    assert a["iteration"] == b["iteration"] == FIT_ITERS
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        x, y = a["model"][key], b["model"][key]
+        if x.is_floating_point():
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=key)
+        else:
+            assert torch.equal(x, y), key
+    np_a, np_b = _losses(run), _losses(fit_ref)
+    assert len(np_a) == len(np_b) == FIT_ITERS
+    assert np_a == pytest.approx(np_b, rel=1e-4, abs=1e-5)
+    stray = [n for n in os.listdir(run) if ".tmp" in n]
+    assert stray == [], stray
