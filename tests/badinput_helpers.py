@@ -127,3 +127,37 @@ def build_png(chunks: list[tuple[bytes, bytes]]) -> bytes:
 def console_script(name: str) -> str:
     """The path of a console script (``bestie-labels``) installed next to ``sys.executable``."""
     return os.fspath(Path(sys.executable).with_name(name))
+
+
+# ----------------------------------------------------------------------------------------
+# tiny checkpoints, built through the libraries (no training)
+# ----------------------------------------------------------------------------------------
+def make_pam_checkpoint(path: str | os.PathLike, class_names, size: int = SIZE, seed: int = 0) -> Path:
+    """An untrained ``tiny`` PAM classifier saved in the ``train-pam`` checkpoint format."""
+    import torch
+
+    from bestie_labels.classifier.checkpoint import FORMAT, VERSION, save_checkpoint
+    from bestie_labels.classifier.model import build_classifier
+
+    torch.manual_seed(seed)
+    m = build_classifier("tiny", len(class_names), pam=True)
+    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "model": m.state_dict(),
+                           "options": {"backbone": "tiny", "pam": True, "alpha": 0.7, "crop_size": size,
+                                       "test_size": size, "num_classes": len(class_names)},
+                           "class_names": list(class_names), "epoch": 1, "history": []})
+    return Path(path)
+
+
+def make_train_checkpoint(path: str | os.PathLike, class_names, seed: int = 0) -> Path:
+    """An untrained ``tiny`` instance network saved in the ``bestie-train`` checkpoint format."""
+    import torch
+
+    from bestie_train.checkpoint import save_checkpoint
+    from bestie_train.model import build_model
+
+    torch.manual_seed(seed)
+    m = build_model("tiny", len(class_names), pretrained=None)
+    save_checkpoint(path, {"model": m.state_dict(), "class_names": list(class_names),
+                           "options": {"backbone": "tiny"}, "iteration": 1,
+                           "best": {"metric": None, "iteration": None}})
+    return Path(path)

@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 
 from badinput_helpers import (NUM_CLASSES, SIZE, TRAIN_IDS, VAL_IDS, assert_one_line_error, copy_tree,
-                              invoke, make_tiny_tree, snapshot, truncate_file, write_palette_png,
-                              write_rgb_png)
+                              invoke, make_pam_checkpoint, make_tiny_tree, make_train_checkpoint, snapshot,
+                              truncate_file, write_palette_png, write_rgb_png)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -89,30 +89,13 @@ def good(tmp_path_factory):
 def checkpoints(good):
     """Tiny untrained checkpoints built through the libraries: PAM classifiers (train-pam
     format) and instance networks (bestie-train format) for 4 (right) and 3 (wrong) classes."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     out = good / "ckpt"
     out.mkdir(exist_ok=True)
     names = (good / "voc" / "class_names.txt").read_text().split()
-    torch.manual_seed(0)
-    if _have("bestie_labels.classifier.checkpoint"):
-        from bestie_labels.classifier.checkpoint import FORMAT, VERSION, save_checkpoint
-        from bestie_labels.classifier.model import build_classifier
-
-        for n in (4, 3):
-            m = build_classifier("tiny", n, pam=True)
-            save_checkpoint(out / f"pam{n}.pt", {
-                "format": FORMAT, "version": VERSION, "model": m.state_dict(),
-                "options": {"backbone": "tiny", "pam": True, "alpha": 0.7, "crop_size": SIZE,
-                            "num_classes": n},
-                "class_names": names[:n], "epoch": 1, "history": []})
-    from bestie_train.checkpoint import save_checkpoint as save_train
-    from bestie_train.model import build_model
-
     for n in (4, 3):
-        m = build_model("tiny", n, pretrained=None)
-        save_train(out / f"model{n}.pt", {"model": m.state_dict(), "class_names": names[:n],
-                                          "options": {"backbone": "tiny"}, "iteration": 1,
-                                          "best": {"metric": None, "iteration": None}})
+        make_pam_checkpoint(out / f"pam{n}.pt", names[:n])
+        make_train_checkpoint(out / f"model{n}.pt", names[:n])
     return out
 
 

@@ -11,6 +11,7 @@ no parts or temporary files. ``fit`` is killed after its ``k``-th checkpoint and
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from badinput_helpers import console_script, invoke, make_tiny_tree, snapshot
+from badinput_helpers import console_script, invoke, make_pam_checkpoint, make_tiny_tree, snapshot
 
 #: Train images of the kill tree (48 images of 32x32, 75% train).
 N_TRAIN = 36
@@ -47,9 +48,38 @@ def tree(tmp_path_factory):
     return base
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread in this process, as in the subprocesses (``OMP_NUM_THREADS=1``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def pam_ref(tree):
+    """A tiny untrained PAM checkpoint and the cues an uninterrupted ``--method pam`` run makes."""
+    pytest.importorskip("torch")
+    names = (tree / "voc" / "class_names.txt").read_text().split()
+    make_pam_checkpoint(tree / "pam.pt", names)
+    with one_thread():
+        r = invoke("labels", _args("pam", tree, tree / "ref" / "pam_cues.h5"))
+    assert r.exit_code == 0, r.output
+    return tree / "ref" / "pam_cues.h5"
+
+
 def _args(stage: str, base: Path, out: Path) -> list:
     data = ["--data", base / "voc", "--split", "train"]
     ref = base / "ref"
+    if stage == "pam":
+        # --min-conf 0: an untrained classifier's peaks are weak; keep them all.
+        return ["cues", *data, "--method", "pam", "--checkpoint", base / "pam.pt", "--min-conf", "0",
+                "--out", out]
     return {
         "transfer": ["transfer", *data, "--cues", ref / "cues.h5", "--wsss", ref / "wsss.h5", "--min-area", "4",
                      "--out", out],
@@ -58,7 +88,7 @@ def _args(stage: str, base: Path, out: Path) -> list:
     }[stage]
 
 
-_REF = {"transfer": "pseudo.h5", "cues": "cues.h5", "wsss": "wsss.h5"}
+_REF = {"transfer": "pseudo.h5", "cues": "cues.h5", "wsss": "wsss.h5", "pam": "pam_cues.h5"}
 
 
 def _n_parts(parts: Path) -> int:
@@ -82,11 +112,17 @@ def _computed(output: str) -> int:
     return int(output.split(" computed now")[0].rsplit(", ", 1)[-1])
 
 
-@pytest.mark.parametrize("stage,sig", [("transfer", signal.SIGKILL), ("transfer", signal.SIGINT),
-                                       ("cues", signal.SIGKILL), ("cues", signal.SIGINT),
-                                       ("wsss", signal.SIGKILL)],
-                         ids=["transfer-KILL", "transfer-INT", "cues-KILL", "cues-INT", "wsss-KILL"])
-def test_kill_then_rerun_is_byte_identical(tree, tmp_path, stage, sig):
+@pytest.mark.parametrize("stage,sig", [
+    pytest.param("transfer", signal.SIGKILL, id="transfer-KILL"),
+    pytest.param("transfer", signal.SIGINT, id="transfer-INT"),
+    pytest.param("cues", signal.SIGKILL, id="cues-KILL"),
+    pytest.param("cues", signal.SIGINT, id="cues-INT"),
+    pytest.param("wsss", signal.SIGKILL, id="wsss-KILL"),
+    pytest.param("pam", signal.SIGKILL, id="cues-pam-KILL", marks=pytest.mark.slow),
+    pytest.param("pam", signal.SIGINT, id="cues-pam-INT", marks=pytest.mark.slow)])
+def test_kill_then_rerun_is_byte_identical(tree, tmp_path, request, stage, sig):
+    if stage == "pam":
+        request.getfixturevalue("pam_ref")
     rng = random.Random(f"{stage}-{int(sig)}")
     out = tmp_path / "out" / _REF[stage]
     parts = out.with_name(out.name + ".parts")
@@ -105,7 +141,11 @@ def test_kill_then_rerun_is_byte_identical(tree, tmp_path, stage, sig):
     kept = _n_parts(parts)
     assert kept >= k
     # Rerun: resumes from the parts, ends byte-identical, leaves nothing else behind.
-    r = invoke("labels", args)
+    if stage == "pam":
+        with one_thread():
+            r = invoke("labels", args)
+    else:
+        r = invoke("labels", args)
     assert r.exit_code == 0, r.output
     assert 0 < _computed(r.output) <= N_TRAIN - kept
     assert filecmp.cmp(out, tree / "ref" / _REF[stage], shallow=False)
@@ -245,13 +285,9 @@ def _losses(run: Path) -> list[float]:
 @pytest.fixture(scope="module")
 def fit_ref(tree):
     """An uninterrupted fit (in-process, one thread)."""
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    pytest.importorskip("torch")
+    with one_thread():
         r = invoke("train", _fit_args(tree, tree / "fit_ref"))
-    finally:
-        torch.set_num_threads(n)
     assert r.exit_code == 0, r.output
     return tree / "fit_ref"
 
@@ -282,12 +318,8 @@ def test_fit_killed_then_resumed_matches(tree, fit_ref, tmp_path, sig):
     assert "Traceback" not in err
     done = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["iteration"]
     assert 1 <= done < FIT_ITERS
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         r = invoke("train", [*args, "--resume"])
-    finally:
-        torch.set_num_threads(n)
     assert r.exit_code == 0, r.output
     a = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     b = torch.load(fit_ref / "last.pt", map_location="cpu", weights_only=True)
@@ -304,3 +336,53 @@ def test_fit_killed_then_resumed_matches(tree, fit_ref, tmp_path, sig):
     assert np_a == pytest.approx(np_b, rel=1e-4, abs=1e-5)
     stray = [n for n in os.listdir(run) if ".tmp" in n]
     assert stray == [], stray
+
+
+# ----------------------------------------------------------------------------------------
+# repeatability (transfer with 1 and 2 workers, sharded and merged: tests/test_stages.py)
+# ----------------------------------------------------------------------------------------
+def test_cues_and_wsss_repeat_and_workers_identical(tree, tmp_path):
+    """Rerun from scratch in another folder, and with --workers 2: the same bytes (cues from
+    points files, WSSS imported from PNGs); transfer too with --workers 2 and BESTIE_PART_SIZE=1."""
+    from bestie_labels.datasets import open_dataset
+    from bestie_labels.fileio import write_index_png
+
+    ds = open_dataset(tree / "voc", "train")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for rec in ds.records:
+        write_index_png(masks / f"{rec.image_id}.png", ds.load_gt(rec).semantic())
+    ref = tree / "ref"
+    for w in ("1", "2"):
+        r = invoke("labels", [*_args("cues", tree, tmp_path / w / "cues.h5"), "--workers", w])
+        assert r.exit_code == 0, r.output
+        assert filecmp.cmp(tmp_path / w / "cues.h5", ref / "cues.h5", shallow=False)
+        r = invoke("labels", ["wsss", "--data", tree / "voc", "--import", masks, "--workers", w,
+                              "--out", tmp_path / w / "wsss.h5"])
+        assert r.exit_code == 0, r.output
+    assert filecmp.cmp(tmp_path / "1" / "wsss.h5", tmp_path / "2" / "wsss.h5", shallow=False)
+    from bestie_labels.store import Store
+
+    with Store(tmp_path / "2" / "wsss.h5") as a, Store(ref / "wsss.h5") as b:
+        for i in ds.image_ids:  # imported PNGs of the GT == the GT store, image by image
+            assert (a.read(i)["mask"] == b.read(i)["mask"]).all()
+    os.environ["BESTIE_PART_SIZE"] = "1"
+    try:
+        r = invoke("labels", [*_args("transfer", tree, tmp_path / "p.h5"), "--workers", "2"])
+    finally:
+        del os.environ["BESTIE_PART_SIZE"]
+    assert r.exit_code == 0, r.output
+    assert filecmp.cmp(tmp_path / "p.h5", ref / "pseudo.h5", shallow=False)
+
+
+@pytest.mark.slow
+def test_pam_cues_repeat_identical(tree, pam_ref, tmp_path):
+    """--method pam twice from the same checkpoint (and with --workers 2): the same bytes."""
+    with one_thread():
+        r = invoke("labels", [*_args("pam", tree, tmp_path / "c.h5"), "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert filecmp.cmp(tmp_path / "c.h5", pam_ref, shallow=False)
+    from bestie_labels.store import Store
+
+    with Store(pam_ref) as s:
+        assert sum(len(s.read(i)["points"]) for i in s.image_ids) > 0  # the cues are not all empty
