@@ -404,6 +404,113 @@ def _labels_file(w: Work) -> Cell:
                 "train_cls.txt", rf"line 2: class index out of range 0..{NUM_CLASSES - 1}")
 
 
+@cell("malformed XML", "cues")
+def _xml_malformed(w: Work) -> Cell:
+    (w.voc / "Annotations" / f"{TRAIN_IDS[2]}.xml").write_text("<annotation><object>")
+    g, a = _argv(w, "cues", w.data())
+    return Cell(g, a, f"{TRAIN_IDS[2]}.xml", r"malformed XML")
+
+
+@cell("binary split file", "wsss")
+def _split_binary(w: Work) -> Cell:
+    (w.voc / "ImageSets/Segmentation/train.txt").write_bytes(b"\xff\xfe2000\x00\n")
+    g, a = _argv(w, "wsss", w.data())
+    return Cell(g, a, "train.txt", r"split file is not UTF-8 text")
+
+
+@cell("binary CSV", "cues --points")
+def _csv_binary(w: Work) -> Cell:
+    root = _folder_dataset(w, unknown=False)
+    (root / "labels.csv").write_bytes(b"image,classes\n\xff\xfe.jpg,a\n")
+    return Cell("labels", ["cues", *w.data(root=root), "--points", w.voc / "points", "--out", w.out / "cues.h5"],
+                "labels.csv", r"not UTF-8 text")
+
+
+@cell("label file misses an image", "transfer")
+def _labels_missing(w: Work) -> Cell:
+    lab = w.root / "train_cls.txt"
+    lab.write_text(f"{TRAIN_IDS[0]} 0\n{TRAIN_IDS[2]} 2\n")
+    g, a = _argv(w, "transfer", w.data())
+    return Cell(g, [*a, "--labels", lab], "train_cls.txt", rf"no labels for image {TRAIN_IDS[1]}")
+
+
+def _coco_dataset(w: Work, edit: Callable[[dict], None]) -> tuple[Path, Path]:
+    """The tiny tree's val image (with its GT) as a COCO instances file, then ``edit``-ed."""
+    from bestie_labels.datasets import open_dataset
+    from bestie_labels.evaluation.coco_ap import encode_masks
+
+    ds = open_dataset(w.voc, "val")
+    rec = ds.records[0]
+    gt = ds.load_gt(rec)
+    anns = [{"id": n + 1, "image_id": rec.coco_id, "category_id": int(c) + 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1],
+             "segmentation": {"size": r["size"], "counts": r["counts"].decode()}}
+            for n, (r, c) in enumerate(zip(encode_masks(gt.masks), gt.classes))]
+    data = {"images": [{"id": rec.coco_id, "file_name": f"{rec.image_id}.jpg", "height": SIZE, "width": SIZE}],
+            "categories": [{"id": k + 1, "name": n} for k, n in enumerate(ds.class_names)],
+            "annotations": anns}
+    edit(data)
+    p = w.root / "instances.json"
+    p.write_text(json.dumps(data))
+    return p, w.voc / "JPEGImages"
+
+
+@cell("COCO JSON: category without id", "cues --points")
+def _coco_noid(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["categories"][1].pop("id"))
+    return Cell("labels", ["cues", "--data", p, "--images", img, "--points", w.voc / "points", "--out", w.out / "c.h5"],
+                "instances.json", r"categories\[1\] has no 'id'")
+
+
+@cell("COCO JSON: image with a non-numeric height", "export")
+def _coco_height(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["images"][0].update(height="32px"))
+    return Cell("labels", ["export", "--data", p, "--images", img, "--pseudo", w.inp / "pseudo.h5",
+                           "--out", w.out / "c.json"], "instances.json", r"images\[0\]: bad 'height'")
+
+
+@cell("COCO JSON: annotation naming an unknown category", "evaluate")
+def _coco_cat(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["annotations"][0].update(category_id=99))
+    return Cell("labels", ["evaluate", "--data", p, "--images", img, "--predictions", w.inp / "preds.json",
+                           "--out", w.out / "m.json"], "instances.json", r"annotation 1: unknown category id 99")
+
+
+@cell("COCO JSON: malformed GT RLE", "evaluate")
+def _coco_rle(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["annotations"][-1]["segmentation"].update(counts="zz{"))
+    return Cell("labels", ["evaluate", "--data", p, "--images", img, "--predictions", w.inp / "preds.json",
+                           "--out", w.out / "m.json"], "instances.json", r"malformed compressed RLE")
+
+
+@cell("points folder missing", "cues --method points")
+def _points_dir(w: Work) -> Cell:
+    return Cell("labels", ["cues", *w.data(), "--points", w.root / "Peak_points", "--out", w.out / "c.h5"],
+                "Peak_points", r"points folder not found")
+
+
+@cell("mask missing for one image", "wsss --import")
+def _mask_missing(w: Work) -> Cell:
+    (w.inp / "masks" / f"{TRAIN_IDS[2]}.png").unlink()
+    return Cell("labels", ["wsss", *w.data(), "--import", w.inp / "masks", "--out", w.out / "wsss.h5"],
+                f"{TRAIN_IDS[2]}.png", r"mask not found")
+
+
+@cell("store missing an image of the split", "transfer --wsss")
+def _store_short(w: Work) -> Cell:
+    (w.voc / "ImageSets/Segmentation/train2.txt").write_text("".join(i + "\n" for i in TRAIN_IDS + VAL_IDS))
+    return Cell("labels", ["transfer", *w.data("train2"), "--cues", w.inp / "cues.h5", "--wsss", w.inp / "wsss.h5",
+                           "--out", w.out / "p.h5"], "cues.h5", rf"1 of the 4 images of split 'train2' are not in this store")
+
+
+@cell("merge: overlapping shards", "merge")
+def _merge_overlap(w: Work) -> Cell:
+    base = ["cues", *w.data()]
+    for i in range(2):
+        assert invoke("labels", [*base, "--shard", f"{i}/2", "--out", w.inp / f"s{i}.h5"]).exit_code == 0
+    return Cell("labels", ["merge", w.inp / "s0.h5", w.inp / "s1.h5", w.inp / "s0.h5", "--out", w.out / "m.h5"],
+                "s0.h5", r"overlapping shards")
+
+
 # --- points files -------------------------------------------------------------------------
 def _points_cell(w: Work, line: str, problem: str, prior: bool = False) -> Cell:
     p = w.voc / "points" / f"{TRAIN_IDS[1]}.txt"

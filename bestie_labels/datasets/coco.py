@@ -49,6 +49,10 @@ class CocoDataset(Dataset):
         for n, ann in enumerate(anns):
             if not ann.get("segmentation"):
                 raise BestieError(f"annotation {ann.get('id')} has no segmentation", self.json_path)
+            if isinstance(ann["segmentation"], dict):
+                problem = _check_rle(ann["segmentation"], h, w)
+                if problem:
+                    raise BestieError(f"annotation {ann.get('id')}: {problem}", self.json_path)
             try:
                 m = self.coco.annToMask(ann)
             except Exception as e:  # pycocotools raises assorted types on bad polygons / RLE
@@ -61,6 +65,54 @@ class CocoDataset(Dataset):
             classes[n] = self.cat_index[ann["category_id"]]
             crowd[n] = bool(ann.get("iscrowd", 0))
         return GtInstances(masks=masks, classes=classes, crowd=crowd, void=np.zeros((h, w), bool))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_size(v) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _check_fields(obj: dict, checks: dict, where: str, path: Path) -> None:
+    """Each ``key`` of ``checks`` must be in ``obj`` and pass its check (a one-line error)."""
+    for key, ok in checks.items():
+        if key not in obj:
+            raise BestieError(f"{where} has no '{key}'", path)
+        if not ok(obj[key]):
+            v = repr(obj[key])
+            raise BestieError(f"{where}: bad '{key}' {v[:40]}", path)
+
+
+def _check_rle(seg, h: int, w: int) -> str | None:
+    """What is wrong with an RLE segmentation (``{"size", "counts"}``), or None.
+
+    pycocotools decodes a malformed compressed string without complaint (into a wrong mask), so
+    the counts are checked first."""
+    from ..evaluation.predictions import decode_counts_totals
+
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) for v in size)):
+        return f"RLE size {size!r} is not [height, width]"
+    if tuple(size) != (h, w):
+        return f"RLE size {size[0]}x{size[1]} differs from the image's {h}x{w}"
+    if isinstance(counts, str):
+        try:
+            b = counts.encode("ascii")
+        except UnicodeEncodeError:
+            return "RLE counts string has non-ASCII characters"
+        ok, total = decode_counts_totals([b])
+        if not ok[0]:
+            return "malformed compressed RLE counts string"
+        if total[0] != h * w:
+            return f"RLE counts cover {total[0]} pixels, expected {h * w}"
+    elif isinstance(counts, list):
+        if not all(_is_int(v) and v >= 0 for v in counts) or sum(counts) != h * w:
+            return f"uncompressed RLE counts must be non-negative integers summing to {h * w}"
+    else:
+        return f"RLE counts must be a string or a list, got {type(counts).__name__}"
+    return None
 
 
 def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
@@ -80,10 +132,23 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
     data = read_json(json_path)
     if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
         raise BestieError("not a COCO instances file (needs images, annotations, categories)", json_path)
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data[key], list):
+            raise BestieError(f"'{key}' must be a list, got {type(data[key]).__name__}", json_path)
+        for n, obj in enumerate(data[key]):
+            if not isinstance(obj, dict):
+                raise BestieError(f"{key}[{n}] must be an object, got {type(obj).__name__}", json_path)
+    for n, c in enumerate(data["categories"]):
+        _check_fields(c, {"id": _is_int, "name": lambda v: isinstance(v, str)}, f"categories[{n}]", json_path)
+    for n, im in enumerate(data["images"]):
+        _check_fields(im, {"id": _is_int, "file_name": lambda v: isinstance(v, str) and v != "",
+                           "height": _is_size, "width": _is_size}, f"images[{n}]", json_path)
     cats = sorted(data["categories"], key=lambda c: c["id"])
     if not cats:
         raise BestieError("no categories", json_path)
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    if len(cat_index) != len(cats):
+        raise BestieError("duplicate category ids", json_path)
     class_names = [str(c["name"]) for c in cats]
     if len(set(class_names)) != len(class_names):
         raise BestieError("duplicate category names", json_path)
@@ -92,13 +157,12 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
         raise BestieError("duplicate image ids", json_path)
     labels: dict[int, np.ndarray] = {i: np.zeros(len(cats), bool) for i in img_ids}
     for ann in data["annotations"]:
-        if ann.get("category_id") not in cat_index:
-            raise BestieError(f"annotation {ann.get('id')}: unknown category id "
-                              f"{ann.get('category_id')}", json_path)
-        if ann.get("image_id") not in labels:
-            raise BestieError(f"annotation {ann.get('id')}: unknown image id {ann.get('image_id')}",
-                              json_path)
-        labels[ann["image_id"]][cat_index[ann["category_id"]]] = True
+        cid, iid = ann.get("category_id"), ann.get("image_id")
+        if not _is_int(cid) or cid not in cat_index:
+            raise BestieError(f"annotation {ann.get('id')}: unknown category id {cid}", json_path)
+        if not _is_int(iid) or iid not in labels:
+            raise BestieError(f"annotation {ann.get('id')}: unknown image id {iid}", json_path)
+        labels[iid][cat_index[cid]] = True
 
     records, json_ids, seen = [], [], set()
     for im in sorted(data["images"], key=lambda im: im["id"]):

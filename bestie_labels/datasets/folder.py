@@ -38,8 +38,13 @@ def open_folder(root: str | os.PathLike, split: str = "train") -> FolderDataset:
     class_names = read_class_names(names_path)
     index = {n: i for i, n in enumerate(class_names)}
 
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        raise BestieError("not UTF-8 text", csv_path) from None
+    except csv.Error as e:
+        raise BestieError(f"malformed CSV ({e})", csv_path) from None
     if not rows:
         raise BestieError("empty file (expected the header 'image,classes')", csv_path)
     header = [h.strip() for h in rows[0]]

@@ -32,6 +32,16 @@ from .base import VOC_CLASSES, Dataset, GtInstances, Record
 VOID = 255
 
 
+def _read_text(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 text file; an unreadable or binary file is a BestieError."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise BestieError(f"{what} is not UTF-8 text", path) from None
+    except OSError as e:
+        raise BestieError(f"cannot read {what} ({e.strerror})", path) from None
+
+
 def read_class_names(path: str | os.PathLike) -> list[str]:
     """Class names, one per line in index order (blank lines skipped); duplicates refused."""
     path = Path(path)
@@ -58,7 +68,7 @@ def read_split(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise BestieError("split file not found", path)
     stems = []
-    for line in path.read_text().splitlines():
+    for line in _read_text(path, "split file"):
         tok = line.split()
         if tok:
             stems.append(Path(tok[0]).stem if ("/" in tok[0] or "." in tok[0]) else tok[0])
@@ -82,7 +92,7 @@ def read_label_file(path: str | os.PathLike, num_classes: int) -> dict[str, np.n
     if not path.is_file():
         raise BestieError("label file not found", path)
     out: dict[str, np.ndarray] = {}
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(_read_text(path, "label file"), start=1):
         tok = line.split()
         if not tok:
             continue
