@@ -27,7 +27,7 @@ from .common import command, data_options, device_option, force_option, open_dat
 @click.option("--crop-size", type=click.IntRange(8), default=None,
               help="Random square crop for training; also the shorter side at inference [321, tiny: 112].")
 @click.option("--val-split", default="val", show_default=True,
-              help="Split on which the image-level mAP is reported each epoch ('none' to skip).")
+              help="Split on which the image-level mAP is reported each epoch ('none' to skip; skipped with a warning if it cannot be opened).")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out (same options; --epochs may grow).")
 @device_option
 @seed_option
@@ -48,9 +48,14 @@ def command(data, split, data_format, images, labels_file, out, backbone, epochs
     from bestie_labels.classifier.train import train_pam
 
     ds = open_data(data, split, data_format, images, labels_file)
+    from bestie_labels.errors import BestieError
+
     val = None
     if val_split and val_split.lower() != "none" and val_split != split:
-        val = open_data(data, val_split, data_format, images, labels_file)
+        try:
+            val = open_data(data, val_split, data_format, images, labels_file)
+        except BestieError as e:  # e.g. a folder dataset or a labels file without that split
+            click.echo(f"WARNING: no validation mAP: cannot open split '{val_split}' ({e})", err=True)
     res = train_pam(ds, out, val_ds=val, backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr,
                     alpha=alpha, pam=not no_pam, pretrained=pretrained, device=device, seed=seed, resume=resume,
                     force=force, input_size=input_size, crop_size=crop_size, workers=workers, log=click.echo)
