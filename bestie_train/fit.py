@@ -55,11 +55,14 @@ from bestie_labels.fileio import atomic_path
 from .checkpoint import load_checkpoint, save_checkpoint
 
 #: Per-backbone defaults. ResNet/HRNet: the official BESTIE script values (Adam 5e-5, crop 416,
-#: batch 16, 50k iterations, 2k warm-up, validation every 1k). tiny: trained from scratch on
-#: CPU, where 5e-5 barely moves in a few minutes; 2e-3 with a short warm-up reaches a useful
-#: mAP50 on the 128x128 demo images within ~5 minutes on 2 cores (see the trainer report).
+#: batch 16, 50k iterations, 2k warm-up, validation every 1k). tiny: trained from scratch on the
+#: CPU, where the paper's 5e-5 barely moves in a few minutes. Measured on the default demo data
+#: (180 train / 60 val images of 128x128, pseudo labels from GT points + GT class masks), batch 8,
+#: crop 128, 600 iterations (about 4 CPU-minutes on one core): val mAP50 29.8 at lr 5e-5, 70.1 at
+#: 2e-3, 72.6 at 5e-3; 2e-3 is the default (the margin to 5e-3 is within seed noise and the
+#: lower rate is safer for the ablations).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": dict(lr=2e-3, crop=128, batch_size=8, iters=1500, warmup=100, val_every=500),
+    "tiny": dict(lr=2e-3, crop=128, batch_size=8, iters=600, warmup=100, val_every=200),
     "resnet50": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
     "resnet101": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
     "hrnet_w32": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
@@ -355,6 +358,7 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         if opts.device == "cuda":
             torch.cuda.set_device(dist_.local_rank)
             device = torch.device("cuda", dist_.local_rank)
+            torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest kernels
         else:
             device = torch.device("cpu")
         use_amp = opts.amp and device.type == "cuda"
@@ -433,6 +437,7 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
 
                 from .predict import predict_dataset
 
+                tv = time.perf_counter()
                 model.eval()
                 results = predict_dataset(model, val_dataset, device=device, flip=opts.val_flip,
                                           progress=False)
@@ -441,7 +446,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
                 row = {"kind": "val", "iter": it, "split": val_dataset.split,
                        **{k: m["voc"][k] for k in ("mAP25", "mAP50", "mAP70", "mAP75")},
                        "coco_AP": m["coco"]["AP"], "coco_AP50": m["coco"]["AP50"],
-                       "num_predictions": m["num_predictions"]}
+                       "num_predictions": m["num_predictions"],
+                       "seconds": round(time.perf_counter() - tv, 2)}
                 metric = m["voc"]["mAP50"]
                 improved = metric is not None and (best_metric is None or metric > best_metric)
                 row["best"] = bool(improved)

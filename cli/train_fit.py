@@ -16,7 +16,7 @@ from .common import command, data_options, device_option, open_data, seed_option
 @click.option("--backbone", default="tiny", show_default=True,
               type=click.Choice(["tiny", "resnet50", "resnet101", "hrnet_w32", "hrnet_w48"]))
 @click.option("--iters", type=click.IntRange(1), default=None,
-              help="Training iterations [default: tiny 1500, others 50000].")
+              help="Training iterations [default: tiny 600, others 50000].")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Train for this many epochs instead of --iters.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Global batch size, split across torchrun processes [default: tiny 8, others 16].")
@@ -40,7 +40,7 @@ from .common import command, data_options, device_option, open_data, seed_option
 @click.option("--val-split", default="val", show_default=True,
               help="Split validated every --val-every iterations (best.pt = best mAP50); 'none' to skip.")
 @click.option("--val-every", type=click.IntRange(1), default=None,
-              help="Validation interval in iterations [default: tiny 500, others 1000].")
+              help="Validation interval in iterations [default: tiny 200, others 1000].")
 @click.option("--val-flip", is_flag=True, help="Flip test-time augmentation during validation.")
 @click.option("--ckpt-every", type=click.IntRange(1), default=None,
               help="Write last.pt every N iterations [default: --val-every].")
