@@ -513,6 +513,27 @@ def _merge_overlap(w: Work) -> Cell:
                 "s0.h5", r"overlapping shards")
 
 
+@cell("missing run folder", "summary")
+def _summary_missing(w: Work) -> Cell:
+    return Cell("labels", ["summary", "--work", w.root / "work"], "report.json", r"file not found")
+
+
+@cell("report.json of another kind (a list)", "summary",
+      bug="summary.build_summary calls .get on whatever report.json / metrics.json hold: a JSON list "
+          "is an AttributeError traceback (bestie_labels/summary.py: check isinstance(dict))")
+def _summary_list(w: Work) -> Cell:
+    work = w.root / "work"
+    work.mkdir()
+    (work / "report.json").write_text("[1, 2]")
+    (work / "metrics.json").write_text("{}")
+    return Cell("labels", ["summary", "--work", work], "report.json", r"")
+
+
+@cell("output folder exists", "demo-data")
+def _demo_exists(w: Work) -> Cell:
+    return Cell("labels", ["demo-data", w.voc, "--images", "2", "--size", "32"], "voc", r"output exists")
+
+
 # --- points files -------------------------------------------------------------------------
 def _points_cell(w: Work, line: str, problem: str, prior: bool = False) -> Cell:
     p = w.voc / "points" / f"{TRAIN_IDS[1]}.txt"
@@ -598,6 +619,18 @@ def _empty_wsss(w: Work) -> Cell:
     _empty_label(w, TRAIN_IDS[0])
     return Cell("labels", ["wsss", *w.data(), "--from-gt", "--out", w.out / "wsss.h5"], out=w.out / "wsss.h5",
                 warn={"no_foreground": 1})
+
+
+@cell("empty image-level label", "transfer")
+def _empty_transfer(w: Work) -> Cell:
+    _empty_label(w, TRAIN_IDS[2])
+    for args in (["cues", *w.data(), "--out", w.inp / "cues0.h5"],
+                 ["wsss", *w.data(), "--from-gt", "--out", w.inp / "wsss0.h5"]):
+        r = invoke("labels", args)
+        assert r.exit_code == 0 and "empty_label x1" in r.output or "no_foreground x1" in r.output, r.output
+    return Cell("labels", ["transfer", *w.data(), "--cues", w.inp / "cues0.h5", "--wsss", w.inp / "wsss0.h5",
+                           "--min-area", MIN_AREA, "--out", w.out / "pseudo.h5"], out=w.out / "pseudo.h5",
+                warn={"no_instance": 1})
 
 
 @cell("empty image-level label", "wsss --import (mask has classes)")
