@@ -14,7 +14,7 @@ from .common import command, data_options, device_option, force_option, open_dat
 @click.option("--method", type=click.Choice(["cam"]), default=None,
               help="cam: the built-in CAM baseline from a classifier checkpoint.")
 @click.option("--checkpoint", type=click.Path(), default=None, help="Classifier checkpoint (from train-pam) for --method cam.")
-@click.option("--bg-threshold", type=float, default=None, help="--method cam: constant background score (default 0.2).")
+@click.option("--bg-threshold", type=float, default=None, help="--method cam: constant background score (default 0.3).")
 @click.option("--clean", is_flag=True,
               help="--import: set classes the image-level label does not list to background (counted) instead of failing.")
 @click.option("--from-gt", is_flag=True, help="Use the ground-truth class masks (upper bound, test oracle).")

@@ -6,16 +6,18 @@ from bestie_labels.pipeline import PipelineConfig, build_stages, emit_makefile, 
 
 
 def _make_all_current(cfg):
+    """Pretend every stage ran, in order: outputs and done markers newer than the stamps."""
     stages = build_stages(cfg)
     write_stamps(cfg, stages)
+    stamps = os.path.join(cfg.work, ".stamps")
     t = time.time() - 100
-    for st in (tmp for tmp in os.scandir(os.path.join(cfg.work, ".stamps"))):
+    for st in os.scandir(stamps):
         os.utime(st.path, (t - 10, t - 10))
-    for s in stages:  # outputs newer than inputs and stamps, in stage order
-        p = cfg.work + "/" + os.path.relpath(s.output, cfg.work)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        open(p, "a").close()
-        os.utime(p, (t, t))
+    for s in stages:
+        os.makedirs(os.path.dirname(s.output), exist_ok=True)
+        for p in (s.output, os.path.join(stamps, s.name + ".done")):
+            open(p, "a").close()
+            os.utime(p, (t, t))
         t += 1
     return stages
 
@@ -42,6 +44,13 @@ def test_changing_sup_makes_only_cues_onwards_stale(tmp_path):
     emit_makefile(cfg2, mk)
     stale = {s.name for s in build_stages(cfg2) if not is_current(cfg2, s)}
     assert stale == {"cues", "fit"}  # their commands changed; Make propagates from there
+    # an interrupted training run leaves its checkpoint but no done marker: it is not current
+    done = os.path.join(cfg.work, ".stamps", "train-pam.done")
+    mtime = os.stat(done).st_mtime
+    os.remove(done)
+    assert not is_current(cfg, stages[1]) and stages[1].name == "train-pam"
+    open(done, "a").close()
+    os.utime(done, (mtime, mtime))
     out = subprocess.run(["make", "-n", "-f", str(mk), "all"], capture_output=True, text=True, check=True).stdout
     ran = [line.split("--stage ")[1].strip() for line in out.splitlines() if "--stage " in line]
     assert ran == ["cues", "transfer", "report", "export", "fit", "evaluate", "summary"]

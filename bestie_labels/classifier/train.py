@@ -195,7 +195,8 @@ def train_pam(train_ds, out: str | os.PathLike, val_ds=None, backbone: str = "vg
         alpha, pam: PAM controller value (None: 0.7, tiny 0.4), PAM on/off.
         pretrained: torchvision-layout weights for the backbone (missing/unused keys printed).
         resume: continue the run in ``out`` (same options; ``epochs`` may be larger).
-        force: start over even if ``out`` exists.
+        force: start over even if ``out`` exists; with ``resume``, start over only when the
+            checkpoint was made with other options or data (what a pipeline wants).
         workers: data-loading worker processes (1 = in the main process).
 
     Returns:
@@ -234,7 +235,10 @@ def train_pam(train_ds, out: str | os.PathLike, val_ds=None, backbone: str = "vg
             old = ck["options"]
             options["decay_points"] = old.get("decay_points")
             diff = [k for k in _RESUME_KEYS if old.get(k) != options.get(k)]
-            if diff or list(ck["class_names"]) != list(train_ds.class_names):
+            if (diff or list(ck["class_names"]) != list(train_ds.class_names)) and force:
+                ck = None  # --resume --force: continue a matching run, else start over
+                options["decay_points"] = None
+            elif diff or list(ck["class_names"]) != list(train_ds.class_names):
                 raise StaleOutputError("checkpoint was made with other options or data ("
                                        + ", ".join(f"{k}: {old.get(k)!r} -> {options.get(k)!r}" for k in diff)
                                        + "); rerun with --force to start over", out)
