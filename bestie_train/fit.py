@@ -363,6 +363,15 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             device = torch.device("cpu")
         use_amp = opts.amp and device.type == "cuda"
 
+        if val_dataset is not None:
+            if len(val_dataset) == 0:
+                raise BestieError(f"validation split '{val_dataset.split}' has no image; pass --val-split none",
+                                  getattr(val_dataset, "root", None))
+            try:  # fail now rather than at the first validation
+                val_dataset.load_gt(val_dataset.records[0])
+            except BestieError as e:
+                raise BestieError(f"validation split '{val_dataset.split}' cannot be evaluated ({e.problem}); "
+                                  "pass --val-split none", e.path) from None
         train_data = TrainData(dataset, pseudo, wsss, crop=opts.crop, scale=opts.scale, seed=opts.seed,
                                sigma=opts.sigma, sup=opts.sup, points_dir=opts.points)
         from bestie_labels.store import Store

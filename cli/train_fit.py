@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from .common import command, data_options, device_option, open_data, seed_option, workers_option
 
@@ -60,10 +61,18 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
     """
     from bestie_train.fit import fit
 
+    from bestie_labels.errors import BestieError
+
     ds = open_data(data, split, data_format, images, labels_file)
     val = None
     if val_split and val_split.lower() != "none":
-        val = open_data(data, val_split, data_format, images, None)
+        explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
+        try:
+            val = open_data(data, val_split, data_format, images, None)
+        except BestieError as e:
+            if explicit:
+                raise
+            click.echo(f"Warning: no validation ({e}); best.pt will be the final weights", err=True)
     r = fit(ds, pseudo, wsss, out, val_dataset=val, resume=resume, backbone=backbone, iters=iters,
             epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,

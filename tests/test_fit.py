@@ -142,6 +142,19 @@ def test_existing_run_is_refused_without_resume_or_with_other_options(setup, tmp
     assert r["iteration"] == 1 and r["it_per_s"] is None
 
 
+def test_validation_split_without_gt_is_refused_before_training(setup, tmp_path, monkeypatch):
+    ds, val, pseudo, wsss = setup
+    val = open_dataset(val.root, split="val")
+
+    def no_gt(rec):
+        raise BestieError("this dataset has no ground-truth instances", rec.file_name)
+
+    monkeypatch.setattr(val, "load_gt", no_gt)
+    with pytest.raises(BestieError, match="validation split 'val' cannot be evaluated .*pass --val-split none"):
+        fit(ds, pseudo, wsss, tmp_path / "run", val_dataset=val, progress=False, iters=1, **TINY)
+    assert not (tmp_path / "run").exists()
+
+
 def test_lr_schedule_hand_values():
     assert lr_factor(0, 100, 10) == pytest.approx(0.001)
     assert lr_factor(5, 100, 10) == pytest.approx((0.001 * 0.5 + 0.5) * 0.95 ** 0.9)
