@@ -45,18 +45,18 @@ def test_vgg16_loads_torchvision_layout(tmp_path, capsys):
     torch.save(sd, path)
     model = build_classifier("vgg16", 20)
     rep = load_pretrained(model.pretrained_module, path)
-    assert len(rep["loaded"]) == 26 and rep["missing"] == []
-    assert rep["unexpected"] == sorted(f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("bias", "weight"))
+    assert len(rep.loaded) == 26 and rep.missing == []
+    assert rep.unexpected == sorted(f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("bias", "weight"))
     for k in ("features.0.weight", "features.28.bias"):
         assert torch.equal(model.backbone.state_dict()[k], sd[k])
-    assert "classifier.0.weight" in capsys.readouterr().out  # reported, not silently dropped
+    assert "classifier.0.weight" in capsys.readouterr().err  # reported, not silently dropped
     # a file matching nothing or with wrong shapes is refused
     torch.save({"foo.weight": torch.zeros(3)}, tmp_path / "bad.pth")
-    with pytest.raises(BestieError, match="no key"):
+    with pytest.raises(BestieError, match="no key matches"):
         load_pretrained(model.backbone, tmp_path / "bad.pth")
     sd["features.0.weight"] = torch.zeros(64, 3, 5, 5)
     torch.save(sd, tmp_path / "shape.pth")
-    with pytest.raises(BestieError, match="wrong shapes"):
+    with pytest.raises(BestieError, match="wrong shape"):
         load_pretrained(model.backbone, tmp_path / "shape.pth")
 
 
@@ -67,8 +67,8 @@ def test_resnet50_loads_torchvision_layout(tmp_path):
     assert "fc.weight" in sd and "layer4.2.conv3.weight" in sd
     torch.save(sd, tmp_path / "r50.pth")
     model = build_classifier("resnet50", 5, output_stride=16)
-    rep = load_pretrained(model.pretrained_module, tmp_path / "r50.pth", log=lambda s: None)
-    assert rep["missing"] == [] and rep["unexpected"] == ["fc.bias", "fc.weight"]
+    rep = load_pretrained(model.pretrained_module, tmp_path / "r50.pth", verbose=False)
+    assert rep.missing == [] and rep.unexpected == ["fc.bias", "fc.weight"]
     assert torch.equal(model.state_dict()["backbone.net.layer4.2.conv3.weight"], sd["layer4.2.conv3.weight"])
     with torch.no_grad():
         assert tuple(model.cam(torch.zeros(1, 3, 64, 64)).shape) == (1, 5, 4, 4)

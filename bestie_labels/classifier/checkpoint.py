@@ -63,56 +63,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a weights file (a state dict, or a dict with 'state_dict' / 'model') as tensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise BestieError("pretrained weights file not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise BestieError(f"cannot read pretrained weights ({type(e).__name__}: {e})", path) from None
-    if isinstance(obj, dict) and not any(torch.is_tensor(v) for v in obj.values()):
-        for key in ("state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not any(torch.is_tensor(v) for v in obj.values()):
-        raise BestieError("pretrained weights file holds no state dict of tensors", path)
-    return {k.removeprefix("module."): v for k, v in obj.items() if torch.is_tensor(v)}
+def load_pretrained(module: nn.Module, path: str | os.PathLike, verbose: bool = True):
+    """Load torchvision-layout ImageNet weights from ``path`` into a classifier trunk.
 
-
-def load_pretrained(module: nn.Module, path: str | os.PathLike, log=print) -> dict[str, list[str]]:
-    """Load torchvision-layout weights from ``path`` into ``module`` (a backbone trunk).
-
-    Keys are matched by name; a matched key with another shape is a BestieError. Missing keys
-    (in the module, not in the file) and unexpected keys (in the file, not in the module, e.g.
-    VGG's ``classifier.*`` or ResNet's ``fc.*``) are printed through ``log``. A file of which no
-    key matches is refused: it would silently train from scratch.
-
-    Returns ``dict(loaded=[...], missing=[...], unexpected=[...])``.
+    The backbones' loader (:func:`bestie_labels.backbones.weights.load_pretrained`) with
+    nothing ignored on purpose, so that VGG's ``classifier.*`` and ResNet's ``fc.*`` are
+    reported as unexpected: a wrong shape or a file matching nothing is a BestieError.
+    Returns its :class:`~bestie_labels.backbones.weights.LoadReport`.
     """
-    src = read_state_dict(path)
-    own = module.state_dict()
-    loaded, bad = [], []
-    for k, v in src.items():
-        if k in own:
-            if tuple(own[k].shape) != tuple(v.shape):
-                bad.append(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}")
-            else:
-                loaded.append(k)
-    if bad:
-        raise BestieError("pretrained weights have the wrong shapes: " + "; ".join(bad[:5])
-                          + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""), path)
-    if not loaded:
-        raise BestieError(f"no key of the pretrained weights matches the backbone (file keys like "
-                          f"{sorted(src)[:3]}, model keys like {sorted(own)[:3]})", path)
-    missing = sorted(k for k in own if k not in src)
-    unexpected = sorted(k for k in src if k not in own)
-    module.load_state_dict({k: src[k] for k in loaded}, strict=False)
-    log(f"pretrained {path}: loaded {len(loaded)} tensors")
-    if missing:
-        log(f"WARNING: {len(missing)} backbone keys missing from {path} (left randomly initialised): {missing}")
-    if unexpected:
-        log(f"WARNING: {len(unexpected)} keys of {path} not used by the backbone (ignored): {unexpected}")
-    return {"loaded": loaded, "missing": missing, "unexpected": unexpected}
+    from ..backbones.weights import load_pretrained as _load
+
+    return _load(module, path, ignore_prefixes=(), verbose=verbose)

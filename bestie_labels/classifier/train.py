@@ -252,7 +252,7 @@ def train_pam(train_ds, out: str | os.PathLike, val_ds=None, backbone: str = "vg
     model = build_classifier(backbone, train_ds.num_classes, pam=pam, alpha=alpha, output_stride=output_stride)
     if ck is None:
         if pretrained is not None:
-            load_pretrained(model.pretrained_module, pretrained, log=log)
+            load_pretrained(model.pretrained_module, pretrained)
         elif backbone != "tiny":
             log(f"WARNING: no --pretrained weights: the {backbone} backbone trains from scratch "
                 "(the official recipe starts from ImageNet weights)")
