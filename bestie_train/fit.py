@@ -298,6 +298,19 @@ def _set_rng_state(st: dict) -> None:
         random.setstate((p[-1], tuple(p[:-1]), None))
 
 
+def _one_line(e: BestieError) -> BestieError:
+    """A BestieError re-raised by a DataLoader worker carries the worker's traceback in its
+    message; keep the original one-line message (its last line)."""
+    msg = str(e).strip()
+    if "\n" not in msg:
+        return e
+    last = msg.splitlines()[-1]
+    for prefix in ("bestie_labels.errors.BestieError: ", "BestieError: "):
+        if last.startswith(prefix):
+            last = last[len(prefix):]
+    return BestieError(last)
+
+
 def _check_resume(ckpt: dict, opts: dict, inputs: dict, class_names: list[str], path: Path) -> None:
     old = ckpt.get("options", {})
     diffs = [f"{k}: {old.get(k)!r} -> {opts.get(k)!r}" for k in TRAJECTORY_KEYS
@@ -552,6 +565,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             while it < opts.iters:
                 try:
                     batch = next(batches)
+                except BestieError as e:
+                    raise _one_line(e) from None
                 except Exception:
                     if not interrupted["flag"]:
                         raise

@@ -155,6 +155,20 @@ def test_validation_split_without_gt_is_refused_before_training(setup, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+def test_bad_image_in_a_loader_worker_is_one_line(setup, tmp_path):
+    import shutil
+
+    ds, val, pseudo, wsss = setup
+    root = shutil.copytree(ds.root, tmp_path / "voc")
+    bad = open_dataset(root, split="train")
+    p = bad.records[1].file_name
+    data = open(p, "rb").read()
+    open(p, "wb").write(data[: len(data) // 2])
+    with pytest.raises(BestieError) as e:
+        fit(bad, pseudo, wsss, tmp_path / "run", progress=False, iters=10, workers=2, **TINY)
+    assert str(e.value) == f"{p}: truncated JPEG (no end-of-image marker)"
+
+
 def test_lr_schedule_hand_values():
     assert lr_factor(0, 100, 10) == pytest.approx(0.001)
     assert lr_factor(5, 100, 10) == pytest.approx((0.001 * 0.5 + 0.5) * 0.95 ** 0.9)
