@@ -98,6 +98,17 @@ def _n_parts(parts: Path) -> int:
         return 0
 
 
+def _part_ids(parts: Path) -> set[str]:
+    """Image ids held by the finished parts of an interrupted run."""
+    import h5py
+
+    ids: set[str] = set()
+    for p in sorted(parts.glob("part-*.h5")):
+        with h5py.File(p, "r") as h5:
+            ids.update(h5["images"].keys())
+    return ids
+
+
 def _kill_when(p: subprocess.Popen, parts: Path, k: int, delay: float, sig: int, timeout: float = 60) -> None:
     """Send ``sig`` to ``p`` once ``parts`` holds ``k`` parts, after ``delay`` seconds more."""
     t0 = time.time()
@@ -138,8 +149,9 @@ def test_kill_then_rerun_is_byte_identical(tree, tmp_path, request, stage, sig):
         assert p.returncode == 130, err
         assert "rerun the same command to resume" in err and "Traceback" not in err
     assert not out.exists(), "the final store appeared although the run was killed"
-    kept = _n_parts(parts)
-    assert kept >= k
+    assert _n_parts(parts) >= k
+    kept = len(_part_ids(parts))  # a Ctrl-C between a part's rename and its bookkeeping may
+    assert kept >= 1              # write that image again in a second part: count ids, not files
     # Rerun: resumes from the parts, ends byte-identical, leaves nothing else behind.
     if stage == "pam":
         with one_thread():
@@ -147,7 +159,7 @@ def test_kill_then_rerun_is_byte_identical(tree, tmp_path, request, stage, sig):
     else:
         r = invoke("labels", args)
     assert r.exit_code == 0, r.output
-    assert 0 < _computed(r.output) <= N_TRAIN - kept
+    assert _computed(r.output) == N_TRAIN - kept
     assert filecmp.cmp(out, tree / "ref" / _REF[stage], shallow=False)
     assert sorted(os.listdir(out.parent)) == [out.name]
 
