@@ -7,6 +7,7 @@ only when complete, so an interrupted run never leaves a half-written file under
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -30,11 +31,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     choose the format from the extension).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            raise BestieError("is a folder: give the path of a file to write", path) from None
+        except NotADirectoryError:
+            raise BestieError("is a file: give the path of a folder to write", path) from None
+        except OSError as e:
+            if e.errno == errno.ENOTEMPTY:
+                raise BestieError("cannot replace: a non-empty folder of that name exists", path) from None
+            raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
@@ -44,6 +54,15 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             else:
                 tmp.unlink()
         raise
+
+
+def make_parent(path: str | os.PathLike) -> None:
+    """Create the folder of ``path``; a file where a folder should be is a BestieError."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise BestieError("cannot create the output folder: a file of that name is in the way", parent) from None
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:

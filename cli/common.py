@@ -34,7 +34,8 @@ def _close_progress_bars() -> None:
 
 #: errno values that are the machine's state, not a bug: reported in one line, no traceback.
 _SYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
-                  errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+                  errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
+                  errno.ENOTEMPTY, errno.ENAMETOOLONG}
 
 
 def system_error(e: OSError) -> str | None:

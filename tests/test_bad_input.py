@@ -534,6 +534,31 @@ def _demo_exists(w: Work) -> Cell:
     return Cell("labels", ["demo-data", w.voc, "--images", "2", "--size", "32"], "voc", r"output exists")
 
 
+# --- output paths that cannot be written -----------------------------------------------------
+for _c in ("export", "report", "evaluate"):
+    def _out_dir(w: Work, _c=_c) -> Cell:
+        g, a = _argv(w, _c, w.data("val" if _c == "evaluate" else "train"))
+        target = Path(a[a.index("--out") + 1])
+        target.mkdir()
+        (target / "keep.txt").write_text("mine")
+        return Cell(g, a, target.name, r"is a folder: give the path of a file")
+
+    cell("--out names an existing folder", _c)(_out_dir)
+
+for _c in ("cues", "report --overlays", "fit"):
+    def _out_in_file(w: Work, _c=_c) -> Cell:
+        blocker = w.out / "blocker"
+        blocker.write_text("a file")
+        if _c == "report --overlays":
+            g, a = _argv(w, "report", w.data())
+            return Cell(g, [*a, "--overlays", blocker / "ov"], "blocker", r"a file of that name is in the way")
+        g, a = _argv(w, _c, w.data())
+        a[a.index("--out") + 1] = blocker / "x"
+        return Cell(g, a, "blocker", r"a file of that name is in the way|Not a directory|File exists")
+
+    cell("--out inside a file", _c, _NEEDS.get(_c))(_out_in_file)
+
+
 # --- points files -------------------------------------------------------------------------
 def _points_cell(w: Work, line: str, problem: str, prior: bool = False) -> Cell:
     p = w.voc / "points" / f"{TRAIN_IDS[1]}.txt"
