@@ -398,3 +398,54 @@ def test_pam_cues_repeat_identical(tree, pam_ref, tmp_path):
 
     with Store(pam_ref) as s:
         assert sum(len(s.read(i)["points"]) for i in s.image_ids) > 0  # the cues are not all empty
+
+
+# ----------------------------------------------------------------------------------------
+# bestie-labels train-pam
+# ----------------------------------------------------------------------------------------
+def _pam_args(base: Path, out: Path) -> list:
+    return ["train-pam", "--data", base / "voc", "--split", "train", "--backbone", "tiny", "--epochs", "3",
+            "--batch-size", "8", "--input-size", "32", "--crop-size", "32", "--val-split", "none",
+            "--seed", "5", "--out", out]
+
+
+@pytest.mark.slow
+def test_train_pam_killed_then_resumed_matches(tree, tmp_path):
+    """train-pam SIGKILLed after its first epoch checkpoint, rerun with --resume: the weights of
+    an uninterrupted run (float tolerance)."""
+    import torch
+
+    ref = tmp_path / "ref.pt"
+    with one_thread():
+        r = invoke("labels", _pam_args(tree, ref))
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "pam.pt"
+    args = _pam_args(tree, out)
+    delay = random.Random("train-pam").uniform(0.0, 0.05)
+    p = subprocess.Popen([console_script("bestie-labels"), *map(str, args)], env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while p.poll() is None and not out.exists() and time.time() - t0 < 120:
+        time.sleep(0.005)
+    time.sleep(delay)
+    assert p.poll() is None, "train-pam ended before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    epoch = torch.load(out, map_location="cpu", weights_only=False)["epoch"]
+    assert 1 <= epoch < 3
+    with one_thread():
+        r = invoke("labels", [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert f"resuming {out} after epoch {epoch}" in r.output
+    a = torch.load(out, map_location="cpu", weights_only=False)
+    b = torch.load(ref, map_location="cpu", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 3
+    for key, x in a["model"].items():
+        y = b["model"][key]
+        if x.is_floating_point():
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=key)
+        else:
+            assert torch.equal(x, y), key
+    assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-4)
+    assert sorted(os.listdir(tmp_path)) == ["pam.pt", "ref.pt"]
