@@ -341,10 +341,18 @@ class StoreWriter:
         n = len(list(self.parts_dir.glob("part-*.h5")))
         while (p := self.parts_dir / f"part-{n:06d}.h5").exists():
             n += 1
-        with atomic_path(p) as tmp:
-            with h5py.File(tmp, "w", track_order=True) as h5:
-                for image_id, arrays, attrs in self._buffer:
-                    _write_group(h5, image_id, arrays, attrs)
+        try:
+            with atomic_path(p) as tmp:
+                with h5py.File(tmp, "w", track_order=True) as h5:
+                    for image_id, arrays, attrs in self._buffer:
+                        _write_group(h5, image_id, arrays, attrs)
+        except BaseException:
+            if p.exists():  # a Ctrl-C landed after the rename: the part is complete, keep it once
+                self._mark_done(p)
+            raise
+        self._mark_done(p)
+
+    def _mark_done(self, p: Path) -> None:
         for image_id, _, _ in self._buffer:
             self._done[image_id] = p
         self._buffer.clear()

@@ -41,7 +41,7 @@ FUZZ = dict(deadline=None, derandomize=True, database=None,
 #: strategies (structure-aware, slower to generate).
 N = {"points_text": 300, "points_bytes": 200, "points_batch": 400,
      "png_valid_mutated": 300, "png_bytes": 200, "png_chunks": 200, "png_batch": 300,
-     "pred_entries": 200, "pred_json": 200, "pred_batch": 400}
+     "pred_entries": 200, "pred_json": 200, "pred_batch": 400, "coco_batch": 150}
 BATCH = 8
 #: Inputs read in all: examples, times BATCH for the batch tests.
 TOTAL = sum(n * (BATCH if k.endswith("_batch") else 1) for k, n in N.items())
@@ -559,3 +559,62 @@ def test_fuzz_prediction_batch(scratch, seed):
             assert "\n" not in str(e) and len(str(e)) < 400
             continue
         _check_predictions(out)
+
+
+# ----------------------------------------------------------------------------------------
+# COCO instances files (dataset reader and GT decoding)
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def coco_images(scratch):
+    d = os.path.join(scratch, "coco_images")
+    os.makedirs(d, exist_ok=True)
+    for name in ("a.jpg", "b.jpg"):
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(os.path.join(d, name))
+    return d
+
+
+def _rand_coco(r: random.Random) -> dict:
+    """A COCO instances dict of 1-2 images of 4x5, every part valid with probability ~0.9."""
+    bad = lambda: r.random() < 0.1  # noqa: E731
+    cats = [{"id": k + 1, "name": f"c{k}"} for k in range(r.randint(1, 3))]
+    if bad():
+        cats[0] = r.choice([{"name": "x"}, {"id": "1", "name": "x"}, {"id": 1}, {"id": True, "name": 1}, 7, None])
+    images = [{"id": i + 1, "file_name": n, "height": 4, "width": 5} for i, n in enumerate(["a.jpg", "b.jpg"][:r.randint(1, 2)])]
+    if bad():
+        key = r.choice(["id", "file_name", "height", "width"])
+        images[0][key] = _rand_scalar(r) if r.random() < 0.7 else images[0].pop(key) and None
+    anns = []
+    for n in range(r.randint(0, 3)):
+        seg = r.choice([{"size": [4, 5], "counts": _rand_counts(r, 4, 5)},
+                        {"size": [4, 5], "counts": _valid_counts(4, 5, n)},
+                        [[r.uniform(-1, 6) for _ in range(r.choice([6, 8, 4, 5]))]],
+                        [], _rand_scalar(r)])
+        anns.append({"id": n + 1, "image_id": r.choice([1, 2, 1, _rand_scalar(r)]) if bad() else 1,
+                     "category_id": r.choice([1, 9, _rand_scalar(r)]) if bad() else 1,
+                     "iscrowd": r.choice([0, 0, 1]), "segmentation": seg})
+    d = {"images": images, "annotations": anns, "categories": cats}
+    if r.random() < 0.03:
+        d[r.choice(list(d))] = _rand_scalar(r)
+    return d
+
+
+@settings(max_examples=N["coco_batch"], **FUZZ)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_fuzz_coco_dataset_batch(scratch, coco_images, seed):
+    """Random (mostly valid) COCO files: opening them and decoding every image's GT either
+    works (masks of the image's size) or raises BestieError."""
+    from bestie_labels.datasets import open_dataset
+
+    r = random.Random(seed)
+    p = os.path.join(scratch, "instances.json")
+    for _ in range(BATCH):
+        with open(p, "w") as f:
+            json.dump(_rand_coco(r), f)
+        try:
+            ds = open_dataset(p, images=coco_images)
+            for rec in ds.records:
+                gt = ds.load_gt(rec)
+                assert gt.masks.shape[1:] == (rec.height, rec.width) and gt.masks.dtype == bool
+                assert ((gt.classes >= 0) & (gt.classes < ds.num_classes)).all()
+        except BestieError as e:  # names the JSON, or the image file it points to
+            assert e.path is not None and str(e).startswith(e.path) and "\n" not in str(e)

@@ -71,8 +71,12 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+#: Largest image side accepted from a JSON (the JPEG limit); beyond it a typo, not an image.
+MAX_SIDE = 65535
+
+
 def _is_size(v) -> bool:
-    return _is_int(v) and v > 0
+    return _is_int(v) and 0 < v <= MAX_SIDE
 
 
 def _check_fields(obj: dict, checks: dict, where: str, path: Path) -> None:
