@@ -909,11 +909,13 @@ def test_bad_input(key, good, tmp_path, request):
     c = build(w)
     before = snapshot(w.root)
     r = invoke(c.group, c.args)
+    print("EXPECTED " + (f"exit 0, warnings {c.warn}" if c.warn else f"exit 1, names {c.file!r}, /{c.problem}/"))
     if c.warn:
         assert r.exit_code == 0, r.output
         assert "Traceback" not in r.output
         line = [ln for ln in r.output.splitlines() if "warnings:" in ln]
         assert len(line) == 1, r.output
+        print(f"OBSERVED exit {r.exit_code}; {line[0].strip()}")  # shown by pytest -rA (the matrix table)
         for name, n in c.warn.items():
             assert f"{name} x{n}" in line[0], r.output
         from bestie_labels.store import Store
@@ -924,6 +926,7 @@ def test_bad_input(key, good, tmp_path, request):
         new = sorted(set(after) - set(before))
         assert new == [c.out.relative_to(w.root).as_posix()], new
         return
+    print(f"OBSERVED exit {r.exit_code}; {r.output.strip().splitlines()[-1] if r.output.strip() else ''}")
     assert_one_line_error(r, c.file, c.problem)
     assert snapshot(w.root) == before, "the work folder changed"
     if c.prior:
