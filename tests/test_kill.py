@@ -353,7 +353,7 @@ def test_fit_killed_then_resumed_matches(tree, fit_ref, tmp_path, sig):
 # ----------------------------------------------------------------------------------------
 # repeatability (transfer with 1 and 2 workers, sharded and merged: tests/test_stages.py)
 # ----------------------------------------------------------------------------------------
-def test_cues_and_wsss_repeat_and_workers_identical(tree, tmp_path):
+def test_cues_and_wsss_repeat_and_workers_identical(tree, tmp_path, monkeypatch):
     """Rerun from scratch in another folder, and with --workers 2: the same bytes (cues from
     points files, WSSS imported from PNGs); transfer too with --workers 2 and BESTIE_PART_SIZE=1."""
     from bestie_labels.datasets import open_dataset
@@ -378,11 +378,8 @@ def test_cues_and_wsss_repeat_and_workers_identical(tree, tmp_path):
     with Store(tmp_path / "2" / "wsss.h5") as a, Store(ref / "wsss.h5") as b:
         for i in ds.image_ids:  # imported PNGs of the GT == the GT store, image by image
             assert (a.read(i)["mask"] == b.read(i)["mask"]).all()
-    os.environ["BESTIE_PART_SIZE"] = "1"
-    try:
-        r = invoke("labels", [*_args("transfer", tree, tmp_path / "p.h5"), "--workers", "2"])
-    finally:
-        del os.environ["BESTIE_PART_SIZE"]
+    monkeypatch.setenv("BESTIE_PART_SIZE", "1")
+    r = invoke("labels", [*_args("transfer", tree, tmp_path / "p.h5"), "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert filecmp.cmp(tmp_path / "p.h5", ref / "pseudo.h5", shallow=False)
 
