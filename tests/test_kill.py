@@ -446,3 +446,41 @@ def test_train_pam_killed_then_resumed_matches(tree, tmp_path):
             assert torch.equal(x, y), key
     assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-4)
     assert sorted(os.listdir(tmp_path)) == ["pam.pt", "ref.pt"]
+
+
+@pytest.mark.slow
+def test_fit_disk_full_keeps_last_checkpoint(tree, fit_ref, tmp_path, monkeypatch):
+    """ENOSPC while fit writes its third last.pt: one line, exit 1, the second last.pt intact,
+    no temporary file; --resume then finishes with the uninterrupted weights."""
+    import torch
+
+    import bestie_train.checkpoint as ck
+
+    run = tmp_path / "run"
+    args = _fit_args(tree, run)
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            real_save(obj, f, *a, **k)  # half written, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(f))
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(ck.torch, "save", save)
+    with one_thread():
+        r = invoke("train", args)
+    monkeypatch.undo()
+    assert r.exit_code == 1, r.output
+    assert "No space left on device" in r.output.strip().splitlines()[-1] and "Traceback" not in r.output
+    assert torch.load(run / "last.pt", map_location="cpu", weights_only=True)["iteration"] == 2
+    assert not [n for n in os.listdir(run) if ".tmp" in n]
+    with one_thread():
+        r = invoke("train", [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    a = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["model"]
+    b = torch.load(fit_ref / "last.pt", map_location="cpu", weights_only=True)["model"]
+    for key in a:
+        if a[key].is_floating_point():
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
