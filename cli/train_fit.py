@@ -49,11 +49,13 @@ from .common import command, data_options, device_option, open_data, seed_option
               help="Write a metrics.jsonl line every N iterations.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt (starts afresh if there is none).")
 @click.option("--pretrained", type=click.Path(), default=None, help="Local ImageNet weights for the backbone.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Torch CPU threads [default: 1 for the tiny backbone on the CPU, else torch's default].")
 @click.option("--no-amp", "amp", flag_value=False, default=True, help="Disable mixed precision on CUDA.")
 @command
 def command(data, split, data_format, images, labels_file, pseudo, wsss, out, backbone, iters, epochs,
             batch_size, crop, lr, warmup, device, seed, workers, iag, refine, cluster, sup, points_dir,
-            val_split, val_every, val_flip, ckpt_every, log_every, resume, pretrained, amp):
+            val_split, val_every, val_flip, ckpt_every, log_every, resume, pretrained, threads, amp):
     """Train the Panoptic-DeepLab network with instance-aware guidance and self-refinement.
 
     Run it with torchrun (--nproc_per_node N) for several GPUs: the same command works on one
@@ -77,7 +79,7 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
             epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
             val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,
-            pretrained=pretrained, points=points_dir, amp=amp)
+            pretrained=pretrained, points=points_dir, threads=threads, amp=amp)
     if r["rank"] != 0:
         return
     best = "n/a" if r["best_mAP50"] is None else f"{r['best_mAP50']:.2f} at iteration {r['best_iteration']}"
