@@ -17,6 +17,7 @@ import random
 import struct
 import tempfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ FUZZ = dict(deadline=None, derandomize=True, database=None,
 #: strategies (structure-aware, slower to generate).
 N = {"points_text": 300, "points_bytes": 200, "points_batch": 400,
      "png_valid_mutated": 300, "png_bytes": 200, "png_chunks": 200, "png_batch": 300,
-     "pred_entries": 200, "pred_json": 200, "pred_batch": 400, "coco_batch": 150}
+     "pred_entries": 200, "pred_json": 200, "pred_batch": 400, "coco_batch": 150, "voc_batch": 100}
 BATCH = 8
 #: Inputs read in all: examples, times BATCH for the batch tests.
 TOTAL = sum(n * (BATCH if k.endswith("_batch") else 1) for k, n in N.items())
@@ -618,3 +619,77 @@ def test_fuzz_coco_dataset_batch(scratch, coco_images, seed):
                 assert ((gt.classes >= 0) & (gt.classes < ds.num_classes)).all()
         except BestieError as e:  # names the JSON, or the image file it points to
             assert e.path is not None and str(e).startswith(e.path) and "\n" not in str(e)
+
+
+# ----------------------------------------------------------------------------------------
+# VOC text files: split lists, label files, class names, annotation XML
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def voc_root(scratch):
+    from badinput_helpers import make_tiny_tree
+
+    return make_tiny_tree(os.path.join(scratch, "voc"), n_images=2)
+
+
+_VOC_IDS = ["2000_000001", "2000_000002"]
+_JUNK = ["", " ", "\t", "x", "-1", "0", "1", "3", "4", "99", "1.0", "a b", "/JPEGImages/2000_000001.jpg", "\x00",
+         "2000_000003", "２", "\ufeff", "#", "\\", "..", "disc", "block"]
+
+
+def _rand_line(r: random.Random, ids: list[str]) -> str:
+    head = r.choice(ids + ids + _JUNK)
+    return " ".join([head] + [r.choice(["0", "1", "2", "3"] + _JUNK) for _ in range(r.randint(0, 3))])
+
+
+def _mutate_xml(r: random.Random, text: str) -> str:
+    op = r.choice(["name", "size", "cut", "junk", "keep"])
+    if op == "name":
+        return text.replace("<name>", "<name>" + r.choice(_JUNK), 1)
+    if op == "size":
+        return text.replace("<height>", "<height>" + r.choice(["x", "-", "1e9", "0", "", "9" * 30]), 1)
+    if op == "cut":
+        return text[: r.randrange(len(text))]
+    if op == "junk":
+        return "".join(r.choice("<>/ a=\"'&;") for _ in range(r.randint(0, 30)))
+    return text
+
+
+@settings(max_examples=N["voc_batch"], **FUZZ)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_fuzz_voc_text_files_batch(voc_root, scratch, seed):
+    """Random split / label / class-name files and damaged XML: open_dataset gives a valid
+    split or a BestieError naming a file."""
+    import shutil
+
+    from bestie_labels.datasets import open_dataset
+
+    r = random.Random(seed)
+    root = os.path.join(scratch, "voc_fuzz")
+    if not os.path.isdir(root):
+        shutil.copytree(voc_root, root)
+    xml0 = {i: (Path(voc_root) / "Annotations" / f"{i}.xml").read_text() for i in _VOC_IDS}
+    names0 = (Path(voc_root) / "class_names.txt").read_text()
+    for _ in range(BATCH):
+        seg = Path(root) / "ImageSets" / "Segmentation" / "t.txt"
+        seg.write_text("\n".join(_rand_line(r, _VOC_IDS) if r.random() < 0.3 else r.choice(_VOC_IDS)
+                                 for _ in range(r.randint(0, 3))), encoding="utf-8")
+        for i in _VOC_IDS:
+            (Path(root) / "Annotations" / f"{i}.xml").write_text(
+                _mutate_xml(r, xml0[i]) if r.random() < 0.3 else xml0[i], encoding="utf-8")
+        (Path(root) / "class_names.txt").write_text(
+            names0 if r.random() < 0.7 else "\n".join(r.choice(_JUNK) for _ in range(r.randint(0, 4))),
+            encoding="utf-8")
+        labels = None
+        if r.random() < 0.5:
+            labels = os.path.join(scratch, "t_cls.txt")
+            Path(labels).write_text("\n".join(_rand_line(r, _VOC_IDS) for _ in range(r.randint(0, 3))),
+                                    encoding="utf-8")
+        try:
+            ds = open_dataset(root, "t", labels=labels)
+        except BestieError as e:
+            assert e.path is not None and "\n" not in str(e)
+            continue
+        assert len(ds) >= 1 and len(set(ds.image_ids)) == len(ds)
+        for rec in ds.records:
+            assert rec.labels.dtype == bool and rec.labels.shape == (ds.num_classes,)
+            assert rec.height > 0 and rec.width > 0

@@ -17,6 +17,7 @@ then no XML is needed (train_aug images have neither XML nor SegmentationObject)
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -133,12 +134,27 @@ def parse_annotation(path: Path, class_index: dict[str, int]) -> tuple[np.ndarra
         if name not in class_index:
             raise BestieError(f"unknown class {name!r} (not in the class list)", path)
         labels[class_index[name]] = True
-    try:
-        h = int(float(root.findtext("size/height") or 0))
-        w = int(float(root.findtext("size/width") or 0))
-    except ValueError:
-        raise BestieError("malformed <size>", path) from None
+    h, w = _parse_size(root)
+    if h is None:
+        raise BestieError("malformed <size> (height and width must be whole numbers of pixels, "
+                          f"at most {MAX_SIDE})", path)
     return labels, h, w
+
+
+#: Largest image side accepted from an annotation (the JPEG limit); beyond it a typo.
+MAX_SIDE = 65535
+
+
+def _parse_size(root) -> tuple[int | None, int | None]:
+    """``(height, width)`` of ``<size>``; ``(0, 0)`` when absent, ``(None, None)`` when malformed."""
+    try:
+        h = float(root.findtext("size/height") or 0)
+        w = float(root.findtext("size/width") or 0)
+    except ValueError:
+        return None, None
+    if not all(math.isfinite(v) and v == int(v) and 0 <= v <= MAX_SIDE for v in (h, w)):
+        return None, None
+    return int(h), int(w)
 
 
 @dataclass
@@ -236,6 +252,7 @@ def _xml_size(path: Path) -> tuple[None, int, int]:
     """``(None, height, width)`` from a VOC XML ``<size>`` (0 when absent or malformed)."""
     try:
         root = ET.parse(path).getroot()
-        return None, int(float(root.findtext("size/height") or 0)), int(float(root.findtext("size/width") or 0))
-    except (ET.ParseError, ValueError):
+    except ET.ParseError:
         return None, 0, 0
+    h, w = _parse_size(root)
+    return (None, 0, 0) if h is None else (None, h, w)
