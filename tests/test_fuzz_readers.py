@@ -40,9 +40,9 @@ FUZZ = dict(deadline=None, derandomize=True, database=None,
 #: built from it with ``random.Random`` (cheap to generate, so that the whole file stays well
 #: under a minute on 2 busy cores); the others build one input per example from Hypothesis
 #: strategies (structure-aware, slower to generate).
-N = {"points_text": 300, "points_bytes": 200, "points_batch": 400,
+N = {"points_text": 300, "points_bytes": 200, "points_batch": 350,
      "png_valid_mutated": 300, "png_bytes": 200, "png_chunks": 200, "png_batch": 300,
-     "pred_entries": 200, "pred_json": 200, "pred_batch": 400, "coco_batch": 150, "voc_batch": 100}
+     "pred_entries": 200, "pred_json": 200, "pred_batch": 400, "coco_batch": 150, "voc_batch": 60}
 BATCH = 8
 #: Inputs read in all: examples, times BATCH for the batch tests.
 TOTAL = sum(n * (BATCH if k.endswith("_batch") else 1) for k, n in N.items())
