@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,8 +66,42 @@ def make_parent(path: str | os.PathLike) -> None:
         raise BestieError("cannot create the output folder: a file of that name is in the way", parent) from None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Remove ``.<name>.<pid>.tmp*`` files next to ``path`` left by processes that are gone
+    (a SIGKILL while :func:`atomic_path` was writing). Only temporaries of this very name are
+    looked at, so that writers of other files in the folder (other machines of a sharded run
+    included) are never touched."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        rest = p.name[len(prefix):] if p.name.startswith(prefix) else None
+        if rest is None or ".tmp" not in rest:
+            continue
+        pid = rest.split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            try:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError:
+                pass
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:
-    """Write ``obj`` as JSON atomically."""
+    """Write ``obj`` as JSON atomically (removing temporaries a killed earlier write left)."""
+    remove_stale_temporaries(Path(path))
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=indent)

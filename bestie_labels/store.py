@@ -35,7 +35,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BestieError, StaleOutputError
-from .fileio import atomic_path, read_json, sha256_file, write_json
+from .fileio import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
 
 FORMAT = 1
 _PART_SIZE = 64
@@ -53,36 +53,6 @@ def default_part_size() -> int:
     if n < 1:
         raise BestieError(f"BESTIE_PART_SIZE must be a positive integer, got {v!r}")
     return n
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Remove ``.<name>.<pid>.tmp*`` files next to ``path`` left by processes that are gone
-    (a SIGKILL while :func:`~bestie_labels.fileio.atomic_path` was writing)."""
-    prefix = f".{path.name}."
-    try:
-        entries = list(path.parent.iterdir())
-    except OSError:
-        return
-    for p in entries:
-        rest = p.name[len(prefix):] if p.name.startswith(prefix) else None
-        if rest is None or ".tmp" not in rest:
-            continue
-        pid = rest.split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            try:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-            except OSError:
-                pass
 
 
 def _describe_change(old: Mapping, new: Mapping) -> str:

@@ -211,6 +211,31 @@ def test_kill_before_parts_removed(tree, tmp_path):
     assert sorted(os.listdir(out.parent)) == [out.name]
 
 
+def test_kill_while_renaming_export(tree, tmp_path):
+    """export --format coco SIGKILLed with its JSON complete under the temporary name: no
+    coco.json; the rerun writes it and removes the dead process's temporary file."""
+    out = tmp_path / "out" / "coco.json"
+    args = ["export", "--data", tree / "voc", "--split", "train", "--pseudo", tree / "ref" / "pseudo.h5",
+            "--format", "coco", "--out", out]
+    code = ("import os, signal, sys\n"
+            "import bestie_labels.fileio as F\n"
+            "real = F.os.replace\n"
+            "def replace(a, b):\n"
+            "    if str(b) == sys.argv[-1]:\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return real(a, b)\n"
+            "F.os.replace = replace\n")
+    p = subprocess.run(_wrapped(code, args), env=ENV, capture_output=True, text=True, timeout=60)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert not out.exists() and len(os.listdir(out.parent)) == 1  # the temporary JSON
+    r = invoke("labels", args)
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(out.parent)) == ["coco.json"]
+    ref = tmp_path / "ref.json"
+    assert invoke("labels", [*args[:-1], ref]).exit_code == 0
+    assert filecmp.cmp(out, ref, shallow=False)
+
+
 # ----------------------------------------------------------------------------------------
 # disk full
 # ----------------------------------------------------------------------------------------
