@@ -19,6 +19,7 @@ Outputs (written atomically):
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Iterator
@@ -130,6 +131,19 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
+@contextlib.contextmanager
+def _threads_for(model: torch.nn.Module, device: torch.device):
+    """One torch thread for the tiny backbone on the CPU (as ``fit``: small tensors lose far
+    more to shared cores than a second thread gains)."""
+    n = torch.get_num_threads()
+    if device.type == "cpu" and getattr(model, "backbone_name", None) == "tiny":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def load_model(checkpoint: str | os.PathLike, dataset, device: str = "cpu") -> torch.nn.Module:
     """The network of ``checkpoint``, checked against ``dataset``'s classes, in eval mode."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
@@ -160,15 +174,16 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
     if fmt not in ("results", "coco"):
         raise BestieError(f"unknown format {fmt!r} (results or coco)")
     model = load_model(checkpoint, dataset, device)
-    preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
-    if fmt == "results":
-        js = results_list(preds)
-        n = len(js)
-    else:
-        from bestie_labels.export import results_to_coco_instances
+    with _threads_for(model, _device(device)):
+        preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
+        if fmt == "results":
+            js = results_list(preds)
+            n = len(js)
+        else:
+            from bestie_labels.export import results_to_coco_instances
 
-        js = results_to_coco_instances(dataset, preds)
-        n = len(js["annotations"])
+            js = results_to_coco_instances(dataset, preds)
+            n = len(js["annotations"])
     write_json(out, js)
     return {"images": len(dataset), "instances": n, "out": str(Path(out))}
 
@@ -184,7 +199,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | No
     from bestie_labels.evaluation.evaluate import evaluate_predictions
 
     model = load_model(checkpoint, dataset, device)
-    results = predict_dataset(model, dataset, device=_device(device), flip=flip, progress=progress)
+    with _threads_for(model, _device(device)):
+        results = predict_dataset(model, dataset, device=_device(device), flip=flip, progress=progress)
     metrics = evaluate_predictions(dataset, results, progress=progress)
     if out:
         write_json(out, metrics, indent=2)
