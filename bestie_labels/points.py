@@ -56,7 +56,7 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
     if not path.is_file():
         raise BestieError("points file not found", path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not a field
     except UnicodeDecodeError:
         raise BestieError("not a text file", path) from None
     rows, line_no = [], []

@@ -693,3 +693,18 @@ def test_fuzz_voc_text_files_batch(voc_root, scratch, seed):
         for rec in ds.records:
             assert rec.labels.dtype == bool and rec.labels.shape == (ds.num_classes,)
             assert rec.height > 0 and rec.width > 0
+
+
+def test_points_contract(scratch):
+    """What the points fuzzing relies on: a UTF-8 BOM and CRLF line ends (Windows editors) are
+    read; a value that rounds onto the border in float32 is outside; min_conf filters after the
+    checks."""
+    p = os.path.join(scratch, "bom.txt")
+    with open(p, "wb") as f:
+        f.write(b"\xef\xbb\xbf1 2 0 0.9\r\n3.5 4 1 0.2\r\n")
+    np.testing.assert_array_equal(read_points(p, 8, 8, 2), np.array([[1, 2, 0, 0.9], [3.5, 4, 1, 0.2]], np.float32))
+    np.testing.assert_array_equal(read_points(p, 8, 8, 2, min_conf=0.5), np.array([[1, 2, 0, 0.9]], np.float32))
+    with open(p, "w") as f:
+        f.write("7.99999999999 0 0 1\n")
+    with pytest.raises(BestieError, match=r"line 1: point \(7.99999999999, 0\) is outside the 8x8 image"):
+        read_points(p, 8, 8, 1)

@@ -39,7 +39,7 @@ def open_folder(root: str | os.PathLike, split: str = "train") -> FolderDataset:
     index = {n: i for i, n in enumerate(class_names)}
 
     try:
-        with open(csv_path, newline="", encoding="utf-8") as f:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except UnicodeDecodeError:
         raise BestieError("not UTF-8 text", csv_path) from None

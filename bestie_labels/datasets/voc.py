@@ -36,7 +36,7 @@ VOID = 255
 def _read_text(path: Path, what: str) -> list[str]:
     """The lines of a UTF-8 text file; an unreadable or binary file is a BestieError."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise BestieError(f"{what} is not UTF-8 text", path) from None
     except OSError as e:
@@ -47,7 +47,7 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
     """Class names, one per line in index order (blank lines skipped); duplicates refused."""
     path = Path(path)
     try:
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise BestieError(f"cannot read class names ({e})", path) from None
     if not names:
