@@ -131,15 +131,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise BestieError("image not found", path)
+    # OpenCV decodes a truncated JPEG with only a warning on stderr: check the end-of-image
+    # marker first so that the user sees one line (some encoders pad after it with zeros).
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 1024))
+            if not f.read().rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
+                raise BestieError("truncated JPEG (no end-of-image marker)", path)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise BestieError("cannot decode image (corrupt or not an image)", path)
-    # OpenCV decodes a truncated JPEG with only a warning; check the end-of-image marker.
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - 2))
-            if f.read(2) != b"\xff\xd9":
-                raise BestieError("truncated JPEG (no end-of-image marker)", path)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -148,7 +148,7 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     run = work / "run"
     last = str(run / "last.pt")
     argv = [T, "fit", *train_data, "--pseudo", pseudo, "--wsss", wsss, "--out", str(run),
-            "--backbone", seg_backbone, *dev, "--seed", str(cfg.seed), "--sup", cfg.sup, "--resume"]
+            "--backbone", seg_backbone, *dev, "--seed", str(cfg.seed), "--sup", cfg.sup, "--resume", "--force"]
     if cfg.pretrained_seg:
         argv += ["--pretrained", cfg.pretrained_seg]
     if cfg.is_demo:

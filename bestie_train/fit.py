@@ -331,8 +331,8 @@ def _check_resume(ckpt: dict, opts: dict, inputs: dict, class_names: list[str], 
 
 
 def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | os.PathLike,
-        val_dataset=None, resume: bool = False, progress: bool = True, stop_after: int | None = None,
-        **options) -> dict:
+        val_dataset=None, resume: bool = False, force: bool = False, progress: bool = True,
+        stop_after: int | None = None, **options) -> dict:
     """Train the instance network; see the module docstring for what ``out`` receives.
 
     Args:
@@ -342,6 +342,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         val_dataset: split to validate on (VOC mAP50, best-checkpoint keeping), or None.
         resume: continue from ``out/last.pt`` if it exists (refused when the options differ);
             without it an existing ``last.pt`` is refused.
+        force: start over when ``out`` holds a run; with ``resume``, only when that run was made
+            with other options or inputs (what the pipeline passes).
         progress: show a tqdm bar with the loss terms.
         stop_after: stop (saving ``last.pt``) once this many iterations have run in this call,
             as if interrupted; for tests and time-boxed runs.
@@ -412,11 +414,20 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         log = MetricsLog(out / "metrics.jsonl")
         ckpt = None
         if last_path.exists():
-            if not resume:
+            if not resume and not force:
                 raise BestieError("the run folder already holds a checkpoint; pass --resume to continue "
-                                  "it or choose another --out", last_path)
-            ckpt = load_checkpoint(last_path, num_classes=dataset.num_classes)
-            _check_resume(ckpt, opt_dict, inputs, dataset.class_names, last_path)
+                                  "it, --force to start over, or choose another --out", last_path)
+            if resume:
+                ckpt = load_checkpoint(last_path, num_classes=dataset.num_classes)
+                try:
+                    _check_resume(ckpt, opt_dict, inputs, dataset.class_names, last_path)
+                except BestieError:
+                    if not force:
+                        raise
+                    ckpt = None  # --resume --force: the old run does not match; start over
+            if ckpt is None:
+                log.truncate(-1)
+                best_path.unlink(missing_ok=True)
 
         torch.manual_seed(opts.seed)
         model = build_model(opts.backbone, dataset.num_classes,

@@ -48,6 +48,8 @@ from .common import command, data_options, device_option, open_data, seed_option
 @click.option("--log-every", type=click.IntRange(1), default=10, show_default=True,
               help="Write a metrics.jsonl line every N iterations.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt (starts afresh if there is none).")
+@click.option("--force", is_flag=True,
+              help="Start over when --out holds a run (with --resume: only if it was made with other options or inputs).")
 @click.option("--pretrained", type=click.Path(), default=None, help="Local ImageNet weights for the backbone.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="Torch CPU threads [default: 1 for the tiny backbone on the CPU, else torch's default].")
@@ -55,7 +57,7 @@ from .common import command, data_options, device_option, open_data, seed_option
 @command
 def command(data, split, data_format, images, labels_file, pseudo, wsss, out, backbone, iters, epochs,
             batch_size, crop, lr, warmup, device, seed, workers, iag, refine, cluster, sup, points_dir,
-            val_split, val_every, val_flip, ckpt_every, log_every, resume, pretrained, threads, amp):
+            val_split, val_every, val_flip, ckpt_every, log_every, resume, force, pretrained, threads, amp):
     """Train the Panoptic-DeepLab network with instance-aware guidance and self-refinement.
 
     Run it with torchrun (--nproc_per_node N) for several GPUs: the same command works on one
@@ -75,7 +77,7 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
             if explicit:
                 raise
             click.echo(f"Warning: no validation ({e}); best.pt will be the final weights", err=True)
-    r = fit(ds, pseudo, wsss, out, val_dataset=val, resume=resume, backbone=backbone, iters=iters,
+    r = fit(ds, pseudo, wsss, out, val_dataset=val, resume=resume, force=force, backbone=backbone, iters=iters,
             epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
             val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,

@@ -187,3 +187,18 @@ def test_metrics_log_truncates_after_resumed_iteration(tmp_path):
     assert p.read_text() == '{"kind": "train", "iter": 1}\n{"kind": "train", "iter": 2}\n'
     log.append({"kind": "val", "iter": 3, "mAP50": 1.5})
     assert log.read()[-1] == {"kind": "val", "iter": 3, "mAP50": 1.5}
+
+
+def test_resume_force_starts_over_when_options_changed(setup, tmp_path):
+    """--resume --force (what the pipeline passes): a run made with other options is replaced."""
+    ds, val, pseudo, wsss = setup
+    out = tmp_path / "run"
+    fit(ds, pseudo, wsss, out, iters=2, val_every=100, progress=False, **TINY)
+    other = dict(TINY, lr=TINY["lr"] * 2)
+    with pytest.raises(BestieError, match="other options"):
+        fit(ds, pseudo, wsss, out, iters=2, val_every=100, progress=False, resume=True, **other)
+    r = fit(ds, pseudo, wsss, out, iters=2, val_every=100, progress=False, resume=True, force=True, **other)
+    assert r["iteration"] == 2
+    assert _state(out / "last.pt")["options"]["lr"] == other["lr"]
+    train = [x for x in MetricsLog(out / "metrics.jsonl").read() if x["kind"] == "train"]
+    assert [x["iter"] for x in train] == [1, 2]  # the old run's lines are gone
