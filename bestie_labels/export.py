@@ -243,6 +243,72 @@ def _missing_panel(h: int, w: int, text: str) -> np.ndarray:
     return panel
 
 
+def instance_panel(image: np.ndarray, instances: np.ndarray, centers: np.ndarray | None = None,
+                   labels: Sequence[str] | None = None) -> np.ndarray:
+    """Instances over the image: one colour each, white outlines, optional centers and labels.
+
+    Args:
+        image: ``(H, W, 3) uint8`` RGB.
+        instances: ``(H, W)`` integer map, 0 = none, n = instance n - 1.
+        centers: ``(N, 2)`` (x, y) drawn as white crosses, or None.
+        labels: N short texts (e.g. ``"cow 0.93"``) written at each instance's top-left, or None.
+
+    Returns:
+        ``(H, W, 3) uint8`` RGB.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    r = max(2, round(min(h, w) / 80))
+    inst = np.asarray(instances, np.int64)
+    n = int(inst.max()) if inst.size else 0
+    n = max(n, 0 if centers is None else len(centers), 0 if labels is None else len(labels))
+    cols = np.concatenate([np.zeros((1, 3), np.uint8), instance_colours(n)])
+    panel = _blend(image, cols[np.clip(inst, 0, n)], inst > 0, 0.6)
+    edges = inst != np.pad(inst, ((1, 0), (0, 0)), mode="edge")[:-1]
+    edges |= inst != np.pad(inst, ((0, 0), (1, 0)), mode="edge")[:, :-1]
+    panel[edges & (inst > 0)] = 255
+    if centers is not None:
+        for x, y in np.asarray(centers).reshape(-1, 2):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.drawMarker(panel, (int(round(x)), int(round(y))), (255, 255, 255), cv2.MARKER_CROSS, 2 * r + 3, 2)
+    if labels is not None and n:
+        ys, xs = np.nonzero(inst)
+        ids = inst[ys, xs] - 1
+        for k, text in enumerate(labels):
+            sel = ids == k
+            if sel.any():
+                org = (int(xs[sel].min()), max(8, int(ys[sel].min()) + 8))
+                cv2.putText(panel, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA)
+    return panel
+
+
+def prediction_panels(image: np.ndarray, gt_instances: np.ndarray | None, masks: np.ndarray,
+                      classes: np.ndarray, scores: np.ndarray, class_names: Sequence[str],
+                      gap: int = 4) -> np.ndarray:
+    """Image | GT instances | predicted instances (with class and score), side by side.
+
+    Args:
+        image: ``(H, W, 3) uint8``; gt_instances: ``(H, W)`` int map or None (grey panel).
+        masks: ``(K, H, W) bool`` predictions; classes ``(K,)`` 0-based; scores ``(K,)``.
+
+    Returns:
+        ``(H, 3 W + 2 gap, 3) uint8`` RGB.
+    """
+    h, w = image.shape[:2]
+    masks = np.asarray(masks, bool).reshape(-1, h, w)
+    pred = np.zeros((h, w), np.int64)
+    if len(masks):
+        # later (lower-score) masks never paint over earlier ones
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        for k in order[::-1]:
+            pred[masks[k]] = k + 1
+    texts = [f"{class_names[int(c)]} {float(s):.2f}" for c, s in zip(classes, scores)]
+    p_gt = _missing_panel(h, w, "no GT") if gt_instances is None else instance_panel(image, gt_instances)
+    sep = np.full((h, gap, 3), 255, np.uint8)
+    return np.concatenate([image, sep, p_gt, sep, instance_panel(image, pred, labels=texts)], axis=1)
+
+
 def overlay_panels(image: np.ndarray, wsss: np.ndarray | None, cues: np.ndarray | None,
                    instances: np.ndarray, classes: np.ndarray, centers: np.ndarray,
                    gap: int = 4) -> np.ndarray:
@@ -277,16 +343,7 @@ def overlay_panels(image: np.ndarray, wsss: np.ndarray | None, cues: np.ndarray 
             col = tuple(int(v) for v in pal[int(c) + 1])
             cv2.circle(p_cues, (int(x), int(y)), r + 1, (255, 255, 255), -1, cv2.LINE_AA)
             cv2.circle(p_cues, (int(x), int(y)), r, col, -1, cv2.LINE_AA)
-    inst = np.asarray(instances, np.int64)
-    n = len(classes)
-    cols = np.concatenate([np.zeros((1, 3), np.uint8), instance_colours(n)])
-    p_inst = _blend(image, cols[np.clip(inst, 0, n)], inst > 0, 0.6)
-    edges = inst != np.pad(inst, ((1, 0), (0, 0)), mode="edge")[:-1]
-    edges |= inst != np.pad(inst, ((0, 0), (1, 0)), mode="edge")[:, :-1]
-    p_inst[edges & (inst > 0)] = 255
-    for x, y in np.asarray(centers).reshape(-1, 2):
-        if np.isfinite(x) and np.isfinite(y):
-            cv2.drawMarker(p_inst, (int(round(x)), int(round(y))), (255, 255, 255), cv2.MARKER_CROSS, 2 * r + 3, 2)
+    p_inst = instance_panel(image, instances, centers)
     sep = np.full((h, gap, 3), 255, np.uint8)
     return np.concatenate([image, sep, p_wsss, sep, p_cues, sep, p_inst], axis=1)
 

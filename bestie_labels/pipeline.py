@@ -156,7 +156,8 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     stages.append(Stage("fit", argv, [pseudo, wsss], last))
     metrics = str(work / "metrics.json")
     stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *data,
-                                     "--split", "val", "--out", metrics], [last], metrics))
+                                     "--split", "val", "--out", metrics, "--vis", str(work / "predictions"), *dev],
+                        [last], metrics))
     summary = str(work / "summary.json")
     stages.append(Stage("summary", [L, "summary", "--work", str(work)], [report, metrics], summary))
     return stages

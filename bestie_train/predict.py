@@ -152,8 +152,29 @@ def load_model(checkpoint: str | os.PathLike, dataset, device: str = "cpu") -> t
     return model_from_checkpoint(ckpt, _device(device))
 
 
+def _with_figures(preds, dataset, vis_dir: str | os.PathLike, num: int):
+    """Pass ``preds`` through, writing ``vis_dir/<id>.png`` (image | GT | predictions) for
+    ``num`` images spread over the split."""
+    from bestie_labels.export import prediction_panels, write_rgb_png
+
+    n = len(dataset)
+    chosen = set(np.linspace(0, n - 1, min(num, n)).round().astype(int).tolist()) if n else set()
+    for i, p in enumerate(preds):
+        if i in chosen:
+            rec = dataset.records[i]
+            try:
+                gt = dataset.load_gt(rec).instance_map()
+            except BestieError:
+                gt = None  # a split without GT (train_aug, folder datasets)
+            panel = prediction_panels(dataset.load_image(rec), gt, p["masks"], p["classes"], p["scores"],
+                                      dataset.class_names)
+            write_rgb_png(Path(vis_dir) / f"{rec.image_id}.png", panel)
+        yield p
+
+
 def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip: bool = False,
-            fmt: str = "results", device: str = "cpu", progress: bool = True) -> dict:
+            fmt: str = "results", device: str = "cpu", progress: bool = True,
+            vis_dir: str | os.PathLike | None = None, num_vis: int = 8) -> dict:
     """Predict instance masks for a split and write them to ``out``.
 
     Args:
@@ -163,6 +184,7 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
         flip: horizontal-flip test-time augmentation.
         fmt: ``"results"`` (COCO results list) or ``"coco"`` (COCO instances JSON).
         device: ``"cpu"`` or ``"cuda"``.
+        vis_dir: also write ``num_vis`` PNGs (image | GT instances | predictions) there.
 
     Returns:
         ``{"images": n, "instances": m, "out": path}``.
@@ -176,6 +198,8 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
     model = load_model(checkpoint, dataset, device)
     with _threads_for(model, _device(device)):
         preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
+        if vis_dir is not None:
+            preds = _with_figures(preds, dataset, vis_dir, num_vis)
         if fmt == "results":
             js = results_list(preds)
             n = len(js)
@@ -189,8 +213,11 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
 
 
 def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | None = None,
-             flip: bool = False, device: str = "cpu", progress: bool = True) -> dict:
+             flip: bool = False, device: str = "cpu", progress: bool = True,
+             vis_dir: str | os.PathLike | None = None, num_vis: int = 8) -> dict:
     """Predict a split with ``checkpoint`` and evaluate it against the GT.
+
+    ``vis_dir``: also write ``num_vis`` figures there, as :func:`predict`.
 
     Returns the metrics dict of
     :func:`bestie_labels.evaluation.evaluate.evaluate_predictions` (also written to ``out`` as
@@ -200,7 +227,10 @@ def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | No
 
     model = load_model(checkpoint, dataset, device)
     with _threads_for(model, _device(device)):
-        results = predict_dataset(model, dataset, device=_device(device), flip=flip, progress=progress)
+        preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
+        if vis_dir is not None:
+            preds = _with_figures(preds, dataset, vis_dir, num_vis)
+        results = results_list(preds)
     metrics = evaluate_predictions(dataset, results, progress=progress)
     if out:
         write_json(out, metrics, indent=2)

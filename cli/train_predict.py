@@ -14,12 +14,17 @@ from .common import command, data_options, device_option, open_data
 @click.option("--flip", is_flag=True, help="Horizontal-flip test-time augmentation.")
 @click.option("--format", "fmt", type=click.Choice(["results", "coco"]), default="results", show_default=True,
               help="results: COCO results list (for evaluate); coco: instances JSON (e.g. to train Mask R-CNN).")
+@click.option("--vis", "vis_dir", type=click.Path(), default=None,
+              help="Also write PNGs (image | GT instances | predictions) to this folder.")
+@click.option("--num-vis", default=8, show_default=True, type=click.IntRange(0), help="How many images --vis draws.")
 @device_option
 @command
-def command(checkpoint, data, split, data_format, images, labels_file, out, flip, fmt, device):
+def command(checkpoint, data, split, data_format, images, labels_file, out, flip, fmt, vis_dir, num_vis, device):
     """Predict instance masks at the original resolution and write them as COCO JSON."""
     from bestie_train.predict import predict
 
     ds = open_data(data, split, data_format, images, labels_file)
-    r = predict(checkpoint, ds, out, flip=flip, fmt=fmt, device=device)
+    r = predict(checkpoint, ds, out, flip=flip, fmt=fmt, device=device, vis_dir=vis_dir, num_vis=num_vis)
     click.echo(f"wrote {r['instances']} instances on {r['images']} images to {out}")
+    if vis_dir:
+        click.echo(f"wrote figures to {vis_dir}")

@@ -151,3 +151,22 @@ def test_cli_evaluate_writes_metrics(run, tmp_path):
                                     "--out", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
     assert "mean" in res.output and json.loads((tmp_path / "m.json").read_text())["num_images"] == 3
+
+
+def test_predict_figures(run, tmp_path):
+    """--vis: image | GT instances | predictions, one PNG per chosen image, predictions painted."""
+    import cv2
+
+    root, _, ckpt = run
+    val = open_dataset(root, split="val")
+    predict(ckpt, val, tmp_path / "p.json", progress=False, vis_dir=tmp_path / "vis", num_vis=2)
+    pngs = sorted((tmp_path / "vis").glob("*.png"))
+    assert [p.stem for p in pngs] == sorted({val.records[0].image_id, val.records[-1].image_id})
+    rec = val.records[0]
+    fig = cv2.imread(str(tmp_path / "vis" / f"{rec.image_id}.png"))[..., ::-1]
+    w = rec.width
+    assert fig.shape == (rec.height, 3 * w + 8, 3)
+    image = val.load_image(rec).astype(int)
+    # the forced checkpoint predicts class 0 regions: the prediction panel differs from the image
+    assert np.abs(fig[:, 2 * w + 8:].astype(int) - image).mean() > 5
+    assert np.array_equal(fig[:, :w], image)  # the first panel is the image itself
