@@ -40,6 +40,8 @@ class PipelineConfig:
         backbone: segmentation backbone; empty = ``hrnet_w48`` on VOC, ``tiny`` on the demo.
         device: ``cpu`` or ``cuda``.
         pretrained_cls, pretrained_seg: local ImageNet weights for the classifier / backbone.
+        demo_images, demo_size: size of the generated demo dataset.
+        pam_epochs, fit_iters: training budgets (empty: the commands' defaults for the backbone).
     """
 
     voc_root: str = ""
@@ -54,6 +56,8 @@ class PipelineConfig:
     pretrained_seg: str = ""
     demo_images: int = 240
     demo_size: int = 128
+    pam_epochs: str = ""   # empty: train-pam's default for the backbone
+    fit_iters: str = ""    # empty: fit's default for the backbone
     seed: int = 0
     workers: int = 2
     extra: dict = field(default_factory=dict)
@@ -112,6 +116,8 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
             "--seed", str(cfg.seed), "--resume", "--force"]
     if cfg.pretrained_cls:
         argv += ["--pretrained", cfg.pretrained_cls]
+    if cfg.pam_epochs:
+        argv += ["--epochs", str(cfg.pam_epochs)]
     need_classifier = cfg.sup == "cls" or not cfg.wsss_dir
     if need_classifier:
         stages.append(Stage("train-pam", argv, data_inputs + ([cfg.pretrained_cls] if cfg.pretrained_cls else []), pam))
@@ -151,6 +157,8 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
             "--backbone", seg_backbone, *dev, "--seed", str(cfg.seed), "--sup", cfg.sup, "--resume", "--force"]
     if cfg.pretrained_seg:
         argv += ["--pretrained", cfg.pretrained_seg]
+    if cfg.fit_iters:
+        argv += ["--iters", str(cfg.fit_iters)]
     if cfg.is_demo:
         argv += ["--val-split", "val"]
     stages.append(Stage("fit", argv, [pseudo, wsss], last))
@@ -205,7 +213,8 @@ def config_args(cfg: PipelineConfig) -> list[str]:
     """The ``bestie-labels pipeline`` options that reproduce ``cfg``."""
     args = []
     for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "backbone", "device",
-                 "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "seed", "workers"):
+                 "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs", "fit_iters",
+                 "seed", "workers"):
         v = getattr(cfg, name)
         if v != "":
             args += ["--" + name.replace("_", "-"), str(v)]

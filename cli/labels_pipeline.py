@@ -18,6 +18,8 @@ from .common import command
 @click.option("--pretrained-seg", default="", help="Local ImageNet weights for the segmentation backbone.")
 @click.option("--demo-images", default=240, show_default=True, type=int)
 @click.option("--demo-size", default=128, show_default=True, type=int)
+@click.option("--pam-epochs", default="", help="train-pam epochs (default: the command's default for the backbone).")
+@click.option("--fit-iters", default="", help="fit iterations (default: the command's default for the backbone).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--emit-make", type=click.Path(), default=None, help="Write Make rules for the stages instead of running them.")
