@@ -18,7 +18,7 @@ WSSS mask during self-refinement, of the predicted semantic map at inference).
    its centroid (coordinates floored), kept if the region's heatmap there exceeds 0.05 and
    added only if the region has no NMS center or every NMS center of the region is more than
    100 px away. A clustered center counts as a center of score 1.
-3. **Grouping** (:func:`group_pixels_within`, Eq. 1): every pixel of a region joins the
+3. **Grouping** (:func:`bestie_labels.targets.group_pixels`, Eq. 1): every pixel of a region joins the
    nearest center (of that region) to where its offset points.
 
 Everything runs batched on the tensors' device; the only host synchronisations are two sizes
@@ -43,6 +43,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from bestie_labels.targets import group_pixels
 
 #: Official defaults (clovaai/BESTIE main.py and utils/utils.py).
 NMS_KERNEL = 41
@@ -237,46 +239,6 @@ def cluster_centers(offset: torch.Tensor, regions: torch.Tensor, heat_at: torch.
 # ------------------------------------------------------------------------------------------
 # grouping
 # ------------------------------------------------------------------------------------------
-def group_pixels_within(offset: torch.Tensor, centers: torch.Tensor, center_group: torch.Tensor,
-                        pixel_group: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
-    """Eq. (1) restricted to groups: each pixel joins the nearest center *of its own group*.
-
-    ``k(y, x) = argmin_{k: group_k = group(y, x)} ||(cx_k, cy_k) - (x + dx, y + dy)||`` (ties:
-    lower index). With every pixel and center in one group this is
-    :func:`bestie_labels.targets.group_pixels`.
-
-    Args:
-        offset: ``(2, H, W)`` float (dy, dx).
-        centers: ``(K, 2)`` float (x, y).
-        center_group: ``(K,)`` int64; a negative group disables the center.
-        pixel_group: ``(H, W)`` int64; a negative group means "not grouped".
-        chunk: bound on ``K x pixels`` distances held at once.
-
-    Returns:
-        ``(H, W) int64``: ``k + 1`` for center k, 0 for pixels not grouped or whose group has no
-        center.
-    """
-    h, w = offset.shape[-2:]
-    dev = offset.device
-    k = centers.shape[0]
-    if k == 0:
-        return torch.zeros(h, w, dtype=torch.long, device=dev)
-    centers = centers.to(dev, torch.float32)
-    cgroup = center_group.to(dev).long().masked_fill(center_group.to(dev) < 0, -3)
-    pgroup = pixel_group.to(dev).long().reshape(-1)
-    vy = (torch.arange(h, device=dev, dtype=torch.float32).view(-1, 1) + offset[0].float()).reshape(-1)
-    vx = (torch.arange(w, device=dev, dtype=torch.float32).view(1, -1) + offset[1].float()).reshape(-1)
-    ids = torch.zeros(h * w, dtype=torch.long, device=dev)
-    step = max(1, chunk // k)
-    for s in range(0, h * w, step):
-        d2 = (centers[:, 0:1] - vx[None, s:s + step]) ** 2 + (centers[:, 1:2] - vy[None, s:s + step]) ** 2
-        same = cgroup[:, None] == pgroup[None, s:s + step]
-        d2 = d2.masked_fill(~same, float("inf"))
-        best, arg = d2.min(0)
-        ids[s:s + step] = torch.where(torch.isfinite(best) & (pgroup[s:s + step] >= 0), arg + 1, 0)
-    return ids.view(h, w)
-
-
 def own_class_probability(logits: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
     """Softmax probability of each pixel's class, computed on class pixels only.
 
@@ -412,9 +374,9 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
     inst = torch.zeros(b, h, w, dtype=torch.long, device=dev)
     centers_xy = torch.stack([cen_x, cen_y], 2).float()
     for i in range(b):
-        inst[i] = group_pixels_within(offset[i], centers_xy[i],
-                                      torch.where(cen_valid[i], cen_region[i], -1),
-                                      torch.where(regions[i] > 0, regions[i], -1))
+        inst[i] = group_pixels(offset[i], centers_xy[i],
+                               center_group=torch.where(cen_valid[i], cen_region[i], -1),
+                               pixel_group=torch.where(regions[i] > 0, regions[i], -1))
 
     # per-instance statistics (global slot = image * K + k; K*B is the "none" slot)
     g = torch.where(inst > 0, inst - 1 + (torch.arange(b, device=dev) * k).view(b, 1, 1), b * k).reshape(-1)

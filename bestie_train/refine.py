@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import torch
 
-from bestie_labels.targets import make_targets
+from bestie_labels.targets import group_pixels, make_targets
 
 from .postprocess import (CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, MIN_REGION_AREA,
-                          NMS_KERNEL, OFFSET_THRESHOLD, _per_region_sum, group_pixels_within, own_class_probability,
+                          NMS_KERNEL, OFFSET_THRESHOLD, _per_region_sum, own_class_probability,
                           region_instances)
 
 #: Official self-refinement values (clovaai/BESTIE: --refine_thresh, utils MAXIMUM_NUM_INST).
@@ -138,7 +138,7 @@ def _point_targets(offset: torch.Tensor, pixel_class: torch.Tensor, points: torc
     cgroup = torch.where(ok, pcls, torch.full_like(pcls, -1))
     center, off, weight = [], [], []
     for i in range(b):
-        ids = group_pixels_within(offset[i], pts[i], cgroup[i], pixel_class[i])
+        ids = group_pixels(offset[i], pts[i], center_group=cgroup[i], pixel_group=pixel_class[i])
         t = make_targets(ids, pts[i], pcls[i].clamp(min=0), num_classes, sigma)
         # the ground-truth center map: a one-pixel "instance" at every usable point
         at = (y0[i].clamp(0, h - 1) * w + x0[i].clamp(0, w - 1)).long()

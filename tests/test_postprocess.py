@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bestie_labels.targets import group_pixels
-from bestie_train.postprocess import (center_nms, cluster_centers, group_pixels_within,
+from bestie_train.postprocess import (center_nms, cluster_centers,
                                       predict_instances, region_instances, window_max)
 
 
@@ -52,32 +52,32 @@ def test_center_nms_kernel_threshold_ties_and_top_k():
     assert top2["scores"].tolist() == pytest.approx([0.9, 0.7])
 
 
-def test_group_pixels_within_is_eq1():
+def test_group_pixels_with_groups_is_eq1_per_group():
     # one row of 6 pixels, centers at x=0 and x=5 (y=0)
     off = torch.zeros(2, 1, 6)
     off[1, 0, 2] = 2.0   # pixel 2 points at x=4 -> nearest is center 1 (x=5)
     off[1, 0, 3] = -3.0  # pixel 3 points at x=0 -> center 0
     centers = torch.tensor([[0.0, 0.0], [5.0, 0.0]])
     one = torch.zeros(2, dtype=torch.long)
-    ids = group_pixels_within(off, centers, one, torch.zeros(1, 6, dtype=torch.long))
+    ids = group_pixels(off, centers, center_group=one, pixel_group=torch.zeros(1, 6, dtype=torch.long))
     assert ids[0].tolist() == [1, 1, 2, 1, 2, 2]
     # groups: pixels 0-2 may only use center 0, pixels 3-5 only center 1; pixel 5 not grouped
     pg = torch.tensor([[0, 0, 0, 1, 1, -1]])
-    ids = group_pixels_within(off, centers, torch.tensor([0, 1]), pg)
+    ids = group_pixels(off, centers, center_group=torch.tensor([0, 1]), pixel_group=pg)
     assert ids[0].tolist() == [1, 1, 1, 2, 2, 0]
     # a disabled center (negative group) leaves its group empty
-    ids = group_pixels_within(off, centers, torch.tensor([0, -1]), pg)
+    ids = group_pixels(off, centers, center_group=torch.tensor([0, -1]), pixel_group=pg)
     assert ids[0].tolist() == [1, 1, 1, 0, 0, 0]
 
 
-def test_group_pixels_within_matches_targets_group_pixels():
+def test_one_group_equals_a_mask():
     g = torch.Generator().manual_seed(0)
     off = torch.randn(2, 13, 17, generator=g) * 5
     centers = torch.rand(5, 2, generator=g) * torch.tensor([17.0, 13.0])
     mask = torch.rand(13, 17, generator=g) > 0.3
     ref = group_pixels(off, centers, mask)
-    got = group_pixels_within(off, centers, torch.zeros(5, dtype=torch.long),
-                              torch.where(mask, 0, -1), chunk=7)
+    got = group_pixels(off, centers, center_group=torch.zeros(5, dtype=torch.long),
+                       pixel_group=torch.where(mask, 0, -1), chunk_pixels=7)
     assert torch.equal(got, ref)
 
 
