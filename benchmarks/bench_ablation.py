@@ -24,8 +24,9 @@ into it through :mod:`bestie_labels.pipeline`. The GT labels are written under `
 
 Writes ``<out>/<run>/`` (the run folder, ``fit.log``, ``metrics.json``) and ``<out>/ablation.json``
 (metrics in percent, wall times in seconds, the command lines, whether the ordering holds), and
-prints the table. A run whose ``metrics.json`` exists with the same command lines is reused, so
-an interrupted benchmark can be rerun with the same options. On the shared 2-core machine keep
+prints the table. A run whose ``metrics.json`` exists with the same command lines is reused, and
+the fits run with ``--resume --force`` (continue an interrupted run, start over when the options
+changed), so an interrupted benchmark can be rerun with the same options. On the shared 2-core machine keep
 ``--threads 1``; ``--jobs 2`` trains two runs at a time.
 
     .venv/bin/python benchmarks/bench_ablation.py --work /tmp/pw2 --out /tmp/abl --iters 300
@@ -106,7 +107,7 @@ def run_one(name: str, args, work: Path, out: Path, env: dict) -> dict:
     run = out / name
     fit = [T, "fit", *data, "--split", "train", "--pseudo", str(pseudo), "--wsss", str(wsss), "--out", str(run),
            "--backbone", args.backbone, "--device", "cpu", "--seed", str(args.seed), "--iters", str(args.iters),
-           "--workers", str(args.workers), "--val-split", "none", *flags]
+           "--workers", str(args.workers), "--val-split", "none", "--resume", "--force", *flags]
     if args.batch_size:
         fit += ["--batch-size", str(args.batch_size)]
     metrics_path = run / "metrics.json"
@@ -119,8 +120,7 @@ def run_one(name: str, args, work: Path, out: Path, env: dict) -> dict:
             print(f"[{name}] reusing {metrics_path}", flush=True)
             return old
     run.mkdir(parents=True, exist_ok=True)
-    for stale in (run / "last.pt", run / "best.pt", run / "metrics.jsonl", metrics_path):
-        stale.unlink(missing_ok=True)  # a fresh run: no resume from another budget's checkpoint
+    metrics_path.unlink(missing_ok=True)
     print(f"[{name}] fit: {shlex.join(fit)}", flush=True)
     t_fit = _run(fit, run / "fit.log", env)
     print(f"[{name}] fit done in {t_fit:.0f} s; evaluating", flush=True)
