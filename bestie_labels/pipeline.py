@@ -167,7 +167,7 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
                                      "--split", "val", "--out", metrics, "--vis", str(work / "predictions"), *dev],
                         [last], metrics))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [L, "summary", "--work", str(work)], [report, metrics], summary))
+    stages.append(Stage("summary", [L, "summary", "--work", str(work), "--quiet"], [report, metrics], summary))
     return stages
 
 
