@@ -66,7 +66,7 @@ def command(fn):
             sys.exit(1)
         except KeyboardInterrupt:
             _close_progress_bars()
-            click.echo("Interrupted: finished work is kept; rerun the same command (bestie-train fit: with --resume) to resume.", err=True)
+            click.echo("Interrupted: finished work is kept; rerun the same command to resume (bestie-train fit: add --resume).", err=True)
             sys.exit(130)
         except OSError as e:
             msg = system_error(e)
