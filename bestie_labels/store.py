@@ -55,6 +55,23 @@ def default_part_size() -> int:
     return n
 
 
+# A Ctrl-C can land while Python runs a weakref callback or a ``__del__`` (h5py closes files
+# that way); Python then prints the KeyboardInterrupt and drops it. The CLI's SIGINT handler
+# also sets this flag, and the writers check it at every image, so the stage still stops there.
+_INTERRUPT = {"requested": False}
+
+
+def request_interrupt(flag: bool = True) -> None:
+    """Set (or clear, ``flag=False``) the interrupt request checked by :meth:`StoreWriter.add`."""
+    _INTERRUPT["requested"] = bool(flag)
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C was requested (see :func:`request_interrupt`)."""
+    if _INTERRUPT["requested"]:
+        raise KeyboardInterrupt
+
+
 def _describe_change(old: Mapping, new: Mapping) -> str:
     keys = sorted(set(old) | set(new))
     diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -301,6 +318,7 @@ class StoreWriter:
 
     def add(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:
         """Queue one image's arrays; every ``part_size`` images are written as a part."""
+        check_interrupt()
         self._buffer.append((image_id, arrays, attrs))
         if len(self._buffer) >= self.part_size:
             self.flush()
