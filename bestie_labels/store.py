@@ -73,8 +73,21 @@ def check_interrupt() -> None:
 
 
 def _describe_change(old: Mapping, new: Mapping) -> str:
+    """What differs between two flattened headers, short: a changed input is named (its
+    fingerprint is a long hash that says nothing), a changed option shows both values."""
+    if old.get("stage") != new.get("stage"):
+        return f"it is a {old.get('stage')!r} store, not a {new.get('stage')!r} store"
     keys = sorted(set(old) | set(new))
-    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    diffs = []
+    for k in keys:
+        if old.get(k) == new.get(k):
+            continue
+        if k.startswith("inputs.") or k == "image_ids_sha":
+            what = {"image_ids_sha": "the image list"}.get(k, k)
+            state = "added" if k not in old else "removed" if k not in new else "changed"
+            diffs.append(f"{what} {state}")
+        else:
+            diffs.append(f"{k}: {old.get(k)!r} -> {new.get(k)!r}")
     return ", ".join(diffs[:4]) + (" ..." if len(diffs) > 4 else "")
 
 
