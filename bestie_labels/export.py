@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -135,7 +134,13 @@ def _tree(out: str | os.PathLike, subdirs: Sequence[str]):
         if other:
             raise BestieError(f"folder exists and holds other files ({other[0]}, ...); choose another --out", out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    from .fileio import remove_stale_temporaries
+
+    remove_stale_temporaries(out)
+    # a pid-named temporary, so that the next run can recognise and remove a SIGKILLed one
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         for s in subdirs:
             (tmp / s).mkdir()

@@ -668,14 +668,17 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str |
             wsss = open_input(wsss_path, WSSS, dataset, "--wsss") if wsss_path else None
             cues = open_input(cues_path, CUES, dataset, "--cues") if cues_path else None
             try:
+                # Build every panel first: a bad image half way must leave no overlay behind.
+                panels = []
                 for image_id in overlay_sample(dataset.image_ids, n_overlays):
                     rec = dataset.record(image_id)
                     d = pseudo.read(image_id)
-                    panel = overlay_panels(dataset.load_image(rec),
-                                           wsss.read(image_id)["mask"] if wsss else None,
-                                           cues.read(image_id)["points"] if cues else None,
-                                           d["instances"], d["classes"], d["centers"])
-                    p = Path(overlays_dir) / f"{image_id}.png"
+                    panels.append((Path(overlays_dir) / f"{image_id}.png",
+                                   overlay_panels(dataset.load_image(rec),
+                                                  wsss.read(image_id)["mask"] if wsss else None,
+                                                  cues.read(image_id)["points"] if cues else None,
+                                                  d["instances"], d["classes"], d["centers"])))
+                for p, panel in panels:
                     write_rgb_png(p, panel)
                     written.append(os.fspath(p))
             finally:

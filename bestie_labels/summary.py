@@ -25,6 +25,9 @@ def build_summary(work: str | os.PathLike) -> dict:
     work = Path(work)
     report = read_json(work / "report.json")
     metrics = read_json(work / "metrics.json")
+    for name, obj in (("report.json", report), ("metrics.json", metrics)):
+        if not isinstance(obj, dict):
+            raise BestieError(f"expected a JSON object, got {type(obj).__name__}", work / name)
     times = read_json(work / "stage_times.json") if (work / "stage_times.json").is_file() else {}
     total = report.get("total", report)
     pseudo = {k: total.get(k) for k in ("num_pseudo", "tp", "num_gt")}

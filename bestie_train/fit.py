@@ -183,6 +183,8 @@ class MetricsLog:
 
     def truncate(self, iteration: int) -> None:
         """Drop every line logged after ``iteration`` (atomic rewrite)."""
+        if not self.path.is_file():
+            return  # nothing logged yet: create nothing (a run that fails early leaves no folder)
         rows = [r for r in self.read() if int(r.get("iter", 0)) <= iteration]
         with atomic_path(self.path) as tmp:
             with open(tmp, "w") as f:
@@ -190,6 +192,7 @@ class MetricsLog:
                     f.write(json.dumps(r) + "\n")
 
     def append(self, row: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
@@ -450,8 +453,7 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             _set_rng_state(ckpt.get("rng", {}))
         del ckpt
         if dist_.main:
-            out.mkdir(parents=True, exist_ok=True)
-            log.truncate(start)
+            log.truncate(start)  # the run folder is made by the first log line or checkpoint
 
         net = model
         if dist_.world > 1:
