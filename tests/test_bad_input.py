@@ -230,8 +230,6 @@ def _trunc_train_pam(w: Work) -> Cell:
     return Cell(g, a, f"{TRAIN_IDS[0]}.jpg", JPEG_BAD)
 
 
-FIT_LEFTOVER = ("fit creates the run folder and an empty metrics.jsonl before the first batch is read: "
-                "a bad image or points file leaves them behind (bestie_train/fit.py)")
 
 
 @cell("truncated JPEG", "fit", needs="cli.train_fit")
