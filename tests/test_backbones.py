@@ -12,14 +12,7 @@ from bestie_labels.backbones.weights import load_pretrained, read_state_dict
 from bestie_labels.errors import BestieError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread is as fast and immune to a busy shared machine
-    (two spinning OpenMP threads on two loaded cores slow these tests down 10-30x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def bn_keys(prefix):

@@ -15,13 +15,7 @@ from bestie_train.fit import MetricsLog, fit, lr_factor
 TINY = dict(backbone="tiny", crop=32, batch_size=2, lr=1e-3, warmup=2, log_every=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and immune to a loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

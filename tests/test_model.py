@@ -12,13 +12,7 @@ from bestie_labels.errors import BestieError
 from bestie_train.model import build_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: as fast for these small inputs and robust on a busy shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_tiny_output_contract_at_input_resolution():
