@@ -14,13 +14,21 @@ WORK           ?= work
 SUP            ?= cls
 POINTS_DIR     ?=
 WSSS_DIR       ?=
-BACKBONE       ?=
 DEVICE         ?= cpu
+# Training choices; empty = the recipe DEVICE picks (cuda: the paper's settings, cpu: tiny
+# networks and CPU budgets, on the demo or on VOC alike).
+CLS_BACKBONE   ?=
+BACKBONE       ?=
+PAM_EPOCHS     ?=
+FIT_ITERS      ?=
+BATCH_SIZE     ?=
+DEMO_IMAGES    ?= 240
 PRETRAINED_CLS ?=
 PRETRAINED_SEG ?=
 PIPELINE = $(BIN)/bestie-labels pipeline --work '$(WORK)' --sup '$(SUP)' --device '$(DEVICE)' \
 	--voc-root '$(VOC_ROOT)' --labels '$(LABELS)' --points-dir '$(POINTS_DIR)' --wsss-dir '$(WSSS_DIR)' \
-	--backbone '$(BACKBONE)' --pretrained-cls '$(PRETRAINED_CLS)' --pretrained-seg '$(PRETRAINED_SEG)'
+	--cls-backbone '$(CLS_BACKBONE)' --backbone '$(BACKBONE)' --pam-epochs '$(PAM_EPOCHS)' \
+	--fit-iters '$(FIT_ITERS)' --batch-size '$(BATCH_SIZE)' --demo-images '$(DEMO_IMAGES)' --pretrained-cls '$(PRETRAINED_CLS)' --pretrained-seg '$(PRETRAINED_SEG)'
 
 install: $(STAMP)
 

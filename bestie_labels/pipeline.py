@@ -37,11 +37,15 @@ class PipelineConfig:
         sup: ``"cls"`` (image-level labels, PAM cues) or ``"point"`` (point labels as cues).
         points_dir: point files (``x y cls conf``); demo default ``work/demo/points``.
         wsss_dir: WSSS PNGs to import instead of the built-in CAM baseline.
-        backbone: segmentation backbone; empty = ``hrnet_w48`` on VOC, ``tiny`` on the demo.
-        device: ``cpu`` or ``cuda``.
+        cls_backbone: classifier backbone (train-pam); empty = the recipe's (:func:`recipe`).
+        backbone: segmentation backbone (fit); empty = the recipe's.
+        device: ``cpu`` or ``cuda``; it picks the recipe: ``cuda`` the paper's settings
+            (VGG-16 PAM, HRNet-W48, the commands' paper budgets), ``cpu`` the CPU recipe (tiny
+            networks and CPU budgets) on any dataset, the demo or VOC.
         pretrained_cls, pretrained_seg: local ImageNet weights for the classifier / backbone.
         demo_images, demo_size: size of the generated demo dataset.
-        pam_epochs, fit_iters: training budgets (empty: the commands' defaults for the backbone).
+        pam_epochs, fit_iters, batch_size: training budgets (empty: the commands' defaults for
+            the backbone); ``batch_size`` is fit's.
     """
 
     voc_root: str = ""
@@ -50,6 +54,7 @@ class PipelineConfig:
     sup: str = "cls"
     points_dir: str = ""
     wsss_dir: str = ""
+    cls_backbone: str = ""
     backbone: str = ""
     device: str = "cpu"
     pretrained_cls: str = ""
@@ -58,6 +63,7 @@ class PipelineConfig:
     demo_size: int = 128
     pam_epochs: str = ""   # empty: train-pam's default for the backbone
     fit_iters: str = ""    # empty: fit's default for the backbone
+    batch_size: str = ""   # empty: fit's default for the backbone
     seed: int = 0
     workers: int = 2
     extra: dict = field(default_factory=dict)
@@ -65,6 +71,36 @@ class PipelineConfig:
     @property
     def is_demo(self) -> bool:
         return not self.voc_root
+
+
+#: The two recipes ``make voc-pipeline`` knows, picked by DEVICE; any Make variable overrides.
+RECIPES = {
+    "cuda": dict(name="paper settings", cls_backbone="vgg16", backbone="hrnet_w48"),
+    "cpu": dict(name="CPU recipe", cls_backbone="tiny", backbone="tiny"),
+}
+
+
+def recipe(cfg: PipelineConfig) -> dict:
+    """The resolved training choices of ``cfg``: its recipe's defaults under the given values.
+
+    Returns ``{"name", "cls_backbone", "backbone", "pam_epochs", "fit_iters", "batch_size"}``
+    (empty budgets mean the commands' defaults for the backbone).
+    """
+    base = RECIPES.get(cfg.device)
+    if base is None:
+        raise BestieError(f"DEVICE must be cpu or cuda, got {cfg.device!r}")
+    return {"name": base["name"], "cls_backbone": cfg.cls_backbone or base["cls_backbone"],
+            "backbone": cfg.backbone or base["backbone"], "pam_epochs": cfg.pam_epochs,
+            "fit_iters": cfg.fit_iters, "batch_size": cfg.batch_size}
+
+
+def describe(cfg: PipelineConfig) -> str:
+    """One line saying which configuration runs (the first line of every pipeline run)."""
+    r = recipe(cfg)
+    data = "the demo data" if cfg.is_demo else cfg.voc_root + (f" with {cfg.labels}" if cfg.labels else "")
+    budgets = ", ".join(f"{k}={r[k]}" for k in ("pam_epochs", "fit_iters", "batch_size") if r[k]) or "default budgets"
+    return (f"configuration: {r['name']} on {cfg.device} ({'image-level labels' if cfg.sup == 'cls' else 'point labels'}): "
+            f"classifier {r['cls_backbone']}, network {r['backbone']}, {budgets}; data: {data}")
 
 
 @dataclass
@@ -84,90 +120,116 @@ def _bin(name: str) -> str:
     return str(cand) if cand.exists() else name
 
 
+@dataclass
+class _Ctx:
+    """What every stage builder shares: paths, data options and the resolved recipe."""
+
+    work: Path
+    root: str
+    data: list[str]        # --data ROOT
+    train_data: list[str]  # --data ROOT --split train [--labels FILE]
+    data_inputs: list[str]
+    dev: list[str]
+    recipe: dict
+    L: str = field(default_factory=lambda: _bin("bestie-labels"))
+    T: str = field(default_factory=lambda: _bin("bestie-train"))
+
+
 def build_stages(cfg: PipelineConfig) -> list[Stage]:
     """The stages, in order, for ``cfg`` (see the README's quick-start for what each does)."""
     if cfg.sup not in ("cls", "point"):
         raise BestieError(f"SUP must be cls or point, got {cfg.sup!r}")
     work = Path(cfg.work)
-    L, T = _bin("bestie-labels"), _bin("bestie-train")
     stages: list[Stage] = []
     if cfg.is_demo:
         root = str(work / "demo")
         split_file = str(work / "demo" / "ImageSets" / "Segmentation" / "train.txt")
-        stages.append(Stage("demo-data", [L, "demo-data", root, "--images", str(cfg.demo_images),
-                                          "--size", str(cfg.demo_size), "--seed", str(cfg.seed)],
-                            [], split_file))
+        stages.append(Stage("demo-data", [_bin("bestie-labels"), "demo-data", root, "--images",
+                                          str(cfg.demo_images), "--size", str(cfg.demo_size),
+                                          "--seed", str(cfg.seed)], [], split_file))
         data_inputs = [split_file]
     else:
         root = cfg.voc_root
-        data_inputs = [str(Path(root) / "ImageSets" / "Segmentation" / "train.txt")]
-    data = ["--data", root]
-    train_data = data + ["--split", "train"] + (["--labels", cfg.labels] if cfg.labels else [])
+        # A label file lists the training images itself (train_aug); the split file is unused.
+        data_inputs = [] if cfg.labels else [str(Path(root) / "ImageSets" / "Segmentation" / "train.txt")]
     if cfg.labels:
         data_inputs.append(cfg.labels)
-    dev = ["--device", cfg.device]
-    jobs = ["--workers", str(cfg.workers)]
-    cls_backbone = "tiny" if cfg.is_demo else "vgg16"
-    seg_backbone = cfg.backbone or ("tiny" if cfg.is_demo else "hrnet_w48")
+    train_data = ["--data", root, "--split", "train"] + (["--labels", cfg.labels] if cfg.labels else [])
+    ctx = _Ctx(work, root, ["--data", root], train_data, data_inputs, ["--device", cfg.device], recipe(cfg))
+    stages += _label_stages(cfg, ctx)
+    stages += _train_stages(cfg, ctx)
+    return stages
 
+
+def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
+    """train-pam (when a classifier is needed), cues, wsss, transfer, report, export."""
+    stages, L, work = [], c.L, c.work
     pam = str(work / "pam.pt")
     # --resume --force: continue an interrupted run, start over if the options or data changed.
-    argv = [L, "train-pam", *train_data, "--out", pam, "--backbone", cls_backbone, *dev,
+    argv = [L, "train-pam", *c.train_data, "--out", pam, "--backbone", c.recipe["cls_backbone"], *c.dev,
             "--seed", str(cfg.seed), "--resume", "--force"]
-    if cfg.pretrained_cls:
-        argv += ["--pretrained", cfg.pretrained_cls]
-    if cfg.pam_epochs:
-        argv += ["--epochs", str(cfg.pam_epochs)]
-    need_classifier = cfg.sup == "cls" or not cfg.wsss_dir
-    if need_classifier:
-        stages.append(Stage("train-pam", argv, data_inputs + ([cfg.pretrained_cls] if cfg.pretrained_cls else []), pam))
+    argv += ["--pretrained", cfg.pretrained_cls] if cfg.pretrained_cls else []
+    argv += ["--epochs", str(cfg.pam_epochs)] if cfg.pam_epochs else []
+    if cfg.sup == "cls" or not cfg.wsss_dir:
+        stages.append(Stage("train-pam", argv, c.data_inputs + ([cfg.pretrained_cls] if cfg.pretrained_cls else []), pam))
 
     cues = str(work / "cues.h5")
     if cfg.sup == "cls":
-        argv = [L, "cues", *train_data, "--method", "pam", "--checkpoint", pam, "--out", cues, *dev, "--force"]
-        cue_inputs = data_inputs + [pam]
+        argv = [L, "cues", *c.train_data, "--method", "pam", "--checkpoint", pam, "--out", cues, *c.dev, "--force"]
+        cue_inputs = c.data_inputs + [pam]
     else:
-        points = cfg.points_dir or str(Path(root) / "points")
-        argv = [L, "cues", *train_data, "--method", "points", "--points", points, "--out", cues, "--force"]
-        cue_inputs = list(data_inputs)
+        points = cfg.points_dir or str(Path(c.root) / "points")
+        argv = [L, "cues", *c.train_data, "--method", "points", "--points", points, "--out", cues, "--force"]
+        cue_inputs = list(c.data_inputs)
     stages.append(Stage("cues", argv, cue_inputs, cues))
 
     wsss = str(work / "wsss.h5")
     if cfg.wsss_dir:
-        argv = [L, "wsss", *train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
-        wsss_inputs = list(data_inputs)
+        argv = [L, "wsss", *c.train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
+        wsss_inputs = list(c.data_inputs)
     else:
-        argv = [L, "wsss", *train_data, "--method", "cam", "--checkpoint", pam, "--out", wsss, *dev, "--force"]
-        wsss_inputs = data_inputs + [pam]
+        argv = [L, "wsss", *c.train_data, "--method", "cam", "--checkpoint", pam, "--out", wsss, *c.dev, "--force"]
+        wsss_inputs = c.data_inputs + [pam]
     stages.append(Stage("wsss", argv, wsss_inputs, wsss))
 
     pseudo = str(work / "pseudo.h5")
-    stages.append(Stage("transfer", [L, "transfer", *train_data, "--cues", cues, "--wsss", wsss,
-                                     "--out", pseudo, *jobs, "--force"], [cues, wsss], pseudo))
+    stages.append(Stage("transfer", [L, "transfer", *c.train_data, "--cues", cues, "--wsss", wsss, "--out", pseudo,
+                                     "--workers", str(cfg.workers), "--force"], [cues, wsss], pseudo))
     report = str(work / "report.json")
-    stages.append(Stage("report", [L, "report", *data, "--split", "train", "--pseudo", pseudo,
+    stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo,
                                    "--out", report, "--overlays", str(work / "overlays")]
                         + (["--labels", cfg.labels] if cfg.labels else []), [pseudo], report))
     coco = str(work / "pseudo_coco.json")
-    stages.append(Stage("export", [L, "export", *train_data, "--pseudo", pseudo, "--format", "coco",
+    stages.append(Stage("export", [L, "export", *c.train_data, "--pseudo", pseudo, "--format", "coco",
                                    "--out", coco], [pseudo], coco))
+    return stages
+
+
+def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
+    """fit, evaluate (best.pt), evaluate-last (last.pt), summary."""
+    work, T = c.work, c.T
+    pseudo, wsss = str(work / "pseudo.h5"), str(work / "wsss.h5")
     run = work / "run"
     last = str(run / "last.pt")
-    argv = [T, "fit", *train_data, "--pseudo", pseudo, "--wsss", wsss, "--out", str(run),
-            "--backbone", seg_backbone, *dev, "--seed", str(cfg.seed), "--sup", cfg.sup, "--resume", "--force"]
-    if cfg.pretrained_seg:
-        argv += ["--pretrained", cfg.pretrained_seg]
-    if cfg.fit_iters:
-        argv += ["--iters", str(cfg.fit_iters)]
-    if cfg.is_demo:
-        argv += ["--val-split", "val"]
-    stages.append(Stage("fit", argv, [pseudo, wsss], last))
-    metrics = str(work / "metrics.json")
-    stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *data,
-                                     "--split", "val", "--out", metrics, "--vis", str(work / "predictions"), *dev],
-                        [last], metrics))
+    argv = [T, "fit", *c.train_data, "--pseudo", pseudo, "--wsss", wsss, "--out", str(run),
+            "--backbone", c.recipe["backbone"], *c.dev, "--seed", str(cfg.seed), "--sup", cfg.sup,
+            "--resume", "--force"]
+    argv += ["--pretrained", cfg.pretrained_seg] if cfg.pretrained_seg else []
+    argv += ["--iters", str(cfg.fit_iters)] if cfg.fit_iters else []
+    argv += ["--batch-size", str(cfg.batch_size)] if cfg.batch_size else []
+    argv += ["--val-split", "val"] if cfg.is_demo else []
+    stages = [Stage("fit", argv, [pseudo, wsss], last)]
+    # best.pt is chosen on val and then scored on val (optimistic); last.pt involves no choice.
+    # Both are evaluated, and the summary names which is which.
+    metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")
+    stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.data,
+                                     "--split", "val", "--out", metrics, "--vis", str(work / "predictions"),
+                                     *c.dev], [last], metrics))
+    stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.data, "--split", "val",
+                                          "--out", metrics_last, *c.dev], [last], metrics_last))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [L, "summary", "--work", str(work), "--quiet"], [report, metrics], summary))
+    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet"],
+                        [str(work / "report.json"), metrics, metrics_last], summary))
     return stages
 
 
@@ -212,9 +274,9 @@ def is_current(cfg: PipelineConfig, stage: Stage, stages: list[Stage] | None = N
 def config_args(cfg: PipelineConfig) -> list[str]:
     """The ``bestie-labels pipeline`` options that reproduce ``cfg``."""
     args = []
-    for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "backbone", "device",
-                 "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs", "fit_iters",
-                 "seed", "workers"):
+    for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "cls_backbone", "backbone",
+                 "device", "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs",
+                 "fit_iters", "batch_size", "seed", "workers"):
         v = getattr(cfg, name)
         if v != "":
             args += ["--" + name.replace("_", "-"), str(v)]

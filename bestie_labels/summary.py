@@ -18,9 +18,12 @@ def _get(d: dict, *keys, default=None):
 
 
 def build_summary(work: str | os.PathLike) -> dict:
-    """Collect ``report.json``, ``metrics.json`` and ``stage_times.json`` of a run folder.
+    """Collect ``report.json``, ``metrics.json`` (best.pt), ``metrics_last.json`` (last.pt,
+    when present) and ``stage_times.json`` of a run folder.
 
-    Returns ``{"pseudo_labels": {...}, "voc": {...}, "coco": {...}, "stage_seconds": {...}}``.
+    Returns ``{"pseudo_labels": {...}, "voc": {...}, "coco": {...}, "voc_last": {...},
+    "coco_last": {...}, "checkpoints": {...}, "stage_seconds": {...}}``; ``voc``/``coco`` are
+    best.pt's, which was chosen on the same split it is scored on (``checkpoints`` says so).
     """
     work = Path(work)
     report = read_json(work / "report.json")
@@ -34,12 +37,28 @@ def build_summary(work: str | os.PathLike) -> dict:
     # report.json holds fractions; the table is in percent like the mAP figures.
     for k in ("precision", "recall"):
         pseudo[k] = None if total.get(k) is None else round(100 * total[k], 1)
+    last_path = work / "metrics_last.json"
+    last = read_json(last_path) if last_path.is_file() else {}
+    if not isinstance(last, dict):
+        raise BestieError(f"expected a JSON object, got {type(last).__name__}", last_path)
     return {
         "pseudo_labels": pseudo,
-        "voc": {k: _get(metrics, "voc", k) for k in ("mAP25", "mAP50", "mAP70", "mAP75")},
-        "coco": {k: _get(metrics, "coco", k) for k in ("AP", "AP50", "AP75")},
+        "voc": _voc(metrics),
+        "coco": _coco(metrics),
+        "voc_last": _voc(last),
+        "coco_last": _coco(last),
+        "checkpoints": {"voc/coco": "best.pt: the validation-best checkpoint, chosen on this same split "
+                                    "(optimistic)", "voc_last/coco_last": "last.pt: the final weights, no choice"},
         "stage_seconds": times,
     }
+
+
+def _voc(metrics: dict) -> dict:
+    return {k: _get(metrics, "voc", k) for k in ("mAP25", "mAP50", "mAP70", "mAP75")}
+
+
+def _coco(metrics: dict) -> dict:
+    return {k: _get(metrics, "coco", k) for k in ("AP", "AP50", "AP75")}
 
 
 def write_summary(work: str | os.PathLike) -> dict:
@@ -62,13 +81,19 @@ def _fmt(v) -> str:
 
 def format_summary(s: dict) -> str:
     """The summary as a small text table."""
-    pl, voc, coco = s["pseudo_labels"], s["voc"], s["coco"]
+    pl = s["pseudo_labels"]
     lines = [
         "pseudo labels   " + "  ".join(f"{k}={_fmt(pl.get(k))}" for k in ("num_pseudo", "tp", "num_gt")),
         f"                precision={_fmt(pl.get('precision'))}%  recall={_fmt(pl.get('recall'))}%",
-        "VOC val         " + "  ".join(f"{k}={_fmt(voc.get(k))}" for k in ("mAP25", "mAP50", "mAP70", "mAP75")),
-        "COCO val        " + "  ".join(f"{k}={_fmt(coco.get(k))}" for k in ("AP", "AP50", "AP75")),
     ]
+    rows = [("last.pt", "_last", "final weights"), ("best.pt", "", "chosen on val, scored on val: optimistic")]
+    for name, suffix, note in rows:
+        voc, coco = s.get("voc" + suffix) or {}, s.get("coco" + suffix) or {}
+        if not any(v is not None for v in (*voc.values(), *coco.values())):
+            continue
+        lines.append(f"{name:8}val     " + "  ".join(f"{k}={_fmt(voc.get(k))}" for k in ("mAP25", "mAP50", "mAP70", "mAP75"))
+                     + "  COCO " + "  ".join(f"{k}={_fmt(coco.get(k))}" for k in ("AP", "AP50", "AP75"))
+                     + f"   ({note})")
     if s.get("stage_seconds"):
         lines.append("stage seconds   " + "  ".join(f"{k}={v}" for k, v in s["stage_seconds"].items()))
     return "\n".join(lines)

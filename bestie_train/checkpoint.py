@@ -87,4 +87,6 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> tor
     opts = ckpt.get("options", {})
     model = build_model(opts.get("backbone", "tiny"), len(ckpt["class_names"]), pretrained=None)
     model.load_state_dict(ckpt["model"])
+    # Inference defaults follow the supervision (point labels: flip TTA, as the official script).
+    model.sup = opts.get("sup", "cls")
     return model.to(device).eval()

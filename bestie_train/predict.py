@@ -172,7 +172,13 @@ def _with_figures(preds, dataset, vis_dir: str | os.PathLike, num: int):
         yield p
 
 
-def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip: bool = False,
+def resolve_flip(flip: bool | None, model: torch.nn.Module) -> bool:
+    """``flip`` when given, else the default of the model's supervision: flip test-time
+    augmentation for point labels (as the official point-label inference), none for image-level."""
+    return bool(flip) if flip is not None else getattr(model, "sup", "cls") == "point"
+
+
+def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip: bool | None = None,
             fmt: str = "results", device: str = "cpu", progress: bool = True,
             vis_dir: str | os.PathLike | None = None, num_vis: int = 8) -> dict:
     """Predict instance masks for a split and write them to ``out``.
@@ -181,7 +187,8 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
         checkpoint: ``best.pt`` / ``last.pt`` of a run.
         dataset: the split to predict.
         out: JSON file to write (atomically).
-        flip: horizontal-flip test-time augmentation.
+        flip: horizontal-flip test-time augmentation; None: on for a point-supervised
+            checkpoint, off otherwise (:func:`resolve_flip`).
         fmt: ``"results"`` (COCO results list) or ``"coco"`` (COCO instances JSON).
         device: ``"cpu"`` or ``"cuda"``.
         vis_dir: also write ``num_vis`` PNGs (image | GT instances | predictions) there.
@@ -196,6 +203,7 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
     if fmt not in ("results", "coco"):
         raise BestieError(f"unknown format {fmt!r} (results or coco)")
     model = load_model(checkpoint, dataset, device)
+    flip = resolve_flip(flip, model)
     with _threads_for(model, _device(device)):
         preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
         if vis_dir is not None:
@@ -213,11 +221,11 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
 
 
 def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | None = None,
-             flip: bool = False, device: str = "cpu", progress: bool = True,
+             flip: bool | None = None, device: str = "cpu", progress: bool = True,
              vis_dir: str | os.PathLike | None = None, num_vis: int = 8) -> dict:
     """Predict a split with ``checkpoint`` and evaluate it against the GT.
 
-    ``vis_dir``: also write ``num_vis`` figures there, as :func:`predict`.
+    ``vis_dir``: also write ``num_vis`` figures there, and ``flip`` as :func:`predict`.
 
     Returns the metrics dict of
     :func:`bestie_labels.evaluation.evaluate.evaluate_predictions` (also written to ``out`` as
@@ -226,6 +234,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | No
     from bestie_labels.evaluation.evaluate import evaluate_predictions
 
     model = load_model(checkpoint, dataset, device)
+    flip = resolve_flip(flip, model)
     with _threads_for(model, _device(device)):
         preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
         if vis_dir is not None:

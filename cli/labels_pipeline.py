@@ -12,14 +12,17 @@ from .common import command
 @click.option("--sup", type=click.Choice(["cls", "point"]), default="cls", show_default=True)
 @click.option("--points-dir", default="", help="Point files for --sup point (default: <root>/points).")
 @click.option("--wsss-dir", default="", help="Import these WSSS PNGs instead of the CAM baseline.")
-@click.option("--backbone", default="", help="Segmentation backbone (default: hrnet_w48 on VOC, tiny on the demo).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--cls-backbone", default="", help="Classifier backbone (default: the recipe's: cuda vgg16, cpu tiny).")
+@click.option("--backbone", default="", help="Segmentation backbone (default: the recipe's: cuda hrnet_w48, cpu tiny).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Also picks the recipe: cuda = the paper's settings, cpu = tiny networks and CPU budgets.")
 @click.option("--pretrained-cls", default="", help="Local ImageNet weights for the classifier.")
 @click.option("--pretrained-seg", default="", help="Local ImageNet weights for the segmentation backbone.")
 @click.option("--demo-images", default=240, show_default=True, type=int)
 @click.option("--demo-size", default=128, show_default=True, type=int)
 @click.option("--pam-epochs", default="", help="train-pam epochs (default: the command's default for the backbone).")
 @click.option("--fit-iters", default="", help="fit iterations (default: the command's default for the backbone).")
+@click.option("--batch-size", default="", help="fit batch size (default: the command's default for the backbone).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--emit-make", type=click.Path(), default=None, help="Write Make rules for the stages instead of running them.")
@@ -31,6 +34,8 @@ def command(emit_make, stage, dry_run, **kw):
     from bestie_labels import pipeline as P
 
     cfg = P.PipelineConfig(**kw)
+    if not stage:
+        click.echo(P.describe(cfg))
     if emit_make:
         P.emit_makefile(cfg, emit_make)
     elif stage:

@@ -28,6 +28,9 @@ from .common import command, data_options, device_option, force_option, open_dat
               help="Random square crop for training; also the shorter side at inference [321, tiny: 112].")
 @click.option("--val-split", default="val", show_default=True,
               help="Split on which the image-level mAP is reported each epoch ('none' to skip; skipped with a warning if it cannot be opened).")
+@click.option("--val-data", type=click.Path(), default=None,
+              help="Validate on this dataset instead (e.g. instances_val2017.json: a COCO JSON has no splits).")
+@click.option("--val-images", type=click.Path(), default=None, help="--val-data is COCO: its image folder.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out (same options; --epochs may grow).")
 @device_option
 @seed_option
@@ -35,7 +38,7 @@ from .common import command, data_options, device_option, force_option, open_dat
 @force_option
 @command
 def command(data, split, data_format, images, labels_file, out, backbone, epochs, batch_size, lr, alpha, no_pam,
-            pretrained, input_size, crop_size, val_split, resume, device, seed, workers, force):
+            pretrained, input_size, crop_size, val_split, val_data, val_images, resume, device, seed, workers, force):
     """Train the PAM classifier on image-level labels (BESTIE section 3.3).
 
     Defaults follow the official recipe (SGD Nesterov, momentum 0.9, weight decay 5e-4, resize,
@@ -47,15 +50,18 @@ def command(data, split, data_format, images, labels_file, out, backbone, epochs
     """
     from bestie_labels.classifier.train import train_pam
 
-    ds = open_data(data, split, data_format, images, labels_file)
-    from bestie_labels.errors import BestieError
+    from click.core import ParameterSource
 
-    val = None
-    if val_split and val_split.lower() != "none" and val_split != split:
-        try:
-            val = open_data(data, val_split, data_format, images, labels_file)
-        except BestieError as e:  # e.g. a folder dataset or a labels file without that split
-            click.echo(f"WARNING: no validation mAP: cannot open split '{val_split}' ({e})", err=True)
+    from bestie_labels.datasets.validation import open_validation
+
+    ds = open_data(data, split, data_format, images, labels_file)
+    explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
+    # The validation labels come from the dataset's own annotations: a --labels file lists the
+    # training images, and validating on it would score training images as "val".
+    val, warning = open_validation(ds, data, val_split, explicit=explicit, data_format=data_format,
+                                   images=images, val_data=val_data, val_images=val_images)
+    if warning:
+        click.echo(f"WARNING: no validation mAP: {warning}", err=True)
     res = train_pam(ds, out, val_ds=val, backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr,
                     alpha=alpha, pam=not no_pam, pretrained=pretrained, device=device, seed=seed, resume=resume,
                     force=force, input_size=input_size, crop_size=crop_size, workers=workers, log=click.echo)

@@ -11,7 +11,8 @@ from .common import command, data_options, device_option, open_data
 @click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
 @data_options
 @click.option("--out", default=None, type=click.Path(), help="Write the metrics as JSON here.")
-@click.option("--flip", is_flag=True, help="Horizontal-flip test-time augmentation.")
+@click.option("--flip/--no-flip", default=None,
+              help="Horizontal-flip test-time augmentation [default: on for a point-supervised checkpoint].")
 @click.option("--vis", "vis_dir", type=click.Path(), default=None,
               help="Also write PNGs (image | GT instances | predictions) to this folder.")
 @click.option("--num-vis", default=8, show_default=True, type=click.IntRange(0), help="How many images --vis draws.")

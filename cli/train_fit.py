@@ -40,6 +40,9 @@ from .common import command, data_options, device_option, open_data, seed_option
               help="--sup point: folder of <id>.txt point files 'x y cls conf' [default: the dataset's points/].")
 @click.option("--val-split", default="val", show_default=True,
               help="Split validated every --val-every iterations (best.pt = best mAP50); 'none' to skip.")
+@click.option("--val-data", type=click.Path(), default=None,
+              help="Validate on this dataset instead (e.g. instances_val2017.json: a COCO JSON has no splits).")
+@click.option("--val-images", type=click.Path(), default=None, help="--val-data is COCO: its image folder.")
 @click.option("--val-every", type=click.IntRange(1), default=None,
               help="Validation interval in iterations [default: tiny 200, others 1000].")
 @click.option("--val-flip", is_flag=True, help="Flip test-time augmentation during validation.")
@@ -57,7 +60,7 @@ from .common import command, data_options, device_option, open_data, seed_option
 @command
 def command(data, split, data_format, images, labels_file, pseudo, wsss, out, backbone, iters, epochs,
             batch_size, crop, lr, warmup, device, seed, workers, iag, refine, cluster, sup, points_dir,
-            val_split, val_every, val_flip, ckpt_every, log_every, resume, force, pretrained, threads, amp):
+            val_split, val_data, val_images, val_every, val_flip, ckpt_every, log_every, resume, force, pretrained, threads, amp):
     """Train the Panoptic-DeepLab network with instance-aware guidance and self-refinement.
 
     Run it with torchrun (--nproc_per_node N) for several GPUs: the same command works on one
@@ -65,18 +68,14 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
     """
     from bestie_train.fit import fit
 
-    from bestie_labels.errors import BestieError
+    from bestie_labels.datasets.validation import open_validation
 
     ds = open_data(data, split, data_format, images, labels_file)
-    val = None
-    if val_split and val_split.lower() != "none":
-        explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
-        try:
-            val = open_data(data, val_split, data_format, images, None)
-        except BestieError as e:
-            if explicit:
-                raise
-            click.echo(f"Warning: no validation ({e}); best.pt will be the final weights", err=True)
+    explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
+    val, warning = open_validation(ds, data, val_split, explicit=explicit, data_format=data_format,
+                                   images=images, val_data=val_data, val_images=val_images)
+    if warning:
+        click.echo(f"Warning: {warning}; best.pt will be the final weights", err=True)
     r = fit(ds, pseudo, wsss, out, val_dataset=val, resume=resume, force=force, backbone=backbone, iters=iters,
             epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,

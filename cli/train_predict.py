@@ -11,7 +11,8 @@ from .common import command, data_options, device_option, open_data
 @click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
 @data_options
 @click.option("--out", required=True, type=click.Path(), help="JSON file to write.")
-@click.option("--flip", is_flag=True, help="Horizontal-flip test-time augmentation.")
+@click.option("--flip/--no-flip", default=None,
+              help="Horizontal-flip test-time augmentation [default: on for a point-supervised checkpoint].")
 @click.option("--format", "fmt", type=click.Choice(["results", "coco"]), default="results", show_default=True,
               help="results: COCO results list (for evaluate); coco: instances JSON (e.g. to train Mask R-CNN).")
 @click.option("--vis", "vis_dir", type=click.Path(), default=None,

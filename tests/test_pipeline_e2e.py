@@ -14,7 +14,7 @@ def test_demo_pipeline_end_to_end_then_nothing_to_do(tmp_path):
                          fit_iters="3", workers=1)
     times = run_pipeline(cfg, log=lambda s: None)
     assert list(times) == ["demo-data", "train-pam", "cues", "wsss", "transfer", "report", "export",
-                           "fit", "evaluate", "summary"]
+                           "fit", "evaluate", "evaluate-last", "summary"]
     assert all(t > 0 for t in times.values())
     work = tmp_path / "work"
     for name in ("demo/class_names.txt", "pam.pt", "cues.h5", "wsss.h5", "pseudo.h5", "report.json",

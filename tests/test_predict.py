@@ -165,3 +165,18 @@ def test_predict_figures(run, tmp_path):
     # the forced checkpoint predicts class 0 regions: the prediction panel differs from the image
     assert np.abs(fig[:, 2 * w + 8:].astype(int) - image).mean() > 5
     assert np.array_equal(fig[:, :w], image)  # the first panel is the image itself
+
+
+def test_flip_default_follows_the_checkpoints_supervision():
+    import torch
+
+    from bestie_train.predict import resolve_flip
+
+    m = torch.nn.Identity()
+    assert resolve_flip(None, m) is False  # no recorded supervision: image-level
+    m.sup = "cls"
+    assert resolve_flip(None, m) is False
+    m.sup = "point"  # the official point-label inference flips
+    assert resolve_flip(None, m) is True and resolve_flip(False, m) is False
+    m.sup = "cls"
+    assert resolve_flip(True, m) is True

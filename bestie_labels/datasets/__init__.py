@@ -11,12 +11,12 @@ import os
 from pathlib import Path
 
 from ..errors import BestieError
-from .base import VOC_CLASSES, Dataset, GtInstances, Record, coco_image_ids
+from .base import VOC_CLASSES, Dataset, GtInstances, Record, check_disjoint, coco_image_ids
 
 FORMATS = ("voc", "coco", "folder")
 
 __all__ = ["open_dataset", "detect_format", "Dataset", "GtInstances", "Record", "VOC_CLASSES",
-           "coco_image_ids", "FORMATS"]
+           "coco_image_ids", "check_disjoint", "FORMATS"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -44,8 +44,9 @@ def open_dataset(path: str | os.PathLike, split: str = "train", data_format: str
 
     Args:
         path: VOC root, COCO instances JSON, or folder with ``labels.csv``.
-        split: VOC: ``ImageSets/Segmentation/<split>.txt``; COCO: informational; folder: the
-            CSV's ``split`` column when it has one.
+        split: VOC: ``ImageSets/Segmentation/<split>.txt`` (not read when ``labels`` is given:
+            the label file lists the images); COCO: ignored, the split is named by the JSON's
+            stem; folder: the CSV's ``split`` column when it has one, else ignored (``"all"``).
         data_format: ``"voc" | "coco" | "folder"`` to skip detection.
         images: COCO image folder (required for COCO).
         labels: VOC only: label file ``name c1 c2 ...`` (0-based) replacing the XML labels.

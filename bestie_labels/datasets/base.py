@@ -109,6 +109,9 @@ class Dataset:
     kind: str = "base"
     extra_fingerprint: dict = field(default_factory=dict)
     points_dir: Path | None = None  # point files (`x y cls conf`) shipped with the dataset, if any
+    #: False for data with no splits (a COCO JSON, a folder without a split column): there,
+    #: ``split`` names the whole file/folder, and validation needs another dataset (--val-data).
+    has_splits: bool = True
 
     def __post_init__(self) -> None:
         ids = coco_image_ids([r.image_id for r in self.records])
@@ -155,3 +158,17 @@ class Dataset:
             rows.append([r.image_id, r.height, r.width, np.flatnonzero(r.labels).tolist(), size])
         return sha256_json({"kind": self.kind, "split": self.split, "classes": self.class_names,
                             "records": rows, "extra": self.extra_fingerprint})
+
+
+def check_disjoint(train: Dataset, val: Dataset) -> None:
+    """Refuse a validation set that shares images with the training set.
+
+    A metric computed on training images must never be reported as validation. Images are
+    compared by file path, so the same files under two split names are caught too.
+    """
+    seen = {r.file_name for r in train.records}
+    shared = [r.image_id for r in val.records if r.file_name in seen]
+    if shared:
+        raise BestieError(f"the validation data '{val.split}' shares {len(shared)} of its {len(val)} images with "
+                          f"the training data '{train.split}' (first: {shared[0]}); validate on other images "
+                          "(--val-split / --val-data) or pass --val-split none", val.root)

@@ -4,7 +4,9 @@ Category ids are remapped to 0-based classes in increasing id order, named by th
 ``name``. Images are listed by increasing id and keep the JSON's id as ``coco_id`` (so that
 predictions can be evaluated against the same JSON). Masks come from pycocotools'
 ``annToMask`` (polygons, RLE or uncompressed RLE); crowd annotations are kept with
-``crowd=True`` (evaluation ignores them). The split name is informational.
+``crowd=True`` (evaluation ignores them). A COCO JSON has no splits: the file *is* the split,
+named by its stem (``instances_val2017``), whatever ``--split`` says, so that the same images are
+never reported under another split name; validation takes another JSON (``--val-data``).
 """
 
 from __future__ import annotations
@@ -120,9 +122,10 @@ def _check_rle(seg, h: int, w: int) -> str | None:
 
 
 def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
-              split: str = "train") -> CocoDataset:
+              split: str | None = None) -> CocoDataset:
     """Open a COCO instances JSON whose ``file_name``s live under the folder ``images``.
 
+    ``split`` is ignored: the dataset's ``split`` is the JSON's stem (a JSON has no splits).
     Image-level labels are the categories annotated in each image (crowd included).
     """
     from pycocotools.coco import COCO
@@ -185,6 +188,6 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco.createIndex()
-    return CocoDataset(root=json_path.resolve(), split=split, class_names=class_names,
-                       records=records, kind="coco", extra_fingerprint={"json": json_path.name},
+    return CocoDataset(root=json_path.resolve(), split=json_path.stem, class_names=class_names,
+                       records=records, kind="coco", extra_fingerprint={"json": json_path.name}, has_splits=False,
                        json_path=json_path, coco=coco, cat_index=cat_index, json_ids=json_ids)

@@ -27,7 +27,10 @@ class FolderDataset(Dataset):
 
 
 def open_folder(root: str | os.PathLike, split: str = "train") -> FolderDataset:
-    """Open the folder ``root``; ``split`` filters rows when the CSV has a ``split`` column."""
+    """Open the folder ``root``; ``split`` filters rows when the CSV has a ``split`` column.
+
+    Without that column the folder has no splits: every image is returned under the split name
+    ``"all"``, whatever ``split`` says, so that no image appears under two split names."""
     root = Path(root)
     csv_path = root / "labels.csv"
     if not csv_path.is_file():
@@ -81,5 +84,5 @@ def open_folder(root: str | os.PathLike, split: str = "train") -> FolderDataset:
                               labels=lab))
     if not records:
         raise BestieError(f"no image in split {split!r}" if has_split else "no image listed", csv_path)
-    return FolderDataset(root=root.resolve(), split=split, class_names=class_names,
-                         records=records, kind="folder")
+    return FolderDataset(root=root.resolve(), split=split if has_split else "all", class_names=class_names,
+                         records=records, kind="folder", has_splits=has_split)

@@ -11,8 +11,10 @@ Layout under the root::
     points/<id>.txt                           optional GT points ``x y cls conf``
 
 Image-level labels come from the XML objects, or from a label file in the official BESTIE
-format (``name c1 c2 ...``, 0-based class indices, e.g. ``train_cls.txt``) when one is given;
-then no XML is needed (train_aug images have neither XML nor SegmentationObject).
+format (``name c1 c2 ...``, 0-based class indices, e.g. ``train_cls.txt``) when one is given.
+A label file also *defines the images*: its lines, in file order, are the split (train_aug's
+10,582 images), and ``ImageSets/Segmentation/<split>.txt`` (1,464 lines in stock VOC) is not
+read. Then no XML is needed (train_aug images have neither XML nor SegmentationObject).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def read_label_file(path: str | os.PathLike, num_classes: int) -> dict[str, np.n
     """Image-level labels in the official BESTIE format: ``name c1 c2 ...`` per line.
 
     ``name`` is an image id or an image file name (its stem is used); ``c*`` are 0-based class
-    indices. Returns ``{image_id: (C,) bool}``.
+    indices. Returns ``{image_id: (C,) bool}`` in file order; an image listed twice is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -106,7 +108,10 @@ def read_label_file(path: str | os.PathLike, num_classes: int) -> dict[str, np.n
                               f"{line.strip()!r}", path)
         lab = np.zeros(num_classes, bool)
         lab[idx] = True
-        out[Path(tok[0]).stem] = lab
+        stem = Path(tok[0]).stem
+        if stem in out:
+            raise BestieError(f"line {n}: image {stem} is listed twice", path)
+        out[stem] = lab
     return out
 
 
@@ -209,8 +214,9 @@ def open_voc(root: str | os.PathLike, split: str = "train",
              labels: str | os.PathLike | None = None) -> VocDataset:
     """Open split ``split`` of the VOC2012-layout tree at ``root``.
 
-    ``labels``: optional BESTIE label file (``name c1 c2 ...``); when given, image-level labels
-    come from it instead of the XML. Heights and widths come from the XML ``<size>`` when
+    ``labels``: optional BESTIE label file (``name c1 c2 ...``); when given, it lists the
+    split's images (in file order) and their image-level labels, and the split file is not read
+    (``split`` only names the result). Heights and widths come from the XML ``<size>`` when
     present, else from the image header.
     """
     root = Path(root)
@@ -219,19 +225,23 @@ def open_voc(root: str | os.PathLike, split: str = "train",
     names_file = root / "class_names.txt"
     class_names = read_class_names(names_file) if names_file.is_file() else list(VOC_CLASSES)
     class_index = {n: i for i, n in enumerate(class_names)}
-    stems = read_split(root / "ImageSets" / "Segmentation" / f"{split}.txt")
     label_map = read_label_file(labels, len(class_names)) if labels is not None else None
+    if label_map is not None:
+        if not label_map:
+            raise BestieError("label file lists no image", labels)
+        stems = list(label_map)
+    else:
+        stems = read_split(root / "ImageSets" / "Segmentation" / f"{split}.txt")
 
     records = []
     for stem in stems:
         img = root / "JPEGImages" / f"{stem}.jpg"
         if not img.is_file():
-            raise BestieError(f"image listed in split {split!r} not found", img)
+            where = f"label file {Path(labels).name}" if label_map is not None else f"split {split!r}"
+            raise BestieError(f"image listed in {where} not found", img)
         xml = root / "Annotations" / f"{stem}.xml"
         h = w = 0
         if label_map is not None:
-            if stem not in label_map:
-                raise BestieError(f"no labels for image {stem}", labels)
             lab = label_map[stem]
             if xml.is_file():
                 _, h, w = _xml_size(xml)
