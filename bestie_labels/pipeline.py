@@ -208,17 +208,18 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
 def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     """fit, evaluate (best.pt), evaluate-last (last.pt), summary."""
     work, T = c.work, c.T
-    pseudo, wsss = str(work / "pseudo.h5"), str(work / "wsss.h5")
+    pseudo, wsss, cues = str(work / "pseudo.h5"), str(work / "wsss.h5"), str(work / "cues.h5")
     run = work / "run"
     last = str(run / "last.pt")
-    argv = [T, "fit", *c.train_data, "--pseudo", pseudo, "--wsss", wsss, "--out", str(run),
+    # --cues: the semantic knowledge transfer runs again on every training crop (official).
+    argv = [T, "fit", *c.train_data, "--pseudo", pseudo, "--wsss", wsss, "--cues", cues, "--out", str(run),
             "--backbone", c.recipe["backbone"], *c.dev, "--seed", str(cfg.seed), "--sup", cfg.sup,
             "--resume", "--force"]
     argv += ["--pretrained", cfg.pretrained_seg] if cfg.pretrained_seg else []
     argv += ["--iters", str(cfg.fit_iters)] if cfg.fit_iters else []
     argv += ["--batch-size", str(cfg.batch_size)] if cfg.batch_size else []
     argv += ["--val-split", "val"] if cfg.is_demo else []
-    stages = [Stage("fit", argv, [pseudo, wsss], last)]
+    stages = [Stage("fit", argv, [pseudo, wsss, cues], last)]
     # best.pt is chosen on val and then scored on val (optimistic); last.pt involves no choice.
     # Both are evaluated, and the summary names which is which.
     metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")

@@ -13,18 +13,22 @@ changes nothing for them; it matters when the pseudo labels come from elsewhere 
 point-made pseudo labels over another WSSS), where the instance labels are the more specific
 source. Pixels outside the image after cropping are 255 (ignored by the loss).
 
-**Augmentation** (training only): random scale ``U(0.7, 1.3)`` of the original image (bilinear
-for the image, nearest for label maps), a ``crop x crop`` window at a random position (an image
-smaller than the crop is placed at a random position on a canvas of the mean colour, labels
-255 / no instance), and a horizontal flip with probability 1/2. Every random number of a sample
-comes from its own generator seeded with ``(seed, epoch, index)``, so a sample does not depend
-on the number of DataLoader workers, on the order samples are drawn in, or on whether the run
-was interrupted and resumed.
+**Augmentation** (training only, :mod:`bestie_train.augment`): the paper recipe's photometric
+distortion and official resize, then a random scale (bilinear for the image, nearest for label
+maps), a ``crop x crop`` window at a random position (an image smaller than the crop is placed
+at a random position on a canvas of the mean colour, labels 255 / no instance), and a horizontal
+flip with probability 1/2. Every random number of a sample comes from its own generator seeded
+with ``(seed, epoch, index)``, so a sample does not depend on the number of DataLoader workers,
+on the order samples are drawn in, or on whether the run was interrupted and resumed.
 
-**Instance targets** come from :func:`bestie_labels.targets.make_targets` on the augmented
-instance map: center heatmaps ``(C, S, S)``, offsets ``(2, S, S)`` (dy, dx) and the
-instance-aware-guidance weight ``(S, S)`` (1 on pseudo instance pixels). Instances with no
-visible pixel after cropping are dropped.
+**Instance targets.** With a cues store (``fit --cues``, what the pipeline passes) the semantic
+knowledge transfer runs on every crop, as the official loader does: connected components of the
+cropped WSSS mask of each image-level class, at least ``min_area`` pixels, holding exactly one
+cue that survived the crop; the center is the visible component's centroid (the cue itself for
+point labels), and an instance whose cue fell outside the crop is not trained. Without one, the
+full-image pseudo instances are cropped (visible ones kept, their full-image centers carried).
+:func:`bestie_labels.targets.make_targets` turns them into center heatmaps ``(C, S, S)``,
+offsets ``(2, S, S)`` (dy, dx) and the instance-aware-guidance weight ``(S, S)``.
 
 **Refinement inputs**: the augmented WSSS mask and its component map (8-connected components of
 each image-level class, numbered 1.. across classes, 0 elsewhere), the image-level labels, and,
@@ -32,16 +36,12 @@ for point supervision, the labelled points of the image (from ``points/<id>.txt`
 dataset or ``points_dir``, every point of an image-level class, not only those matched to a
 pseudo instance).
 
-:class:`EpochBatches` yields batches of ``(epoch, index)`` keys: a per-epoch permutation seeded
-with ``(seed, epoch)``, sharded across DistributedDataParallel ranks, and able to start at any
-iteration, which is what makes ``fit --resume`` continue exactly.
+Batching and the resumable sampler live in :mod:`bestie_train.batches`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
-
 import cv2
 import numpy as np
 import torch
@@ -49,12 +49,14 @@ import torch
 from bestie_labels.errors import BestieError
 from bestie_labels.store import Store
 
+from .augment import Geometry, draw_geometry, inside_crop, photometric_distort, warp_map, warp_points
+
 #: ImageNet statistics (RGB, in [0, 1]) used to normalise every network input.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 IGNORE = 255
 #: Stage names of the stores read here (``bestie_labels.stages``).
-PSEUDO_STAGE, WSSS_STAGE = "pseudo", "wsss"
+PSEUDO_STAGE, WSSS_STAGE, CUES_STAGE = "pseudo", "wsss", "cues"
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
@@ -129,7 +131,14 @@ class TrainData(torch.utils.data.Dataset):
         sigma: Gaussian sigma of the center heatmaps, in pixels of the crop.
         sup: ``"cls"`` or ``"point"``; ``"point"`` also reads point labels.
         points_dir: folder of ``<id>.txt`` point files (``x y cls conf``) for ``sup="point"``;
-            default: the dataset's ``points/`` (demo data).
+            default: the dataset's points/ (demo data).
+        cues: the ``cues.h5`` that ``pseudo`` was made from: the semantic knowledge transfer
+            then runs on every training crop, after scale, crop and flip, with the options
+            ``pseudo`` records (the official loader); None: the instances of ``pseudo`` are
+            cropped (``--from-gt`` pseudo labels).
+        recipe: ``"paper"`` (official resize to ``crop + 64``, scales 0.7..1.3 in steps of 0.1,
+            photometric distortion) or ``"cpu"`` (uniform scale, no photometric distortion);
+            see :mod:`bestie_train.augment`.
 
     ``ds[(epoch, index)]`` (or ``ds[index]`` for epoch 0) returns a dict:
 
@@ -151,23 +160,31 @@ class TrainData(torch.utils.data.Dataset):
     def __init__(self, dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, crop: int = 416,
                  scale: tuple[float, float] = (0.7, 1.3), flip: bool = True, augment: bool = True,
                  seed: int = 0, sigma: float = 6.0, sup: str = "cls",
-                 points_dir: str | os.PathLike | None = None):
+                 points_dir: str | os.PathLike | None = None, cues: str | os.PathLike | None = None,
+                 recipe: str = "cpu"):
         if sup not in ("cls", "point"):
             raise ValueError(f"sup must be 'cls' or 'point', got {sup!r}")
+        if recipe not in ("cpu", "paper"):
+            raise ValueError(f"recipe must be 'cpu' or 'paper', got {recipe!r}")
         if crop < 8:
             raise BestieError(f"crop size {crop} is too small (minimum 8)")
         self.dataset = dataset
-        self.pseudo_path = os.fspath(pseudo)
-        self.wsss_path = os.fspath(wsss)
+        self.pseudo_path, self.wsss_path = os.fspath(pseudo), os.fspath(wsss)
         self.crop = int(crop)
         self.scale = (float(scale[0]), float(scale[1]))
-        self.flip = bool(flip)
-        self.augment = bool(augment)
-        self.seed = int(seed)
-        self.sigma = float(sigma)
-        self.sup = sup
+        self.flip, self.augment = bool(flip), bool(augment)
+        self.seed, self.sigma, self.sup = int(seed), float(sigma), sup
+        self.resize_to = self.crop + 64 if recipe == "paper" else None
+        self.scale_step = 0.1 if recipe == "paper" else 0.0
+        self.photometric = recipe == "paper"
         self.num_classes = dataset.num_classes
-        for path, stage in ((self.pseudo_path, PSEUDO_STAGE), (self.wsss_path, WSSS_STAGE)):
+        stores = [(self.pseudo_path, PSEUDO_STAGE), (self.wsss_path, WSSS_STAGE)]
+        self.cues_path, self.transfer = None, None
+        if cues is not None:
+            self.cues_path = os.fspath(cues)
+            self.transfer = crop_transfer_options(self.pseudo_path, self.cues_path)
+            stores.append((self.cues_path, CUES_STAGE))
+        for path, stage in stores:
             with Store(path, stage=stage) as s:
                 held = set(s.image_ids)
             missing = [i for i in dataset.image_ids if i not in held]
@@ -183,14 +200,16 @@ class TrainData(torch.utils.data.Dataset):
             if not os.path.isdir(pd):
                 raise BestieError("points folder not found", pd)
             self.points_dir = os.fspath(pd)
-        self._stores: tuple[int, Store, Store] | None = None
+        self._stores: tuple | None = None
 
     # Stores are opened lazily, once per process: h5py handles do not survive fork/pickle.
-    def _open(self) -> tuple[Store, Store]:
+    def _open(self) -> tuple[Store, Store, Store | None]:
         pid = os.getpid()
         if self._stores is None or self._stores[0] != pid:
-            self._stores = (pid, Store(self.pseudo_path, stage=PSEUDO_STAGE), Store(self.wsss_path, stage=WSSS_STAGE))
-        return self._stores[1], self._stores[2]
+            cues = Store(self.cues_path, stage=CUES_STAGE) if self.cues_path else None
+            self._stores = (pid, Store(self.pseudo_path, stage=PSEUDO_STAGE),
+                            Store(self.wsss_path, stage=WSSS_STAGE), cues)
+        return self._stores[1], self._stores[2], self._stores[3]
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -205,41 +224,14 @@ class TrainData(torch.utils.data.Dataset):
 
         Returns ``image (H, W, 3) uint8``, ``semantic (H, W) uint8``, ``wsss (H, W) uint8``,
         ``instances (H, W) int64``, ``classes (N,) int64``, ``centers (N, 2) float64`` (x, y),
-        ``labels (C,) bool`` and ``points (P, 3) float64`` (x, y, class; empty for sup=cls).
+        ``labels (C,) bool``, ``points (P, 3) float64`` (x, y, class; empty for sup=cls) and
+        ``cues (Q, 4) float64`` (x, y, class, confidence; empty without a cues store).
         """
         rec = self.dataset.records[index]
-        pseudo, wsss = self._open()
+        pseudo, wsss, cue_store = self._open()
         image = self.dataset.load_image(rec)
         h, w = image.shape[:2]
-        p = pseudo.read(rec.image_id)
-        m = wsss.read(rec.image_id)
-        if "mask" not in m:
-            raise BestieError(f"image {rec.image_id} has no 'mask' dataset", self.wsss_path)
-        for key in ("instances", "classes", "centers"):
-            if key not in p:
-                raise BestieError(f"image {rec.image_id} has no '{key}' dataset", self.pseudo_path)
-        mask = np.asarray(m["mask"], np.uint8)
-        inst = np.asarray(p["instances"]).astype(np.int64)
-        classes = np.asarray(p["classes"]).astype(np.int64).reshape(-1)
-        centers = np.asarray(p["centers"], np.float64).reshape(-1, 2)
-        if mask.shape != (h, w):
-            raise BestieError(f"image {rec.image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} "
-                              f"but the image is {w}x{h}", self.wsss_path)
-        if inst.shape != (h, w):
-            raise BestieError(f"image {rec.image_id}: instance map is {inst.shape[1]}x{inst.shape[0]} "
-                              f"but the image is {w}x{h}", self.pseudo_path)
-        n = classes.shape[0]
-        if centers.shape[0] != n or (inst.size and int(inst.max()) > n):
-            raise BestieError(f"image {rec.image_id}: instance map, classes and centers disagree "
-                              f"({int(inst.max()) if inst.size else 0} ids, {n} classes, "
-                              f"{centers.shape[0]} centers)", self.pseudo_path)
-        if n and (classes.min() < 0 or classes.max() >= self.num_classes):
-            raise BestieError(f"image {rec.image_id}: class {int(classes.max())} is not a class of "
-                              f"the dataset ({self.num_classes} classes)", self.pseudo_path)
-        fgc = mask[(mask != 0) & (mask != IGNORE)]
-        if fgc.size and int(fgc.max()) > self.num_classes:
-            raise BestieError(f"image {rec.image_id}: WSSS value {int(fgc.max())} is above the class "
-                              f"count {self.num_classes}", self.wsss_path)
+        mask, inst, classes, centers = _read_pseudo_and_wsss(pseudo, wsss, rec.image_id, h, w, self.num_classes)
         labels = np.asarray(rec.labels, bool)
         points = np.zeros((0, 3), np.float64)
         if self.sup == "point":
@@ -249,95 +241,34 @@ class TrainData(torch.utils.data.Dataset):
                               self.num_classes)
             keep = labels[pts[:, 2].astype(np.int64)] if len(pts) else np.zeros(0, bool)
             points = pts[keep, :3].astype(np.float64)
+        cues = np.zeros((0, 4), np.float64)
+        if cue_store is not None:
+            cues = np.asarray(cue_store.read(rec.image_id).get("points", np.zeros((0, 4))), np.float64)
+            if cues.ndim != 2 or cues.shape[1] != 4:
+                raise BestieError(f"store is damaged: image {rec.image_id} has cues of shape {cues.shape}",
+                                  self.cues_path)
         return dict(image=image, semantic=semantic_target(mask, inst, classes), wsss=mask,
-                    instances=inst, classes=classes, centers=centers, labels=labels, points=points)
+                    instances=inst, classes=classes, centers=centers, labels=labels, points=points, cues=cues)
 
     def __getitem__(self, key) -> dict:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         a = self.load(index)
         rng = sample_rng(self.seed, epoch, index)
-        image, sem, wsss, inst = a["image"], a["semantic"], a["wsss"], a["instances"]
-        centers, points = a["centers"].copy(), a["points"].copy()
-        h, w = sem.shape
-        s = self.crop
-
-        # Draws in a fixed order, all of them always, so the stream never depends on the image.
-        factor = rng.uniform(*self.scale) if self.augment else 1.0
-        ry, rx = rng.random(), rng.random()
-        do_flip = bool(rng.random() < 0.5) and self.flip and self.augment
-
-        if factor != 1.0:
-            nh, nw = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            sem = cv2.resize(sem, (nw, nh), interpolation=cv2.INTER_NEAREST)
-            wsss = cv2.resize(wsss, (nw, nh), interpolation=cv2.INTER_NEAREST)
-            # OpenCV resizes 16-bit maps with nearest; ids above 65535 cannot occur (uint16 store).
-            inst = cv2.resize(inst.astype(np.uint16), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(np.int64)
-            sx, sy = nw / w, nh / h
-            # Pixel centres map as (x + 0.5) * s - 0.5.
-            centers = (centers + 0.5) * np.array([sx, sy]) - 0.5
-            points[:, :2] = (points[:, :2] + 0.5) * np.array([sx, sy]) - 0.5
-            h, w = nh, nw
-
-        def window(n: int, r: float) -> tuple[int, int, int]:
-            if not self.augment:
-                return 0, 0, min(n, s)
-            if n >= s:
-                return int(r * (n - s + 1)), 0, s
-            return 0, int(r * (s - n + 1)), n
-
-        ys, yd, hl = window(h, ry)
-        xs, xd, wl = window(w, rx)
-        pad_colour = np.round(np.array(MEAN) * 255).astype(np.uint8)
-        img_c = np.empty((s, s, 3), np.uint8)
-        img_c[:] = pad_colour
-        sem_c = np.full((s, s), IGNORE, np.uint8)
-        wsss_c = np.full((s, s), IGNORE, np.uint8)
-        inst_c = np.zeros((s, s), np.int64)
-        src = (slice(ys, ys + hl), slice(xs, xs + wl))
-        dst = (slice(yd, yd + hl), slice(xd, xd + wl))
-        img_c[dst] = image[src]
-        sem_c[dst] = sem[src]
-        wsss_c[dst] = wsss[src]
-        inst_c[dst] = inst[src]
-        shift = np.array([xd - xs, yd - ys], np.float64)
-        centers = centers + shift
-        points[:, :2] += shift
-        if do_flip:
-            img_c, sem_c, wsss_c, inst_c = (a_[:, ::-1] for a_ in (img_c, sem_c, wsss_c, inst_c))
-            centers[:, 0] = s - 1 - centers[:, 0]
-            points[:, 0] = s - 1 - points[:, 0]
-
-        # Keep only instances with visible pixels, renumbered 1..K in their original order.
-        classes = a["classes"]
-        n = classes.shape[0]
-        present = np.flatnonzero(np.bincount(inst_c.ravel(), minlength=n + 1)[1:] > 0)
-        lut = np.zeros(n + 1, np.int64)
-        lut[present + 1] = np.arange(1, present.size + 1)
-        inst_c = lut[inst_c]
-        centers, classes = centers[present], classes[present]
-
-        inside = ((points[:, 0] > -0.5) & (points[:, 0] < s - 0.5) &
-                  (points[:, 1] > -0.5) & (points[:, 1] < s - 0.5))
-        points = points[inside]
-
-        from bestie_labels.targets import make_targets
-
-        tgt = make_targets(torch.from_numpy(np.ascontiguousarray(inst_c)),
-                           torch.from_numpy(centers.astype(np.float32)),
-                           torch.from_numpy(classes), self.num_classes, sigma=self.sigma)
-        if points.shape[0]:
-            # Point supervision: a Gaussian at every labelled point, also at the points of
-            # instances the transfer could not separate (the official point-supervised target).
-            # Each point becomes a one-pixel instance so that make_targets draws it.
-            px = np.clip(np.round(points[:, 0]), 0, s - 1).astype(np.int64)
-            py = np.clip(np.round(points[:, 1]), 0, s - 1).astype(np.int64)
-            dots = np.zeros((s, s), np.int64)
-            dots[py, px] = np.arange(1, points.shape[0] + 1)
-            extra = make_targets(torch.from_numpy(dots), torch.from_numpy(points[:, :2].astype(np.float32)),
-                                 torch.from_numpy(points[:, 2].astype(np.int64)), self.num_classes,
-                                 sigma=self.sigma)["center"]
-            tgt["center"] = torch.maximum(tgt["center"], extra)
+        h, w = a["semantic"].shape
+        g = draw_geometry(rng, h, w, self.crop, self.scale, self.augment, self.flip,
+                          self.resize_to, self.scale_step)
+        image = photometric_distort(a["image"], rng) if self.photometric and self.augment else a["image"]
+        img_c = warp_map(image, g, np.round(np.array(MEAN) * 255).astype(np.uint8), nearest=False)
+        sem_c = warp_map(a["semantic"], g, IGNORE, nearest=True)
+        wsss_c = warp_map(a["wsss"], g, IGNORE, nearest=True)
+        if self.transfer is not None:
+            inst_c, centers, classes = self._crop_transfer(wsss_c, a, g)
+        else:
+            inst_c, centers, classes = _carried_instances(a, g)
+        points = a["points"].copy()
+        points[:, :2] = warp_points(points[:, :2], g, h, w)
+        points = points[inside_crop(points[:, :2], g.crop)]
+        tgt = self._targets(inst_c, centers, classes, points)
         labels = a["labels"]
         return {
             "image": normalize_image(img_c),
@@ -353,71 +284,105 @@ class TrainData(torch.utils.data.Dataset):
             "index": int(index),
         }
 
+    def crop_cues(self, a: dict, g: Geometry) -> np.ndarray:
+        """The cues of ``a`` that fall inside the crop of ``g``, in crop coordinates: ``(Q', 4) float32``."""
+        h, w = a["semantic"].shape
+        cues = a["cues"].copy()
+        cues[:, :2] = warp_points(cues[:, :2], g, h, w)
+        return cues[inside_crop(cues[:, :2], g.crop)].astype(np.float32)
 
-def collate(samples: Sequence[dict]) -> dict:
-    """Stack samples into a batch; ``points`` / ``point_classes`` are padded to the longest.
+    def _crop_transfer(self, wsss_c: np.ndarray, a: dict, g: Geometry):
+        """The semantic knowledge transfer on the crop: components of the cropped WSSS mask
+        holding exactly one cue that survived the crop (cues outside it train nothing)."""
+        from bestie_labels.transfer import transfer_instances
 
-    Returns the keys of :class:`TrainData` with a leading batch dimension ``B``; ``points`` is
-    ``(B, P, 2) float32`` and ``point_classes`` ``(B, P) int64`` with ``-1`` for padding
-    (``P >= 1``); ``index`` is ``(B,) int64``.
-    """
-    out = {}
-    for k in ("image", "semantic", "center", "offset", "weight", "wsss", "components", "labels"):
-        out[k] = torch.stack([s[k] for s in samples])
-    p = max(1, max(int(s["points"].shape[0]) for s in samples))
-    pts = torch.zeros((len(samples), p, 2), dtype=torch.float32)
-    pcl = torch.full((len(samples), p), -1, dtype=torch.int64)
-    for b, s in enumerate(samples):
-        n = s["points"].shape[0]
-        pts[b, :n] = s["points"]
-        pcl[b, :n] = s["point_classes"]
-    out["points"], out["point_classes"] = pts, pcl
-    out["index"] = torch.tensor([s["index"] for s in samples], dtype=torch.int64)
-    return out
+        r = transfer_instances(wsss_c, self.crop_cues(a, g), a["labels"], **self.transfer)
+        return (r["instances"].astype(np.int64), r["centers"].astype(np.float64),
+                r["classes"].astype(np.int64))
+
+    def _targets(self, inst_c, centers, classes, points) -> dict:
+        from bestie_labels.targets import make_targets
+
+        s = inst_c.shape[0]
+        tgt = make_targets(torch.from_numpy(np.ascontiguousarray(inst_c)),
+                           torch.from_numpy(centers.astype(np.float32)),
+                           torch.from_numpy(classes), self.num_classes, sigma=self.sigma)
+        if points.shape[0]:
+            # Point supervision: a Gaussian at every labelled point, also at the points of
+            # instances the transfer could not separate (the official point-supervised target).
+            # Each point becomes a one-pixel instance so that make_targets draws it.
+            px = np.clip(np.round(points[:, 0]), 0, s - 1).astype(np.int64)
+            py = np.clip(np.round(points[:, 1]), 0, s - 1).astype(np.int64)
+            dots = np.zeros((s, s), np.int64)
+            dots[py, px] = np.arange(1, points.shape[0] + 1)
+            extra = make_targets(torch.from_numpy(dots), torch.from_numpy(points[:, :2].astype(np.float32)),
+                                 torch.from_numpy(points[:, 2].astype(np.int64)), self.num_classes,
+                                 sigma=self.sigma)["center"]
+            tgt["center"] = torch.maximum(tgt["center"], extra)
+        return tgt
 
 
-class EpochBatches(torch.utils.data.Sampler):
-    """Endless, resumable batches of ``(epoch, index)`` keys for :class:`TrainData`.
+def _carried_instances(a: dict, g: Geometry):
+    """The full-image pseudo instances cropped with ``g``: visible ones only, renumbered 1..K in
+    their original order, with their full-image centers moved into the crop."""
+    h, w = a["semantic"].shape
+    inst_c = warp_map(a["instances"], g, 0, nearest=True)
+    classes = a["classes"]
+    n = classes.shape[0]
+    present = np.flatnonzero(np.bincount(inst_c.ravel(), minlength=n + 1)[1:] > 0)
+    lut = np.zeros(n + 1, np.int64)
+    lut[present + 1] = np.arange(1, present.size + 1)
+    centers = warp_points(a["centers"], g, h, w)
+    return lut[inst_c], centers[present], classes[present]
 
-    Epoch ``e`` visits ``randperm(n)`` drawn from a generator seeded with ``(seed, e)``; rank
-    ``r`` of ``world`` takes every ``world``-th index from ``r``, and the last incomplete batch of
-    an epoch is dropped, so every rank runs ``steps_per_epoch`` steps per epoch. Iteration ``i``
-    (0-based) is always the same batch, whichever iteration the sampler started at.
 
-    Args:
-        n: dataset size.
-        batch_size: samples per batch on this rank.
-        seed: base seed.
-        rank, world: this process's rank and the number of processes.
-        start: the first iteration to yield.
-    """
+def crop_transfer_options(pseudo_path: str, cues_path: str) -> dict:
+    """The transfer options recorded in ``pseudo.h5``, after checking that it was made from
+    ``cues.h5`` by the transfer (not ``--from-gt``). Returns ``transfer_instances`` keywords."""
+    with Store(pseudo_path, stage=PSEUDO_STAGE) as p:
+        opts, want = dict(p.options), p.inputs.get("cues")
+    if opts.get("from_gt"):
+        raise BestieError("--cues: this pseudo store holds GT instances (--from-gt), there is no transfer "
+                          "to run per crop; train without --cues", pseudo_path)
+    with Store(cues_path, stage=CUES_STAGE) as c:
+        if c.fingerprint != want:
+            raise BestieError("--cues: not the cues store the pseudo labels were made from", cues_path)
+    try:
+        return {"min_area": int(opts["min_area"]), "connectivity": int(opts["connectivity"]),
+                "center": str(opts["center"])}
+    except (KeyError, TypeError, ValueError):
+        raise BestieError("store is damaged (no transfer options)", pseudo_path) from None
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1, start: int = 0):
-        if n // world < batch_size:
-            raise BestieError(f"the training split has {n} images: too few for batch size {batch_size}"
-                              + (f" on each of {world} processes" if world > 1 else ""))
-        self.n, self.batch_size, self.seed = n, batch_size, int(seed)
-        self.rank, self.world, self.start = rank, world, int(start)
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return (self.n // self.world) // self.batch_size
-
-    def epoch_order(self, epoch: int) -> list[int]:
-        """Indices this rank visits in ``epoch``, in order."""
-        g = torch.Generator()
-        g.manual_seed(int(np.random.SeedSequence([self.seed & 0xFFFFFFFF, int(epoch)]).generate_state(1)[0]))
-        perm = torch.randperm(self.n, generator=g).tolist()
-        return perm[self.rank::self.world][: (self.n // self.world)]
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        it = self.start
-        spe = self.steps_per_epoch
-        cached: tuple[int, list[int]] | None = None
-        while True:
-            epoch, pos = divmod(it, spe)
-            if cached is None or cached[0] != epoch:
-                cached = (epoch, self.epoch_order(epoch))
-            order = cached[1]
-            yield [(epoch, i) for i in order[pos * self.batch_size:(pos + 1) * self.batch_size]]
-            it += 1
+def _read_pseudo_and_wsss(pseudo: Store, wsss: Store, image_id: str, h: int, w: int, num_classes: int):
+    """``mask (H, W) uint8``, ``instances (H, W) int64``, ``classes (N,) int64``, ``centers (N, 2)
+    float64`` of one image, each checked against the image size and the class count."""
+    p, m = pseudo.read(image_id), wsss.read(image_id)
+    if "mask" not in m:
+        raise BestieError(f"image {image_id} has no 'mask' dataset", wsss.path)
+    for key in ("instances", "classes", "centers"):
+        if key not in p:
+            raise BestieError(f"image {image_id} has no '{key}' dataset", pseudo.path)
+    mask = np.asarray(m["mask"], np.uint8)
+    inst = np.asarray(p["instances"]).astype(np.int64)
+    classes = np.asarray(p["classes"]).astype(np.int64).reshape(-1)
+    centers = np.asarray(p["centers"], np.float64).reshape(-1, 2)
+    if mask.shape != (h, w):
+        raise BestieError(f"image {image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} "
+                          f"but the image is {w}x{h}", wsss.path)
+    if inst.shape != (h, w):
+        raise BestieError(f"image {image_id}: instance map is {inst.shape[1]}x{inst.shape[0]} "
+                          f"but the image is {w}x{h}", pseudo.path)
+    n = classes.shape[0]
+    if centers.shape[0] != n or (inst.size and int(inst.max()) > n):
+        raise BestieError(f"image {image_id}: instance map, classes and centers disagree "
+                          f"({int(inst.max()) if inst.size else 0} ids, {n} classes, "
+                          f"{centers.shape[0]} centers)", pseudo.path)
+    if n and (classes.min() < 0 or classes.max() >= num_classes):
+        raise BestieError(f"image {image_id}: class {int(classes.max())} is not a class of "
+                          f"the dataset ({num_classes} classes)", pseudo.path)
+    fgc = mask[(mask != 0) & (mask != IGNORE)]
+    if fgc.size and int(fgc.max()) > num_classes:
+        raise BestieError(f"image {image_id}: WSSS value {int(fgc.max())} is above the class "
+                          f"count {num_classes}", wsss.path)
+    return mask, inst, classes, centers

@@ -61,19 +61,22 @@ from .checkpoint import load_checkpoint, save_checkpoint
 #: crop 128, 600 iterations (about 4 CPU-minutes on one core): val mAP50 29.8 at lr 5e-5, 70.1 at
 #: 2e-3, 72.6 at 5e-3; 2e-3 is the default (the margin to 5e-3 is within seed noise and the
 #: lower rate is safer for the ablations).
+#: ``recipe``: the augmentation of :mod:`bestie_train.augment` ("paper": the official loader's).
+_PAPER = dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000, recipe="paper")
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": dict(lr=2e-3, crop=128, batch_size=8, iters=600, warmup=100, val_every=200),
-    "resnet50": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
-    "resnet101": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
-    "hrnet_w32": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
-    "hrnet_w48": dict(lr=5e-5, crop=416, batch_size=16, iters=50000, warmup=2000, val_every=1000),
+    "tiny": dict(lr=2e-3, crop=128, batch_size=8, iters=600, warmup=100, val_every=200, recipe="cpu"),
+    "resnet50": dict(_PAPER),
+    "resnet101": dict(_PAPER),
+    "hrnet_w32": dict(_PAPER),
+    "hrnet_w48": dict(_PAPER),
 }
 WARMUP_FACTOR = 0.001  # the learning rate starts at lr * 0.001 and rises linearly (official)
 POLY_POWER = 0.9
 LOSS_KEYS = ("total", "semantic", "center_pseudo", "center_refined", "offset_pseudo", "offset_refined")
 # Options that change the training trajectory: a resume must use the same ones.
 TRAJECTORY_KEYS = ("backbone", "crop", "batch_size", "iters", "lr", "warmup", "seed", "iag", "refine",
-                   "cluster", "sup", "sigma", "scale", "pretrained", "world_size", "num_classes")
+                   "cluster", "sup", "sigma", "scale", "pretrained", "world_size", "num_classes",
+                   "recipe")
 
 
 @dataclass
@@ -102,6 +105,8 @@ class FitOptions:
     ckpt_every: int | None = None
     pretrained: str | None = None
     points: str | None = None
+    cues: str | None = None  # the cues store: run the transfer per training crop (official)
+    recipe: str | None = None  # augmentation: "paper" or "cpu" (default: the backbone's)
     threads: int | None = None
     amp: bool = True
     world_size: int = 1
@@ -116,7 +121,7 @@ class FitOptions:
         if self.sup not in ("cls", "point"):
             raise BestieError(f"sup must be 'cls' or 'point', got {self.sup!r}")
         d = DEFAULTS[self.backbone]
-        for k in ("batch_size", "crop", "lr", "warmup"):
+        for k in ("batch_size", "crop", "lr", "warmup", "recipe"):
             if getattr(self, k) is None:
                 setattr(self, k, d[k])
         if self.batch_size % self.world_size:
@@ -352,7 +357,9 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             as if interrupted; for tests and time-boxed runs.
         **options: the fields of :class:`FitOptions` (backbone, iters, epochs, batch_size, crop,
             lr, warmup, device, seed, workers, iag, refine, cluster, sup, sigma, val_every,
-            val_flip, log_every, ckpt_every, pretrained, points, threads, amp). ``threads``:
+            val_flip, log_every, ckpt_every, pretrained, points, cues, recipe, threads, amp).
+            ``cues``: the cues store ``pseudo`` was made from, to run the transfer per training
+            crop; ``recipe``: ``"paper"`` or ``"cpu"`` augmentation. ``threads``:
             torch CPU threads during the run (default 1 for the tiny backbone on the CPU, else
             torch's own); bitwise-exact resume needs the same thread count.
 
@@ -366,7 +373,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
     """
     from tqdm import tqdm
 
-    from .data import EpochBatches, TrainData, collate
+    from .batches import EpochBatches, collate
+    from .data import TrainData
     from .losses import bestie_loss
     from .model import build_model
 
@@ -406,11 +414,16 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
                 raise BestieError(f"validation split '{val_dataset.split}' cannot be evaluated ({e.problem}); "
                                   "pass --val-split none", e.path) from None
         train_data = TrainData(dataset, pseudo, wsss, crop=opts.crop, scale=opts.scale, seed=opts.seed,
-                               sigma=opts.sigma, sup=opts.sup, points_dir=opts.points)
+                               sigma=opts.sigma, sup=opts.sup, points_dir=opts.points, cues=opts.cues,
+                               recipe=opts.recipe)
         from bestie_labels.store import Store
 
         with Store(pseudo) as s1, Store(wsss) as s2:
             inputs = {"dataset": dataset.fingerprint(), "pseudo": s1.fingerprint, "wsss": s2.fingerprint}
+        inputs["cues"] = ""  # always present: a run with and one without --cues differ
+        if opts.cues:
+            with Store(opts.cues) as s3:
+                inputs["cues"] = s3.fingerprint
         opt_dict = json.loads(json.dumps(asdict(opts), default=str))
 
         last_path, best_path = out / "last.pt", out / "best.pt"

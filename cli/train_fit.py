@@ -12,6 +12,12 @@ from .common import command, data_options, device_option, open_data, seed_option
 @data_options
 @click.option("--pseudo", required=True, type=click.Path(), help="Pseudo instance store (pseudo.h5 of `transfer`).")
 @click.option("--wsss", required=True, type=click.Path(), help="WSSS store (wsss.h5 of `wsss`).")
+@click.option("--cues", type=click.Path(), default=None,
+              help="The cues store --pseudo was made from: run the transfer on every training crop (official). "
+                   "Without it the full-image pseudo instances are cropped (e.g. --from-gt labels).")
+@click.option("--recipe", type=click.Choice(["paper", "cpu"]), default=None,
+              help="Augmentation [default: tiny cpu (uniform scale), others paper (official resize, "
+                   "scales 0.7..1.3 by 0.1, photometric distortion)].")
 @click.option("--out", required=True, type=click.Path(),
               help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png.")
 @click.option("--backbone", default="tiny", show_default=True,
@@ -58,7 +64,7 @@ from .common import command, data_options, device_option, open_data, seed_option
               help="Torch CPU threads [default: 1 for the tiny backbone on the CPU, else torch's default].")
 @click.option("--no-amp", "amp", flag_value=False, default=True, help="Disable mixed precision on CUDA.")
 @command
-def command(data, split, data_format, images, labels_file, pseudo, wsss, out, backbone, iters, epochs,
+def command(data, split, data_format, images, labels_file, pseudo, wsss, cues, recipe, out, backbone, iters, epochs,
             batch_size, crop, lr, warmup, device, seed, workers, iag, refine, cluster, sup, points_dir,
             val_split, val_data, val_images, val_every, val_flip, ckpt_every, log_every, resume, force, pretrained, threads, amp):
     """Train the Panoptic-DeepLab network with instance-aware guidance and self-refinement.
@@ -80,7 +86,7 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, ba
             epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
             seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
             val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,
-            pretrained=pretrained, points=points_dir, threads=threads, amp=amp)
+            pretrained=pretrained, points=points_dir, cues=cues, recipe=recipe, threads=threads, amp=amp)
     if r["rank"] != 0:
         return
     best = "n/a" if r["best_mAP50"] is None else f"{r['best_mAP50']:.2f} at iteration {r['best_iteration']}"

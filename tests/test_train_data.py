@@ -10,7 +10,8 @@ from bestie_labels.datasets import open_dataset
 from bestie_labels.errors import BestieError
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
 from bestie_labels.store import StoreWriter
-from bestie_train.data import (MEAN, STD, EpochBatches, TrainData, collate, component_map,
+from bestie_train.batches import EpochBatches, collate
+from bestie_train.data import (MEAN, STD, TrainData, component_map,
                                normalize_image, sample_rng, semantic_target)
 
 
