@@ -168,6 +168,14 @@ def _iteration_seed(seed: int, it: int, rank: int) -> int:
 # ------------------------------------------------------------------------------------------
 # metrics log and curves
 # ------------------------------------------------------------------------------------------
+def last_validation(out: str | os.PathLike, iteration: int) -> float | None:
+    """The validation mAP50 of the weights at ``iteration`` (``last.pt``) in ``out/metrics.jsonl``,
+    or None when that iteration was not validated."""
+    rows = MetricsLog(Path(out) / "metrics.jsonl").read()
+    vals = [r for r in rows if r.get("kind") == "val" and r.get("iter") == iteration]
+    return vals[-1].get("mAP50") if vals else None
+
+
 class MetricsLog:
     """``metrics.jsonl``: append one JSON line at a time (write, flush, fsync)."""
 

@@ -89,5 +89,12 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, cues, r
             pretrained=pretrained, points=points_dir, cues=cues, recipe=recipe, threads=threads, amp=amp)
     if r["rank"] != 0:
         return
-    best = "n/a" if r["best_mAP50"] is None else f"{r['best_mAP50']:.2f} at iteration {r['best_iteration']}"
-    click.echo(f"trained {r['iteration']}/{r['iters']} iterations; best val mAP50 {best}; wrote {out}")
+    from bestie_train.fit import last_validation
+
+    click.echo(f"trained {r['iteration']}/{r['iters']} iterations; wrote {out}")
+    last = last_validation(out, r["iteration"])
+    if last is not None:
+        click.echo(f"  last.pt: val mAP50 {last:.2f} (the final weights)")
+    if r["best_mAP50"] is not None:
+        click.echo(f"  best.pt: val mAP50 {r['best_mAP50']:.2f} at iteration {r['best_iteration']} "
+                   f"(chosen on '{val.split}' and scored on it: optimistic; report last.pt or another split)")

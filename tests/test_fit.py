@@ -196,3 +196,15 @@ def test_resume_force_starts_over_when_options_changed(setup, tmp_path):
     assert _state(out / "last.pt")["options"]["lr"] == other["lr"]
     train = [x for x in MetricsLog(out / "metrics.jsonl").read() if x["kind"] == "train"]
     assert [x["iter"] for x in train] == [1, 2]  # the old run's lines are gone
+
+
+def test_last_validation_is_the_final_iterations_row(tmp_path):
+    import json
+
+    from bestie_train.fit import last_validation
+
+    rows = [{"kind": "train", "iter": 10, "total": 1.0}, {"kind": "val", "iter": 10, "mAP50": 40.0, "best": True},
+            {"kind": "val", "iter": 20, "mAP50": 35.5, "best": False}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert last_validation(tmp_path, 20) == 35.5  # not the best row's 40.0
+    assert last_validation(tmp_path, 15) is None
