@@ -75,8 +75,12 @@ class PipelineConfig:
 
 #: The two recipes ``make voc-pipeline`` knows, picked by DEVICE; any Make variable overrides.
 RECIPES = {
-    "cuda": dict(name="paper settings", cls_backbone="vgg16", backbone="hrnet_w48"),
-    "cpu": dict(name="CPU recipe", cls_backbone="tiny", backbone="tiny"),
+    "cuda": dict(name="paper settings", cls_backbone="vgg16", backbone="hrnet_w48",
+                 budgets="paper budgets (train-pam 15 epochs of batch 5; fit crop 416, batch 16, "
+                         "50,000 iterations, Adam 5e-5, official augmentation)"),
+    "cpu": dict(name="CPU recipe", cls_backbone="tiny", backbone="tiny",
+                budgets="CPU budgets (tiny: train-pam 16 epochs of batch 8; fit crop 128, batch 8, "
+                        "600 iterations)"),
 }
 
 
@@ -98,7 +102,8 @@ def describe(cfg: PipelineConfig) -> str:
     """One line saying which configuration runs (the first line of every pipeline run)."""
     r = recipe(cfg)
     data = "the demo data" if cfg.is_demo else cfg.voc_root + (f" with {cfg.labels}" if cfg.labels else "")
-    budgets = ", ".join(f"{k}={r[k]}" for k in ("pam_epochs", "fit_iters", "batch_size") if r[k]) or "default budgets"
+    budgets = ", ".join(f"{k}={r[k]}" for k in ("pam_epochs", "fit_iters", "batch_size") if r[k])
+    budgets = f"{budgets} (else the commands' defaults)" if budgets else RECIPES[cfg.device]["budgets"]
     return (f"configuration: {r['name']} on {cfg.device} ({'image-level labels' if cfg.sup == 'cls' else 'point labels'}): "
             f"classifier {r['cls_backbone']}, network {r['backbone']}, {budgets}; data: {data}")
 
