@@ -424,12 +424,13 @@ def _csv_binary(w: Work) -> Cell:
                 "labels.csv", r"not UTF-8 text")
 
 
-@cell("label file misses an image", "transfer")
+@cell("label file lists a missing image", "transfer")
 def _labels_missing(w: Work) -> Cell:
+    # A label file lists the split's images (train_aug): each must exist.
     lab = w.root / "train_cls.txt"
-    lab.write_text(f"{TRAIN_IDS[0]} 0\n{TRAIN_IDS[2]} 2\n")
+    lab.write_text(f"{TRAIN_IDS[0]} 0\n2000_999999 2\n")
     g, a = _argv(w, "transfer", w.data())
-    return Cell(g, [*a, "--labels", lab], "train_cls.txt", rf"no labels for image {TRAIN_IDS[1]}")
+    return Cell(g, [*a, "--labels", lab], "2000_999999.jpg", r"image listed in label file train_cls.txt not found")
 
 
 def _coco_dataset(w: Work, edit: Callable[[dict], None]) -> tuple[Path, Path]:
