@@ -14,7 +14,9 @@ strings, lists and dicts only)::
     class_names   list of the dataset's class names (their count fixes the heads)
     best          {"metric": float | None, "iteration": int | None}
 
-``last.pt`` and ``best.pt`` of a run share this layout.
+``last.pt`` and ``best.pt`` of a run share this layout. The official release files
+(``BESTIE_HRNet48_*.pt``) are read too, recognised from their keys
+(:mod:`bestie_train.model.official`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
     """Read and check a checkpoint (tensors on the CPU).
 
     Args:
-        path: ``last.pt`` / ``best.pt``.
+        path: ``last.pt`` / ``best.pt``, or an official release file (it takes the dataset's
+            class names, or default ones when ``class_names`` is None).
         num_classes: when given, the number of classes of the dataset it will be used with.
         class_names: when given, the dataset's class names (a different set only warns).
 
@@ -64,6 +67,9 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
     except Exception as e:  # pickle, zip and unpickler errors come in many types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BestieError(f"cannot read checkpoint ({type(e).__name__}: {msg[:120]})", path) from None
+    from .model.official import official_checkpoint
+
+    ckpt = official_checkpoint(ckpt, path, num_classes, class_names) or ckpt
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND or "model" not in ckpt:
         raise BestieError("not a bestie-train checkpoint (no kind/model entries)", path)
     if ckpt.get("format") != FORMAT:

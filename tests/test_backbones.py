@@ -10,6 +10,7 @@ from bestie_labels.backbones.resnet import resnet50, resnet101
 from bestie_labels.backbones.tiny import TinyBackbone
 from bestie_labels.backbones.weights import load_pretrained, read_state_dict
 from bestie_labels.errors import BestieError
+from official_layouts import hrnet_imagenet_state, hrnet_trunk_shapes
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -186,35 +187,18 @@ def test_unreadable_files_raise(tmp_path):
 
 # ----------------------------------------------------------------------------------------- HRNet
 
-def official_hrnet_keys(modules=(1, 4, 3), blocks=4):
-    """Backbone keys of HRNet/HRNet-Image-Classification's cls_hrnet.py (without the head),
-    derived from its construction rules: stem, layer1 (4 Bottlenecks), transitions (new branch
-    from the last one, one stride-2 conv-BN-ReLU; transition1.0 changes 256 -> W channels),
-    modules with BasicBlock branches and fuse_layers (j > i: conv1x1+BN; j < i: i-j conv3x3+BN)."""
-    keys = ["conv1.weight", *bn_keys("bn1"), "conv2.weight", *bn_keys("bn2")]
-    for b in range(4):
-        for c in (1, 2, 3):
-            keys += [f"layer1.{b}.conv{c}.weight", *bn_keys(f"layer1.{b}.bn{c}")]
-        if b == 0:
-            keys += ["layer1.0.downsample.0.weight", *bn_keys("layer1.0.downsample.1")]
-    for stage, n_branches in ((2, 2), (3, 3), (4, 4)):
-        t = f"transition{stage - 1}"
-        if stage == 2:
-            keys += [f"{t}.0.0.weight", *bn_keys(f"{t}.0.1")]
-        keys += [f"{t}.{n_branches - 1}.0.0.weight", *bn_keys(f"{t}.{n_branches - 1}.0.1")]
-        for m in range(modules[stage - 2]):
-            p = f"stage{stage}.{m}"
-            for br in range(n_branches):
-                for b in range(blocks):
-                    for c in (1, 2):
-                        keys += [f"{p}.branches.{br}.{b}.conv{c}.weight", *bn_keys(f"{p}.branches.{br}.{b}.bn{c}")]
-            for i in range(n_branches):
-                for j in range(n_branches):
-                    if j > i:
-                        keys += [f"{p}.fuse_layers.{i}.{j}.0.weight", *bn_keys(f"{p}.fuse_layers.{i}.{j}.1")]
-                    for k in range(i - j):
-                        keys += [f"{p}.fuse_layers.{i}.{j}.{k}.0.weight", *bn_keys(f"{p}.fuse_layers.{i}.{j}.{k}.1")]
-    return keys
+def test_layout_helper_counts():
+    """The independent official-layout helper against counts worked out by hand for W32.
+
+    Classification form: stem 12 + layer1 78 + transitions 12+6+6 + stage2 108 + stage3 4x186
+    + stage4 3x288 = 1830 keys. The pose form lacks fuse rows 1-3 of the last module; row i
+    has a (i-j)-step down path from every j < i and one 1x1 up conv from every j > i, 6 keys
+    (conv + 5 BN) per conv: row 1 = 6 + 12, row 2 = 18 + 6, row 3 = 36, 78 keys in all."""
+    full = hrnet_trunk_shapes(32, pose=False)
+    pose = hrnet_trunk_shapes(32, pose=True)
+    assert len(full) == 1830
+    assert len(full) - len(pose) == 78
+    assert set(pose) < set(full)
 
 
 @pytest.fixture(scope="module")
@@ -224,52 +208,37 @@ def w32():
     return hrnet_w32()
 
 
-def test_hrnet_w32_official_key_layout(w32):
-    expected = official_hrnet_keys()
-    # stem 12 + layer1 78 + transitions 12+6+6 + stage2 108 + stage3 4x186 + stage4 3x288
-    assert len(expected) == 1830
+def test_hrnet_w32_official_pose_layout(w32):
     sd = w32.state_dict()
+    expected = hrnet_trunk_shapes(32, pose=True)
     assert sorted(sd) == sorted(expected)
-    # representative tensors with the official shapes (W = 32)
-    shapes = {
-        "conv2.weight": (64, 64, 3, 3),
-        "layer1.0.downsample.0.weight": (256, 64, 1, 1),
-        "transition1.0.0.weight": (32, 256, 3, 3),
-        "transition1.1.0.0.weight": (64, 256, 3, 3),
-        "transition2.2.0.0.weight": (128, 64, 3, 3),
-        "transition3.3.0.0.weight": (256, 128, 3, 3),
-        "stage2.0.branches.1.3.conv2.weight": (64, 64, 3, 3),
-        "stage3.3.fuse_layers.0.2.0.weight": (32, 128, 1, 1),
-        "stage4.2.fuse_layers.3.0.0.0.weight": (32, 32, 3, 3),
-        "stage4.2.fuse_layers.3.0.2.0.weight": (256, 32, 3, 3),
-        "stage4.2.fuse_layers.3.0.2.1.running_var": (256,),
-        "stage4.2.branches.3.3.bn2.weight": (256,),
-    }
-    assert {k: tuple(sd[k].shape) for k in shapes} == shapes
-    assert w32.out_channels == {"res2": 32, "res3": 64, "res4": 128, "res5": 256}
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
+    # representative shapes written out by hand (W = 32)
+    assert tuple(sd["transition1.1.0.0.weight"].shape) == (64, 256, 3, 3)
+    assert tuple(sd["stage4.1.fuse_layers.3.0.2.0.weight"].shape) == (256, 32, 3, 3)
+    assert tuple(sd["stage4.2.fuse_layers.0.3.0.weight"].shape) == (32, 256, 1, 1)
+    assert not any(k.startswith("stage4.2.fuse_layers.1.") for k in sd)
+    assert w32.out_channels == {"res2": 32}
 
 
 def test_hrnet_w32_features(w32):
     with torch.no_grad():
         f = w32.eval().forward_features(torch.randn(1, 3, 64, 96))
         odd = w32.forward_features(torch.randn(1, 3, 70, 45))  # sizes that do not divide by 32
-    assert {k: tuple(v.shape) for k, v in f.items()} == {
-        "res2": (1, 32, 16, 24), "res3": (1, 64, 8, 12), "res4": (1, 128, 4, 6), "res5": (1, 256, 2, 3)}
-    assert [tuple(v.shape[-2:]) for v in odd.values()] == [(18, 12), (9, 6), (5, 3), (3, 2)]
+    assert {k: tuple(v.shape) for k, v in f.items()} == {"res2": (1, 32, 16, 24)}
+    assert tuple(odd["res2"].shape[-2:]) == (18, 12)
 
 
-def test_official_hrnet_file_loads_and_head_is_ignored(tmp_path, w32, capsys):
-    state = randomised(w32.state_dict())
-    # parts of the official classification head, absent from the trunk
-    state["incre_modules.0.0.conv1.weight"] = torch.zeros(32, 32, 1, 1)
-    state["downsamp_modules.0.0.weight"] = torch.zeros(256, 128, 3, 3)
-    state["final_layer.0.weight"] = torch.zeros(2048, 1024, 1, 1)
-    state["classifier.weight"] = torch.zeros(1000, 2048)
-    torch.save(state, tmp_path / "hrnet_w32_imagenet.pth")
-    report = load_pretrained(w32, tmp_path / "hrnet_w32_imagenet.pth", ignore_prefixes=w32.pretrained_ignore_prefixes)
-    assert report.missing == [] and report.unexpected == [] and len(report.loaded) == 1830
-    assert report.ignored == ["classifier.weight", "downsamp_modules.0.0.weight", "final_layer.0.weight",
-                              "incre_modules.0.0.conv1.weight"]
+def test_official_hrnet_imagenet_file_loads_and_extras_are_ignored(tmp_path, w32, capsys):
+    state = hrnet_imagenet_state(32)
+    torch.save(state, tmp_path / "hrnet_w32-36af842e.pth")
+    report = load_pretrained(w32, tmp_path / "hrnet_w32-36af842e.pth", ignore_prefixes=w32.pretrained_ignore_prefixes)
+    assert report.missing == [] and report.unexpected == [] and len(report.loaded) == 1752
+    extra_rows = sorted(k for k in state if k.startswith(("stage4.2.fuse_layers.1.", "stage4.2.fuse_layers.2.",
+                                                          "stage4.2.fuse_layers.3.")))
+    assert len(extra_rows) == 78
+    assert report.ignored == sorted(extra_rows + ["classifier.bias", "classifier.weight", "downsamp_modules.0.0.weight",
+                                                  "final_layer.0.weight", "incre_modules.0.0.conv1.weight"])
     assert torch.equal(w32.state_dict()["stage3.1.fuse_layers.2.0.1.0.weight"], state["stage3.1.fuse_layers.2.0.1.0.weight"])
 
 
@@ -279,9 +248,7 @@ def test_hrnet_w48():
 
     m = hrnet_w48().eval()
     sd = m.state_dict()
-    assert sorted(sd) == sorted(official_hrnet_keys())
-    assert sd["transition1.0.0.weight"].shape == (48, 256, 3, 3)
-    assert sd["stage4.0.fuse_layers.0.3.0.weight"].shape == (48, 384, 1, 1)
+    assert {k: tuple(v.shape) for k, v in sd.items()} == hrnet_trunk_shapes(48, pose=True)
     with torch.no_grad():
         f = m.forward_features(torch.randn(1, 3, 64, 64))
-    assert [tuple(v.shape) for v in f.values()] == [(1, 48, 16, 16), (1, 96, 8, 8), (1, 192, 4, 4), (1, 384, 2, 2)]
+    assert tuple(f["res2"].shape) == (1, 48, 16, 16)

@@ -122,17 +122,22 @@ def test_pretrained_backbone_file_is_loaded(tmp_path, capsys):
         build_model("tiny", 3, pretrained=str(tmp_path / "other.pt"))
 
 
-def test_hrnet_w32_model_uses_one_stride4_branch():
+def test_hrnet_w32_model_is_the_official_pose_form():
     m = build_model("hrnet_w32", num_classes=2)
     out = m(torch.randn(2, 3, 64, 64))
     (out["semantic"].mean() + out["center"].mean() + out["offset"].mean()).backward()
     assert [n for n, p in m.named_parameters() if p.grad is None] == []
     m.eval()
-    assert m.backbone_name == "hrnet_w32"
-    # all four branches (32+64+128+256 channels) concatenated at stride 4, no ASPP
-    assert m.semantic_decoder.project[0].in_channels == 480
-    assert m.instance_decoder.project[0].in_channels == 480
-    assert not hasattr(m.semantic_decoder, "aspp")
+    assert m.backbone_name == "hrnet_w32" and m.num_classes == 2
+    # heads on the stride-4 branch (32 channels): 3x3 conv to 256 with bias, ReLU, 1x1 conv
+    sd = m.state_dict()
+    assert {k: tuple(sd[k].shape) for k in sd if k.startswith(("seg.", "center.", "offset."))} == {
+        "seg.0.weight": (256, 32, 3, 3), "seg.0.bias": (256,), "seg.2.weight": (3, 256, 1, 1), "seg.2.bias": (3,),
+        "center.0.weight": (256, 32, 3, 3), "center.0.bias": (256,), "center.2.weight": (2, 256, 1, 1),
+        "center.2.bias": (2,), "offset.0.weight": (256, 32, 3, 3), "offset.0.bias": (256,),
+        "offset.2.weight": (2, 256, 1, 1), "offset.2.bias": (2,)}
+    assert isinstance(m.seg[1], torch.nn.ReLU)
+    assert not hasattr(m, "semantic_decoder")
     with torch.no_grad():
-        out = m(torch.randn(1, 3, 64, 64))
-    assert [tuple(out[k].shape) for k in ("semantic", "center", "offset")] == [(1, 3, 64, 64), (1, 2, 64, 64), (1, 2, 64, 64)]
+        out = m(torch.randn(1, 3, 70, 45))
+    assert [tuple(out[k].shape) for k in ("semantic", "center", "offset")] == [(1, 3, 70, 45), (1, 2, 70, 45), (1, 2, 70, 45)]

@@ -1,13 +1,19 @@
-"""HRNet-W32 / W48 trunks in the official HRNet ImageNet-classification key layout.
+"""HRNet-W32 / W48 trunks in the pose-HRNet form of the official BESTIE network.
 
-Module names follow HRNet/HRNet-Image-Classification (``cls_hrnet.py``) so its ImageNet files
-(e.g. ``hrnetv2_w32_imagenet_pretrained.pth``) load by name: ``conv1, bn1, conv2, bn2`` (two
+Module names follow HRNet's ImageNet classification files (``hrnet_w48-8ef0771d.pth``,
+``hrnet_w32-36af842e.pth`` of the BESTIE release, or ``hrnetv2_w48_imagenet_pretrained.pth``),
+so they load by name: ``conv1, bn1, conv2, bn2`` (two
 stride-2 3x3 convs), ``layer1`` (4 Bottlenecks, 64 -> 256 channels), ``transition1``,
 ``stage2`` (1 module, 2 branches), ``transition2``, ``stage3`` (4 modules, 3 branches),
 ``transition3``, ``stage4`` (3 modules, 4 branches); every module has ``branches`` (4 BasicBlocks
-per branch) and ``fuse_layers``. Branch widths are W, 2W, 4W, 8W. The classification head of
-those files (``incre_modules``, ``downsamp_modules``, ``final_layer``, ``classifier``) is not
-built here and is reported as ignored by :func:`~bestie_labels.backbones.weights.load_pretrained`.
+per branch) and ``fuse_layers``. Branch widths are W, 2W, 4W, 8W.
+
+As in the official BESTIE (pose-HRNet) network, the last module of stage 4 fuses into the
+stride-4 branch only (``multi_scale_output=False``: its ``fuse_layers`` has one row), and the
+trunk's output is that branch. The ImageNet files hold the three other rows and the
+classification head (``incre_modules``, ``downsamp_modules``, ``final_layer``, ``classifier``);
+none is built here and all are reported as ignored by
+:func:`~bestie_labels.backbones.weights.load_pretrained` (see ``pretrained_ignore_prefixes``).
 """
 
 from __future__ import annotations
@@ -50,17 +56,19 @@ class HighResolutionModule(nn.Module):
     resolution: ``j > i`` by 1x1 conv-BN + nearest upsampling, ``j < i`` by ``i - j`` stride-2
     3x3 conv-BN (ReLU between them), ``j == i`` as is (``fuse_layers[i][i]`` is None).
 
-    ``forward(xs: list of (B, channels[k], H/2^k, W/2^k)) -> list of the same shapes``.
+    ``forward(xs: list of (B, channels[k], H/2^k, W/2^k)) -> list of the same shapes`` (only the
+    first ``outputs`` of them: the pose-HRNet's last module has ``outputs=1``).
     """
 
-    def __init__(self, channels: Sequence[int], num_blocks: int):
+    def __init__(self, channels: Sequence[int], num_blocks: int, outputs: int | None = None):
         super().__init__()
         n = len(channels)
+        outputs = n if outputs is None else outputs
         self.branches = nn.ModuleList(nn.Sequential(*[BasicBlock(c) for _ in range(num_blocks)]) for c in channels)
         self.fuse_layers = None
         if n > 1:
             rows = []
-            for i in range(n):
+            for i in range(outputs):
                 row = []
                 for j in range(n):
                     if j > i:
@@ -112,7 +120,7 @@ def make_transition(pre: Sequence[int], cur: Sequence[int]) -> nn.ModuleList:
 
 
 class HRNet(nn.Module):
-    """HRNet trunk (the official classification net without its head).
+    """HRNet trunk in the pose-HRNet form (the official BESTIE network without its heads).
 
     Args:
         width: 32 (HRNet-W32) or 48 (HRNet-W48); branch channels are width x (1, 2, 4, 8).
@@ -120,11 +128,9 @@ class HRNet(nn.Module):
         num_blocks: BasicBlocks per branch in every module (official: 4).
 
     Attributes:
-        out_channels: ``{"res2": W, "res3": 2W, "res4": 4W, "res5": 8W}`` (the four branches).
-        out_strides: ``{"res2": 4, "res3": 8, "res4": 16, "res5": 32}``.
+        out_channels: ``{"res2": W}``, out_strides: ``{"res2": 4}`` (the stride-4 branch).
+        pretrained_ignore_prefixes: keys of the ImageNet files that this form does not have.
     """
-
-    pretrained_ignore_prefixes = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 
     def __init__(self, width: int = 32, num_modules: Sequence[int] = (1, 4, 3), num_blocks: int = 4):
         super().__init__()
@@ -141,10 +147,15 @@ class HRNet(nn.Module):
         self.transition2 = make_transition(chans[:2], chans[:3])
         self.stage3 = nn.Sequential(*[HighResolutionModule(chans[:3], num_blocks) for _ in range(num_modules[1])])
         self.transition3 = make_transition(chans[:3], chans)
-        self.stage4 = nn.Sequential(*[HighResolutionModule(chans, num_blocks) for _ in range(num_modules[2])])
+        last = num_modules[2] - 1
+        self.stage4 = nn.Sequential(*[HighResolutionModule(chans, num_blocks, outputs=1 if m == last else None)
+                                      for m in range(num_modules[2])])
         self.width = width
-        self.out_channels = {k: c for k, c in zip(("res2", "res3", "res4", "res5"), chans)}
-        self.out_strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
+        self.out_channels = {"res2": width}
+        self.out_strides = {"res2": 4}
+        self.pretrained_ignore_prefixes = (
+            "incre_modules.", "downsamp_modules.", "final_layer.", "classifier.",
+            *(f"stage4.{last}.fuse_layers.{i}." for i in (1, 2, 3)))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -161,15 +172,15 @@ class HRNet(nn.Module):
         return out
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x (B,3,H,W) float -> {res2 (B,W,H/4,W/4), res3 (B,2W,H/8), res4 (B,4W,H/16),
-        res5 (B,8W,H/32)}``: the four branches of the last module (sizes rounded up)."""
+        """``x (B,3,H,W) float -> {"res2": (B, W, ceil(H/4), ceil(W/4))}``, the stride-4 branch
+        after the last fusion."""
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         ys = [self.layer1(x)]
         ys = self.stage2(self._transition(self.transition1, ys))
         ys = self.stage3(self._transition(self.transition2, ys))
         ys = self.stage4(self._transition(self.transition3, ys))
-        return dict(zip(("res2", "res3", "res4", "res5"), ys))
+        return {"res2": ys[0]}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_features(x)

@@ -3,7 +3,9 @@
 Follows the official ``PAM/point_extraction.py``: the image (resized so that its shorter side is
 the checkpoint's ``test_size``: the training crop size, 224 for the tiny demo recipe) and its horizontal flip go through the network; each map is ReLU'd,
 upsampled (bilinear) to the original image size and divided by its own maximum (+1e-5); the two
-views are averaged. Classes absent from the image-level label are zero.
+views are averaged. Classes absent from the image-level label are zero. (The official script
+then smooths the maps with a 3x3 mean before its peak search; here that is the first step of
+:func:`bestie_labels.classifier.peaks.extract_peaks`.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BestieError
-from .checkpoint import load_checkpoint
 from .model import PAMClassifier, build_classifier
 from .pam import pam_disabled
 
@@ -45,10 +46,11 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def load_classifier(checkpoint: str | os.PathLike, device: str | torch.device = "cpu",
                     num_classes: int | None = None) -> tuple[PAMClassifier, dict[str, Any]]:
-    """Rebuild the classifier saved by ``train-pam``.
+    """Rebuild the classifier saved by ``train-pam``, or the official ``PAM.pth``.
 
     Args:
-        checkpoint: path of the ``.pt`` file.
+        checkpoint: path of the ``.pt`` / ``.pth`` file (kind recognised from its keys, see
+            :mod:`bestie_labels.classifier.official`).
         device: where to put the model (``"cpu"`` or ``"cuda"``).
         num_classes: when given, a checkpoint for another number of classes is a BestieError.
 
@@ -57,7 +59,9 @@ def load_classifier(checkpoint: str | os.PathLike, device: str | torch.device = 
         the shorter-side size used at inference (options ``test_size``, else ``crop_size``); ``meta`` is a dict with ``options``,
         ``class_names``, ``epoch``, ``history`` and ``path``.
     """
-    ck = load_checkpoint(checkpoint)
+    from .official import read_classifier_checkpoint
+
+    ck = read_classifier_checkpoint(checkpoint, num_classes=num_classes)
     opts = ck["options"]
     n = len(ck["class_names"])
     if num_classes is not None and int(num_classes) != n:
@@ -78,7 +82,7 @@ def load_classifier(checkpoint: str | os.PathLike, device: str | torch.device = 
 
 
 @torch.no_grad()
-def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str | torch.device = "cpu",
+def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str | torch.device | None = None,
                     pam: bool = True, input_size: int | None = None) -> np.ndarray:
     """Normalised activation maps of one image, with flip test-time augmentation.
 
@@ -86,7 +90,7 @@ def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str
         model: a classifier from :func:`load_classifier` (eval mode).
         image: ``(H, W, 3) uint8`` RGB.
         labels: ``(C,) bool`` image-level label.
-        device: where to run.
+        device: where to run (None: where the model is).
         pam: False runs the network with its PAM modules disabled (plain CAM, ``--method cam``).
         input_size: shorter side the image is resized to before the network (None:
             ``model.test_size`` if set, else the image's own size).
@@ -106,6 +110,8 @@ def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str
     cls = np.flatnonzero(labels)
     if cls.size == 0:
         return out
+    if device is None:
+        device = next(model.parameters()).device
     size = input_size if input_size is not None else getattr(model, "test_size", None)
     x = to_tensor(resize_short(image, size)).to(device)
     x = torch.stack([x, x.flip(-1)])

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import BestieError, StaleOutputError
-from .checkpoint import FORMAT, VERSION, load_checkpoint, load_pretrained, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .maps import resize_short, to_tensor
 from .model import BACKBONES, PAMClassifier, build_classifier
 
@@ -252,7 +252,9 @@ def train_pam(train_ds, out: str | os.PathLike, val_ds=None, backbone: str = "vg
     model = build_classifier(backbone, train_ds.num_classes, pam=pam, alpha=alpha, output_stride=output_stride)
     if ck is None:
         if pretrained is not None:
-            load_pretrained(model.pretrained_module, pretrained)
+            from .official import load_start_weights
+
+            load_start_weights(model, pretrained)  # ImageNet trunk, official PAM.pth or ours
         elif backbone != "tiny":
             log(f"WARNING: no --pretrained weights: the {backbone} backbone trains from scratch "
                 "(the official recipe starts from ImageNet weights)")

@@ -1,5 +1,6 @@
-"""The trainer's network: backbones (from :mod:`bestie_labels.backbones`), the Panoptic-DeepLab
-decoders and the semantic / center / offset heads. Entry point: :func:`build_model`."""
+"""The trainer's networks: Panoptic-DeepLab (ResNet, tiny backbones from
+:mod:`bestie_labels.backbones`) and the official pose-HRNet form (``pose_hrnet.py``); release
+files recognised in ``official.py``. Entry point: :func:`build_model`."""
 
 from .panoptic import CONFIGS, DecoderConfig, PanopticDeepLab, build_model
 

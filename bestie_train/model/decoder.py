@@ -1,5 +1,4 @@
-"""Panoptic-DeepLab decoders: ASPP + top-down fusion of low-level features, or (HRNet) the
-concatenation of all branches at stride 4.
+"""Panoptic-DeepLab decoders: ASPP + top-down fusion of low-level features (ResNet, tiny).
 
 Each decoder maps the backbone's feature dict to one ``(B, channels, H/4, W/4)`` map; the model
 has two of them (semantic and instance), as in Panoptic-DeepLab.
@@ -81,24 +80,3 @@ class ASPPDecoder(nn.Module):
             low = project(features[key])
             x = fuse(torch.cat([resize(x, low.shape[-2:]), low], dim=1))
         return x
-
-
-class ConcatDecoder(nn.Module):
-    """HRNet: upsample every branch to the first (stride 4) one, concatenate, 1x1 conv-BN-ReLU.
-
-    Args:
-        in_channels: backbone ``out_channels`` dict (branch order = dict order).
-        decoder_channels: output channels.
-
-    ``forward(features) -> (B, decoder_channels, H/4, W/4)``.
-    """
-
-    def __init__(self, in_channels: dict[str, int], decoder_channels: int):
-        super().__init__()
-        self.keys = tuple(in_channels)
-        self.project = conv_bn_relu(sum(in_channels.values()), decoder_channels, 1)
-        self.out_channels = decoder_channels
-
-    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        size = features[self.keys[0]].shape[-2:]
-        return self.project(torch.cat([resize(features[k], size) for k in self.keys], dim=1))

@@ -1,8 +1,10 @@
-"""The Panoptic-DeepLab network used by BESTIE's trainer.
+"""The trainer's networks and :func:`build_model`.
 
-``backbone -> semantic decoder -> semantic head (C+1)`` and
-``backbone -> instance decoder -> center head (C), offset head (2: dy, dx)``, all at stride 4,
-then bilinearly upsampled to the input size.
+ResNet and tiny backbones: Panoptic-DeepLab, ``backbone -> semantic decoder -> semantic head
+(C+1)`` and ``backbone -> instance decoder -> center head (C), offset head (2: dy, dx)``, all
+at stride 4, then bilinearly upsampled to the input size (as the official ResNet form).
+HRNet-W32/W48: the official pose-HRNet form (:class:`~bestie_train.model.pose_hrnet.PoseHRNet`,
+heads on the stride-4 branch, no decoder), so the released checkpoints load as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from torch import nn
 from bestie_labels.backbones import BACKBONES, build_backbone
 from bestie_labels.errors import BestieError
 
-from .decoder import ASPPDecoder, ConcatDecoder, resize
+from .decoder import ASPPDecoder, resize
 from .heads import Head
 
 
@@ -23,13 +25,10 @@ from .heads import Head
 class DecoderConfig:
     """Channel sizes of one backbone's decoders and heads.
 
-    ``kind`` is ``"aspp"`` (ASPP on ``feature_key`` + fusion of ``low_level_keys``) or
-    ``"concat"`` (HRNet: all branches concatenated at stride 4, see ``ConcatDecoder``).
-    ``*_proj`` are the projected low-level channels, one per low-level key. ``separable``: fuse
+    ASPP on ``feature_key`` + fusion of ``low_level_keys``. ``*_proj`` are the projected low-level channels, one per low-level key. ``separable``: fuse
     and head convs are 5x5 depthwise-separable (Panoptic-DeepLab), else plain 3x3.
     """
 
-    kind: str = "aspp"
     feature_key: str = "res5"
     low_level_keys: tuple[str, ...] = ("res3", "res2")
     rates: tuple[int, ...] = (3, 6, 9)
@@ -47,12 +46,10 @@ class DecoderConfig:
 
 
 # ResNet: output stride 32, ASPP rates 3/6/9 (Panoptic-DeepLab); head widths as BESTIE
-# (center 128, offset 32). HRNet: one stride-4 input, no ASPP. tiny: everything small for CPU.
+# (center 128, offset 32). tiny: everything small for CPU. (HRNet: see pose_hrnet.py.)
 CONFIGS: dict[str, DecoderConfig] = {
     "resnet50": DecoderConfig(),
     "resnet101": DecoderConfig(),
-    "hrnet_w32": DecoderConfig(kind="concat"),
-    "hrnet_w48": DecoderConfig(kind="concat"),
     "tiny": DecoderConfig(rates=(2, 4, 6), dropout=0.1, sem_aspp=64, sem_decoder=64, sem_proj=(32, 16),
                           sem_head=64, ins_aspp=64, ins_decoder=32, ins_proj=(16, 8), center_head=32,
                           offset_head=16, separable=False),
@@ -77,16 +74,10 @@ class PanopticDeepLab(nn.Module):
         self.num_classes = int(num_classes)
         self.pretrained_report = None
         ch = backbone.out_channels
-        if cfg.kind == "aspp":
-            self.semantic_decoder = ASPPDecoder(ch, cfg.feature_key, cfg.low_level_keys, cfg.sem_proj,
-                                                cfg.sem_aspp, cfg.sem_decoder, cfg.rates, cfg.dropout, cfg.separable)
-            self.instance_decoder = ASPPDecoder(ch, cfg.feature_key, cfg.low_level_keys, cfg.ins_proj,
-                                                cfg.ins_aspp, cfg.ins_decoder, cfg.rates, cfg.dropout, cfg.separable)
-        elif cfg.kind == "concat":
-            self.semantic_decoder = ConcatDecoder(ch, cfg.sem_decoder)
-            self.instance_decoder = ConcatDecoder(ch, cfg.ins_decoder)
-        else:
-            raise ValueError(f"unknown decoder kind {cfg.kind!r}")
+        self.semantic_decoder = ASPPDecoder(ch, cfg.feature_key, cfg.low_level_keys, cfg.sem_proj,
+                                            cfg.sem_aspp, cfg.sem_decoder, cfg.rates, cfg.dropout, cfg.separable)
+        self.instance_decoder = ASPPDecoder(ch, cfg.feature_key, cfg.low_level_keys, cfg.ins_proj,
+                                            cfg.ins_aspp, cfg.ins_decoder, cfg.rates, cfg.dropout, cfg.separable)
         self.semantic_head = Head(cfg.sem_decoder, cfg.sem_head, self.num_classes + 1, cfg.separable)
         self.center_head = Head(cfg.ins_decoder, cfg.center_head, self.num_classes, cfg.separable)
         self.offset_head = Head(cfg.ins_decoder, cfg.offset_head, 2, cfg.separable)
@@ -115,19 +106,26 @@ class PanopticDeepLab(nn.Module):
         }
 
 
-def build_model(backbone: str, num_classes: int, pretrained: str | None = None, verbose: bool = True) -> PanopticDeepLab:
+def build_model(backbone: str, num_classes: int, pretrained: str | None = None,
+                verbose: bool = True) -> nn.Module:
     """Build the trainer's network.
 
     Args:
         backbone: ``"tiny" | "resnet50" | "resnet101" | "hrnet_w32" | "hrnet_w48"``.
         num_classes: C >= 1 foreground classes.
-        pretrained: local state-dict file for the backbone (torchvision ResNet / official HRNet
-            ImageNet layout); missing and unexpected keys are printed on stderr. Never downloads.
+        pretrained: local weights file, recognised from its keys
+            (:func:`bestie_train.model.official.load_start_weights`): ImageNet weights of the
+            backbone (torchvision ResNet / HRNet layout; missing and unexpected keys are
+            printed on stderr), or a whole network (an official BESTIE release file, or a
+            ``best.pt`` / ``last.pt`` of ours) for the same backbone and class count. Never
+            downloads.
         verbose: print the load report.
 
     Returns:
-        a :class:`PanopticDeepLab` in train mode; a ResNet backbone's ImageNet ``fc`` is
-        removed (set to None) after loading, so every parameter is used by ``forward``.
+        a :class:`PanopticDeepLab` (ResNet, tiny) or
+        :class:`~bestie_train.model.pose_hrnet.PoseHRNet` (HRNet) in train mode; both have
+        ``num_classes``, ``backbone_name`` and ``pretrained_report``. A ResNet backbone's
+        ImageNet ``fc`` is removed, so every parameter is used by ``forward``.
 
     Raises:
         BestieError: unknown backbone, bad ``num_classes``, unreadable or mismatching weights.
@@ -136,17 +134,19 @@ def build_model(backbone: str, num_classes: int, pretrained: str | None = None, 
         raise BestieError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     if int(num_classes) < 1:
         raise BestieError(f"num_classes must be >= 1, got {num_classes}")
-    net = build_backbone(backbone)
-    report = None
-    if pretrained is not None:
-        from bestie_labels.backbones.weights import load_pretrained
+    if backbone.startswith("hrnet_w"):
+        from .pose_hrnet import PoseHRNet
 
-        report = load_pretrained(net, pretrained, ignore_prefixes=getattr(net, "pretrained_ignore_prefixes", ()),
-                                 verbose=verbose)
-    if getattr(net, "fc", None) is not None:
-        # the ImageNet classifier is never used here: drop it so that every parameter gets a
-        # gradient (DistributedDataParallel refuses unused parameters) and checkpoints stay lean
-        net.fc = None
-    model = PanopticDeepLab(net, backbone, num_classes, CONFIGS[backbone])
-    model.pretrained_report = report
+        model = PoseHRNet(int(backbone[len("hrnet_w"):]), num_classes)
+    else:
+        net = build_backbone(backbone)
+        if getattr(net, "fc", None) is not None:
+            # the ImageNet classifier is never used here: drop it so that every parameter gets a
+            # gradient (DistributedDataParallel refuses unused parameters) and checkpoints stay lean
+            net.fc = None
+        model = PanopticDeepLab(net, backbone, num_classes, CONFIGS[backbone])
+    if pretrained is not None:
+        from .official import load_start_weights
+
+        model.pretrained_report = load_start_weights(model, pretrained, verbose=verbose)
     return model

@@ -1,0 +1,54 @@
+"""Public Python API of the trainer: load any network checkpoint, run it on one image.
+
+>>> import bestie_train
+>>> model = bestie_train.load_model("BESTIE_HRNet48_point_label.pt")   # or run/best.pt
+>>> out = bestie_train.infer(model, image)   # image: (H, W, 3) uint8 RGB
+>>> out["semantic"].shape, out["center"].shape, out["offset"].shape
+((C+1, H, W), (C, H, W), (2, H, W))
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu"):
+    """The network of a checkpoint, ours (``best.pt`` / ``last.pt`` of ``fit``) or official
+    (``BESTIE_HRNet48_image_label.pt`` / ``_point_label.pt``), in eval mode on ``device``.
+
+    The model has ``num_classes``, ``backbone_name`` and ``class_names`` (an official file holds
+    none: the 20 VOC names for 20 classes, else ``class0``...). Raises ``BestieError`` naming
+    the file when it is missing, unreadable or of another kind.
+    """
+    import torch
+
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, torch.device(device))
+    model.class_names = list(ckpt["class_names"])
+    return model
+
+
+def infer(model, image: np.ndarray, flip: bool = False) -> dict[str, np.ndarray]:
+    """Run ``model`` (from :func:`load_model`) on one image at its full resolution.
+
+    Args:
+        model: the trainer network, in eval mode.
+        image: ``(H, W, 3) uint8`` RGB.
+        flip: average with the horizontally flipped image (test-time augmentation).
+
+    Returns:
+        ``semantic (C+1, H, W)`` logits (channel 0 = background), ``center (C, H, W)`` heatmaps,
+        ``offset (2, H, W)`` (dy, dx) in pixels; float32 numpy arrays at the image's size.
+    """
+    from .predict import network_outputs
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    device = next(model.parameters()).device
+    out = network_outputs(model, image, device=device, flip=flip)
+    return {k: v.float().cpu().numpy() for k, v in out.items()}
