@@ -483,14 +483,14 @@ def test_train_pam_killed_then_resumed_matches(tree, tmp_path):
     p.send_signal(signal.SIGKILL)
     p.communicate(timeout=60)
     assert p.returncode == -signal.SIGKILL
-    epoch = torch.load(out, map_location="cpu", weights_only=False)["epoch"]
+    epoch = torch.load(out, map_location="cpu", weights_only=True)["epoch"]
     assert 1 <= epoch < 3
     with one_thread():
         r = invoke("labels", [*args, "--resume"])
     assert r.exit_code == 0, r.output
     assert f"resuming {out} after epoch {epoch}" in r.output
-    a = torch.load(out, map_location="cpu", weights_only=False)
-    b = torch.load(ref, map_location="cpu", weights_only=False)
+    a = torch.load(out, map_location="cpu", weights_only=True)
+    b = torch.load(ref, map_location="cpu", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3
     for key, x in a["model"].items():
         y = b["model"][key]
