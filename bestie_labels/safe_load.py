@@ -39,13 +39,15 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        if "weights only" in text.lower() or "GLOBAL" in text:
-            m = re.search(r"GLOBAL ([\w.]+)", text)
-            found = f" (it refers to {m.group(1)})" if m else ""
+        m = re.search(r"GLOBAL ([\w.]+)|[Uu]nsupported class ([\w.]+)", text)
+        if m:
             raise BestieError(f"refused: this {what} holds Python objects other than tensors, numbers, "
-                              f"strings, lists and dicts{found}; loading it could run code, so bestie does "
-                              "not read it", path) from None
-        raise BestieError(f"cannot read {what} (UnpicklingError: {_first_line(e)})", path) from None
+                              f"strings, lists and dicts (it refers to {m.group(1) or m.group(2)}); loading "
+                              "it could run code, so bestie does not read it", path) from None
+        # torch's own text suggests loading the file unsafely: keep only what went wrong
+        m = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        why = m.group(1).strip().splitlines()[0][:120] if m else _first_line(e)
+        raise BestieError(f"cannot read {what}: not a torch.save file, or damaged ({why})", path) from None
     except Exception as e:  # zip, EOF and runtime errors come in many types
         raise BestieError(f"cannot read {what} ({type(e).__name__}: {_first_line(e)})", path) from None
 
