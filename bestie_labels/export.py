@@ -30,6 +30,7 @@ from .rle import area as rle_area
 from .rle import bbox as rle_bbox
 from .rle import encode, instance_masks
 from .store import Store
+from .store_checks import read_pseudo
 
 
 def categories(class_names: Sequence[str]) -> list[dict]:
@@ -105,7 +106,7 @@ def coco_instances(dataset: Dataset, store: Store) -> dict:
     """The COCO instances JSON dict of a pseudo store (images in split order)."""
     anns: list[dict] = []
     for rec in _progress(dataset.records, len(dataset), "export coco"):
-        d = store.read(rec.image_id)
+        d = read_pseudo(store, rec, dataset.num_classes)
         masks = instance_masks(d["instances"], len(d["classes"]))
         anns += masks_to_annotations(masks, d["classes"], rec.coco_id, d["scores"], first_id=len(anns) + 1)
     return {"info": {"description": "bestie pseudo instances", "version": __version__},
@@ -177,7 +178,7 @@ def export_voc(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
     n_inst = 0
     with _tree(out, ("SegmentationObject", "SegmentationClass")) as tmp:
         for rec in _progress(dataset.records, len(dataset), "export voc"):
-            d = store.read(rec.image_id)
+            d = read_pseudo(store, rec, dataset.num_classes)
             if len(d["classes"]) > 254:
                 raise BestieError(f"image {rec.image_id} has {len(d['classes'])} instances; "
                                   "a VOC PNG holds at most 254", store.path)
@@ -209,7 +210,7 @@ def export_bestie_txt(dataset: Dataset, store: Store, out: str | os.PathLike) ->
     """Write ``out/Center_points/<id>.txt``: one ``x y cls conf`` line per pseudo instance."""
 
     def centers(image_id: str) -> np.ndarray:
-        d = store.read(image_id)
+        d = read_pseudo(store, dataset.record(image_id), dataset.num_classes)
         return np.concatenate([d["centers"].reshape(-1, 2), d["classes"].reshape(-1, 1),
                                d["scores"].reshape(-1, 1)], axis=1).astype(np.float32)
 

@@ -48,6 +48,7 @@ import torch
 
 from bestie_labels.errors import BestieError
 from bestie_labels.store import Store
+from bestie_labels.store_checks import read_pseudo, read_wsss
 
 #: ImageNet statistics (RGB, in [0, 1]) used to normalise every network input.
 MEAN = (0.485, 0.456, 0.406)
@@ -211,35 +212,14 @@ class TrainData(torch.utils.data.Dataset):
         pseudo, wsss = self._open()
         image = self.dataset.load_image(rec)
         h, w = image.shape[:2]
-        p = pseudo.read(rec.image_id)
-        m = wsss.read(rec.image_id)
-        if "mask" not in m:
-            raise BestieError(f"image {rec.image_id} has no 'mask' dataset", self.wsss_path)
-        for key in ("instances", "classes", "centers"):
-            if key not in p:
-                raise BestieError(f"image {rec.image_id} has no '{key}' dataset", self.pseudo_path)
-        mask = np.asarray(m["mask"], np.uint8)
-        inst = np.asarray(p["instances"]).astype(np.int64)
-        classes = np.asarray(p["classes"]).astype(np.int64).reshape(-1)
-        centers = np.asarray(p["centers"], np.float64).reshape(-1, 2)
-        if mask.shape != (h, w):
-            raise BestieError(f"image {rec.image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} "
-                              f"but the image is {w}x{h}", self.wsss_path)
-        if inst.shape != (h, w):
-            raise BestieError(f"image {rec.image_id}: instance map is {inst.shape[1]}x{inst.shape[0]} "
-                              f"but the image is {w}x{h}", self.pseudo_path)
-        n = classes.shape[0]
-        if centers.shape[0] != n or (inst.size and int(inst.max()) > n):
-            raise BestieError(f"image {rec.image_id}: instance map, classes and centers disagree "
-                              f"({int(inst.max()) if inst.size else 0} ids, {n} classes, "
-                              f"{centers.shape[0]} centers)", self.pseudo_path)
-        if n and (classes.min() < 0 or classes.max() >= self.num_classes):
-            raise BestieError(f"image {rec.image_id}: class {int(classes.max())} is not a class of "
-                              f"the dataset ({self.num_classes} classes)", self.pseudo_path)
-        fgc = mask[(mask != 0) & (mask != IGNORE)]
-        if fgc.size and int(fgc.max()) > self.num_classes:
-            raise BestieError(f"image {rec.image_id}: WSSS value {int(fgc.max())} is above the class "
-                              f"count {self.num_classes}", self.wsss_path)
+        if image.shape[:2] != (rec.height, rec.width):
+            raise BestieError(f"image is {w}x{h} but its record says {rec.width}x{rec.height}", rec.file_name)
+        # one-line errors for stores of another size or damaged ones ("store is damaged: ...")
+        p = read_pseudo(pseudo, rec, self.num_classes)
+        mask = read_wsss(wsss, rec, self.num_classes)
+        inst = p["instances"].astype(np.int64)
+        classes = p["classes"].astype(np.int64)
+        centers = p["centers"].astype(np.float64)
         labels = np.asarray(rec.labels, bool)
         points = np.zeros((0, 3), np.float64)
         if self.sup == "point":

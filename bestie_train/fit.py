@@ -405,12 +405,14 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             except BestieError as e:
                 raise BestieError(f"validation split '{val_dataset.split}' cannot be evaluated ({e.problem}); "
                                   "pass --val-split none", e.path) from None
+        from bestie_labels.stages import PSEUDO, WSSS, open_input
+
+        # stores made from this very split (same images, labels and files), as transfer checks
+        with open_input(pseudo, PSEUDO, dataset, "--pseudo", same_data=True) as s1, \
+                open_input(wsss, WSSS, dataset, "--wsss", same_data=True) as s2:
+            inputs = {"dataset": dataset.fingerprint(), "pseudo": s1.fingerprint, "wsss": s2.fingerprint}
         train_data = TrainData(dataset, pseudo, wsss, crop=opts.crop, scale=opts.scale, seed=opts.seed,
                                sigma=opts.sigma, sup=opts.sup, points_dir=opts.points)
-        from bestie_labels.store import Store
-
-        with Store(pseudo) as s1, Store(wsss) as s2:
-            inputs = {"dataset": dataset.fingerprint(), "pseudo": s1.fingerprint, "wsss": s2.fingerprint}
         opt_dict = json.loads(json.dumps(asdict(opts), default=str))
 
         last_path, best_path = out / "last.pt", out / "best.pt"

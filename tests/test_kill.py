@@ -256,10 +256,12 @@ def test_kill_while_renaming_export(tree, tmp_path):
             "F.os.replace = replace\n")
     p = subprocess.run(_wrapped(code, args), env=ENV, capture_output=True, text=True, timeout=60)
     assert p.returncode == -signal.SIGKILL, p.stderr
-    assert not out.exists() and len(os.listdir(out.parent)) == 1  # the temporary JSON
+    # the temporary JSON, the dead run's lock and the registry naming coco.json as being written
+    left = sorted(os.listdir(out.parent))
+    assert not out.exists() and len(left) == 3 and {".bestie-outputs.json", ".coco.json.lock"} < set(left), left
     r = invoke("labels", args)
     assert r.exit_code == 0, r.output
-    assert sorted(os.listdir(out.parent)) == ["coco.json"]
+    assert sorted(os.listdir(out.parent)) == [".bestie-outputs.json", "coco.json"]
     ref = tmp_path / "ref.json"
     assert invoke("labels", [*args[:-1], ref]).exit_code == 0
     assert filecmp.cmp(out, ref, shallow=False)
