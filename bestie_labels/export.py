@@ -7,7 +7,8 @@
   (class k -> index k + 1) palette PNGs; pixels of no pseudo instance are 0.
 - BESTIE text: ``Center_points/<id>.txt`` with one ``x y cls conf`` line per pseudo instance.
 
-Folder outputs are built in a temporary folder next to ``out`` and renamed into place.
+Folder outputs are built in a temporary folder next to ``out``; then each file is moved into
+``out``, whose other files are never touched.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .rle import area as rle_area
 from .rle import bbox as rle_bbox
 from .rle import encode, instance_masks
 from .store import Store
+from .store_checks import read_pseudo
 
 
 def categories(class_names: Sequence[str]) -> list[dict]:
@@ -104,7 +106,7 @@ def coco_instances(dataset: Dataset, store: Store) -> dict:
     """The COCO instances JSON dict of a pseudo store (images in split order)."""
     anns: list[dict] = []
     for rec in _progress(dataset.records, len(dataset), "export coco"):
-        d = store.read(rec.image_id)
+        d = read_pseudo(store, rec, dataset.num_classes)
         masks = instance_masks(d["instances"], len(d["classes"]))
         anns += masks_to_annotations(masks, d["classes"], rec.coco_id, d["scores"], first_id=len(anns) + 1)
     return {"info": {"description": "bestie pseudo instances", "version": __version__},
@@ -121,21 +123,20 @@ def export_coco(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
 
 @contextlib.contextmanager
 def _tree(out: str | os.PathLike, subdirs: Sequence[str]):
-    """Yield a temporary folder to fill; it replaces ``out`` when the block succeeds.
+    """Yield a staging folder with ``subdirs`` to fill; when the block succeeds, each staged
+    file is moved to ``out/<subdir>/``, replacing a file of the same name.
 
-    An existing ``out`` is replaced only if it holds nothing but ``subdirs`` (a previous export);
-    anything else there is refused, so that a wrong ``--out`` never deletes user files.
+    Nothing else under ``out`` is touched: files of other splits, a README, anything the user
+    keeps there stay (the CLI's output guard refuses beforehand to replace a file of the same
+    name that this command did not write). A failure leaves ``out`` as it was.
     """
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise BestieError("exists and is not a folder", out)
-        other = [p.name for p in out.iterdir() if p.name not in subdirs]
-        if other:
-            raise BestieError(f"folder exists and holds other files ({other[0]}, ...); choose another --out", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    from .fileio import remove_stale_temporaries
+    from .fileio import make_parent, remove_stale_temporaries
 
+    out = Path(out)
+    for p in (out, *(out / s for s in subdirs)):
+        if p.exists() and not p.is_dir():
+            raise BestieError("exists and is not a folder", p)
+    make_parent(out)
     remove_stale_temporaries(out)
     # a pid-named temporary, so that the next run can recognise and remove a SIGKILLed one
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -145,17 +146,12 @@ def _tree(out: str | os.PathLike, subdirs: Sequence[str]):
         for s in subdirs:
             (tmp / s).mkdir()
         yield tmp
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old.{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
+        for s in subdirs:
+            (out / s).mkdir(parents=True, exist_ok=True)
+            for f in sorted((tmp / s).iterdir()):
+                os.replace(f, out / s / f.name)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def pseudo_to_voc(instances: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +178,7 @@ def export_voc(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
     n_inst = 0
     with _tree(out, ("SegmentationObject", "SegmentationClass")) as tmp:
         for rec in _progress(dataset.records, len(dataset), "export voc"):
-            d = store.read(rec.image_id)
+            d = read_pseudo(store, rec, dataset.num_classes)
             if len(d["classes"]) > 254:
                 raise BestieError(f"image {rec.image_id} has {len(d['classes'])} instances; "
                                   "a VOC PNG holds at most 254", store.path)
@@ -214,7 +210,7 @@ def export_bestie_txt(dataset: Dataset, store: Store, out: str | os.PathLike) ->
     """Write ``out/Center_points/<id>.txt``: one ``x y cls conf`` line per pseudo instance."""
 
     def centers(image_id: str) -> np.ndarray:
-        d = store.read(image_id)
+        d = read_pseudo(store, dataset.record(image_id), dataset.num_classes)
         return np.concatenate([d["centers"].reshape(-1, 2), d["classes"].reshape(-1, 1),
                                d["scores"].reshape(-1, 1)], axis=1).astype(np.float32)
 

@@ -34,6 +34,7 @@ from .datasets.base import Dataset
 from .errors import BestieError
 from .fileio import read_index_png, sha256_file
 from .store import Store, StoreWriter, merge_stores
+from .store_checks import read_cues, read_pseudo, read_wsss
 from .transfer import gt_to_pseudo, transfer_instances
 
 #: Stage names recorded in the stores (``Store(path, stage=...)``).
@@ -517,11 +518,8 @@ def _transfer(ctx: Mapping, ids: list[str]) -> list:
     out = []
     for image_id in ids:
         rec = ds.record(image_id)
-        mask = wsss.read(image_id)["mask"]
-        if mask.shape != (rec.height, rec.width):
-            raise BestieError(f"image {image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} but the "
-                              f"image is {rec.width}x{rec.height}", wsss.path)
-        pts = cues.read(image_id)["points"].reshape(-1, 4)
+        mask = read_wsss(wsss, rec, ds.num_classes)
+        pts = read_cues(cues, rec, ds.num_classes)
         r = transfer_instances(mask, pts, rec.labels, min_area=ctx["min_area"],
                                connectivity=ctx["connectivity"], center=ctx["center"])
         arrays = _pseudo_arrays(r)
@@ -648,9 +646,9 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str |
     from .report import format_table, match_pseudo_to_gt, summarise
 
     counts = []
-    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo") as pseudo:
+    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
         for rec in tqdm(dataset.records, desc="report", unit="img", disable=None):
-            d = pseudo.read(rec.image_id)
+            d = read_pseudo(pseudo, rec, dataset.num_classes)
             gt = dataset.load_gt(rec)
             if d["instances"].shape != gt.void.shape:
                 raise BestieError(f"image {rec.image_id}: pseudo instances are {d['instances'].shape[1]}x"
@@ -665,18 +663,18 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str |
         if overlays_dir is not None:
             wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
             cues_path = cues_path if cues_path is not None else _find_upstream(pseudo, "cues", CUES)
-            wsss = open_input(wsss_path, WSSS, dataset, "--wsss") if wsss_path else None
-            cues = open_input(cues_path, CUES, dataset, "--cues") if cues_path else None
+            wsss = open_input(wsss_path, WSSS, dataset, "--wsss", same_data=True) if wsss_path else None
+            cues = open_input(cues_path, CUES, dataset, "--cues", same_data=True) if cues_path else None
             try:
                 # Build every panel first: a bad image half way must leave no overlay behind.
                 panels = []
                 for image_id in overlay_sample(dataset.image_ids, n_overlays):
                     rec = dataset.record(image_id)
-                    d = pseudo.read(image_id)
+                    d = read_pseudo(pseudo, rec, dataset.num_classes)
                     panels.append((Path(overlays_dir) / f"{image_id}.png",
                                    overlay_panels(dataset.load_image(rec),
-                                                  wsss.read(image_id)["mask"] if wsss else None,
-                                                  cues.read(image_id)["points"] if cues else None,
+                                                  read_wsss(wsss, rec, dataset.num_classes) if wsss else None,
+                                                  read_cues(cues, rec, dataset.num_classes) if cues else None,
                                                   d["instances"], d["classes"], d["centers"])))
                 for p, panel in panels:
                     write_rgb_png(p, panel)
@@ -712,7 +710,7 @@ def run_export(dataset: Dataset, pseudo_path: str | os.PathLike, fmt: str, out: 
     if fmt not in EXPORT_FORMATS:
         raise BestieError(f"unknown export format {fmt!r} ({', '.join(EXPORT_FORMATS)})")
     fn = {"coco": export.export_coco, "voc": export.export_voc, "bestie-txt": export.export_bestie_txt}[fmt]
-    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo") as store:
+    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as store:
         counts = fn(dataset, store, out)
     return {"stage": f"export {fmt}", "out": os.fspath(out), "images": counts["images"],
             "written": counts["images"], "up_to_date": False, "warnings": {},

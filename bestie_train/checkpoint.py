@@ -62,16 +62,15 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and unpickler errors come in many types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BestieError(f"cannot read checkpoint ({type(e).__name__}: {msg[:120]})", path) from None
+    from bestie_labels.safe_load import describe, kind_of, load_torch_file
+
     from .model.official import official_checkpoint
 
+    ckpt = load_torch_file(path)
     ckpt = official_checkpoint(ckpt, path, num_classes, class_names) or ckpt
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND or "model" not in ckpt:
-        raise BestieError("not a bestie-train checkpoint (no kind/model entries)", path)
+    if kind_of(ckpt) != KIND or "model" not in ckpt:
+        raise BestieError(f"is {describe(ckpt)}: not a bestie-train checkpoint (`bestie-train fit` writes "
+                          "last.pt / best.pt, or an official BESTIE_HRNet48_*.pt)", path)
     if ckpt.get("format") != FORMAT:
         raise BestieError(f"checkpoint format {ckpt.get('format')} is not supported (expected {FORMAT})", path)
     names = list(ckpt.get("class_names") or [])

@@ -48,6 +48,7 @@ import torch
 
 from bestie_labels.errors import BestieError
 from bestie_labels.store import Store
+from bestie_labels.store_checks import read_cues, read_pseudo, read_wsss
 
 from .augment import Geometry, draw_geometry, inside_crop, photometric_distort, warp_map, warp_points
 
@@ -231,7 +232,14 @@ class TrainData(torch.utils.data.Dataset):
         pseudo, wsss, cue_store = self._open()
         image = self.dataset.load_image(rec)
         h, w = image.shape[:2]
-        mask, inst, classes, centers = _read_pseudo_and_wsss(pseudo, wsss, rec.image_id, h, w, self.num_classes)
+        if image.shape[:2] != (rec.height, rec.width):
+            raise BestieError(f"image is {w}x{h} but its record says {rec.width}x{rec.height}", rec.file_name)
+        # one-line errors for stores of another size or damaged ones ("store is damaged: ...")
+        p = read_pseudo(pseudo, rec, self.num_classes)
+        mask = read_wsss(wsss, rec, self.num_classes)
+        inst = p["instances"].astype(np.int64)
+        classes = p["classes"].astype(np.int64)
+        centers = p["centers"].astype(np.float64)
         labels = np.asarray(rec.labels, bool)
         points = np.zeros((0, 3), np.float64)
         if self.sup == "point":
@@ -243,10 +251,7 @@ class TrainData(torch.utils.data.Dataset):
             points = pts[keep, :3].astype(np.float64)
         cues = np.zeros((0, 4), np.float64)
         if cue_store is not None:
-            cues = np.asarray(cue_store.read(rec.image_id).get("points", np.zeros((0, 4))), np.float64)
-            if cues.ndim != 2 or cues.shape[1] != 4:
-                raise BestieError(f"store is damaged: image {rec.image_id} has cues of shape {cues.shape}",
-                                  self.cues_path)
+            cues = read_cues(cue_store, rec, self.num_classes).astype(np.float64)
         return dict(image=image, semantic=semantic_target(mask, inst, classes), wsss=mask,
                     instances=inst, classes=classes, centers=centers, labels=labels, points=points, cues=cues)
 
@@ -352,37 +357,3 @@ def crop_transfer_options(pseudo_path: str, cues_path: str) -> dict:
                 "center": str(opts["center"])}
     except (KeyError, TypeError, ValueError):
         raise BestieError("store is damaged (no transfer options)", pseudo_path) from None
-
-
-def _read_pseudo_and_wsss(pseudo: Store, wsss: Store, image_id: str, h: int, w: int, num_classes: int):
-    """``mask (H, W) uint8``, ``instances (H, W) int64``, ``classes (N,) int64``, ``centers (N, 2)
-    float64`` of one image, each checked against the image size and the class count."""
-    p, m = pseudo.read(image_id), wsss.read(image_id)
-    if "mask" not in m:
-        raise BestieError(f"image {image_id} has no 'mask' dataset", wsss.path)
-    for key in ("instances", "classes", "centers"):
-        if key not in p:
-            raise BestieError(f"image {image_id} has no '{key}' dataset", pseudo.path)
-    mask = np.asarray(m["mask"], np.uint8)
-    inst = np.asarray(p["instances"]).astype(np.int64)
-    classes = np.asarray(p["classes"]).astype(np.int64).reshape(-1)
-    centers = np.asarray(p["centers"], np.float64).reshape(-1, 2)
-    if mask.shape != (h, w):
-        raise BestieError(f"image {image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} "
-                          f"but the image is {w}x{h}", wsss.path)
-    if inst.shape != (h, w):
-        raise BestieError(f"image {image_id}: instance map is {inst.shape[1]}x{inst.shape[0]} "
-                          f"but the image is {w}x{h}", pseudo.path)
-    n = classes.shape[0]
-    if centers.shape[0] != n or (inst.size and int(inst.max()) > n):
-        raise BestieError(f"image {image_id}: instance map, classes and centers disagree "
-                          f"({int(inst.max()) if inst.size else 0} ids, {n} classes, "
-                          f"{centers.shape[0]} centers)", pseudo.path)
-    if n and (classes.min() < 0 or classes.max() >= num_classes):
-        raise BestieError(f"image {image_id}: class {int(classes.max())} is not a class of "
-                          f"the dataset ({num_classes} classes)", pseudo.path)
-    fgc = mask[(mask != 0) & (mask != IGNORE)]
-    if fgc.size and int(fgc.max()) > num_classes:
-        raise BestieError(f"image {image_id}: WSSS value {int(fgc.max())} is above the class "
-                          f"count {num_classes}", wsss.path)
-    return mask, inst, classes, centers

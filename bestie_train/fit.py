@@ -421,16 +421,20 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             except BestieError as e:
                 raise BestieError(f"validation split '{val_dataset.split}' cannot be evaluated ({e.problem}); "
                                   "pass --val-split none", e.path) from None
+        from bestie_labels.stages import PSEUDO, WSSS, open_input
+
+        # stores made from this very split (same images, labels and files), as transfer checks
+        with open_input(pseudo, PSEUDO, dataset, "--pseudo", same_data=True) as s1, \
+                open_input(wsss, WSSS, dataset, "--wsss", same_data=True) as s2:
+            inputs = {"dataset": dataset.fingerprint(), "pseudo": s1.fingerprint, "wsss": s2.fingerprint}
         train_data = TrainData(dataset, pseudo, wsss, crop=opts.crop, scale=opts.scale, seed=opts.seed,
                                sigma=opts.sigma, sup=opts.sup, points_dir=opts.points, cues=opts.cues,
                                recipe=opts.recipe)
-        from bestie_labels.store import Store
-
-        with Store(pseudo) as s1, Store(wsss) as s2:
-            inputs = {"dataset": dataset.fingerprint(), "pseudo": s1.fingerprint, "wsss": s2.fingerprint}
         inputs["cues"] = ""  # always present: a run with and one without --cues differ
         if opts.cues:
-            with Store(opts.cues) as s3:
+            from bestie_labels.stages import CUES
+
+            with open_input(opts.cues, CUES, dataset, "--cues", same_data=True) as s3:
                 inputs["cues"] = s3.fingerprint
         opt_dict = json.loads(json.dumps(asdict(opts), default=str))
 

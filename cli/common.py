@@ -157,6 +157,43 @@ def open_data(data, split, data_format, images, labels_file):
     return open_dataset(data, split=split, data_format=data_format, images=images, labels=labels_file)
 
 
+def guard(command: str, outputs=(), files=(), inputs=(), input_dirs=(), dataset=None, force: bool = False):
+    """The output guard of one run (:func:`bestie_labels.outputs.guard_outputs`): refuse an output
+    that is an input or (unless ``force``) an existing file another command wrote, and lock
+    ``outputs``. ``dataset``'s image, annotation and GT files count as inputs."""
+    from bestie_labels.outputs import dataset_inputs, guard_outputs
+
+    inputs, input_dirs = [i for i in inputs if i], [d for d in input_dirs if d]
+    if dataset is not None:
+        f, d = dataset_inputs(dataset)
+        inputs += f
+        input_dirs += d
+    # torchrun: every rank runs the command; rank 0 alone writes, so it alone holds the locks.
+    lock = os.environ.get("RANK", "0") in ("", "0")
+    return guard_outputs(command, outputs=[o for o in outputs if o], files=[f for f in files if f],
+                         input_files=inputs, input_dirs=input_dirs, force=force, lock=lock)
+
+
+def check_device(device: str) -> None:
+    """``--device cuda`` on a machine without CUDA is one line, before any work."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BestieError("--device cuda but CUDA is not available (use --device cpu)")
+
+
+def sample_files(folder, image_ids, n: int, suffix: str = ".png") -> list:
+    """``folder/<id><suffix>`` of the ``n`` images spread over the split that figure writers draw."""
+    if folder is None:
+        return []
+    from pathlib import Path
+
+    from bestie_labels.stages import overlay_sample
+
+    return [Path(folder) / f"{i}{suffix}" for i in overlay_sample(list(image_ids), n)]
+
+
 def parse_shard(ctx, param, value):
     if value is None:
         return None
@@ -172,7 +209,8 @@ def parse_shard(ctx, param, value):
 workers_option = click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
                               help="Parallel worker processes for per-image work.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-force_option = click.option("--force", is_flag=True, help="Replace an output made with other options or inputs.")
+force_option = click.option("--force", is_flag=True,
+                            help="Replace an output made with other options or inputs, or by another command (never an input).")
 shard_option = click.option("--shard", default=None, callback=parse_shard, metavar="I/N",
                             help="Process only images I, I+N, I+2N, ... and write a part for `merge`.")
 device_option = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)

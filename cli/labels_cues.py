@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, device_option, force_option, open_data, shard_option, workers_option
+from .common import (check_device, command, data_options, device_option, force_option, guard, open_data, shard_option,
+                     workers_option)
 
 
 @click.command(name="cues")
@@ -33,7 +34,19 @@ def command(data, split, data_format, images, labels_file, method, points_dir, c
     from bestie_labels.stages import format_summary, run_cues
 
     ds = open_data(data, split, data_format, images, labels_file)
-    s = run_cues(ds, out, method=method, points_dir=points_dir, checkpoint=checkpoint, min_conf=min_conf,
-                 device=device, save_maps=save_maps, export_txt=export_txt, workers=workers, force=force,
-                 shard=shard)
+    if method != "points":
+        check_device(device)
+    txt = []
+    if export_txt is not None:
+        from pathlib import Path
+
+        sub = Path(export_txt) / ("Center_points" if method == "points" else "Peak_points")
+        txt = [sub / f"{i}.txt" for i in ds.image_ids]
+    if method == "points" and points_dir is None:
+        points_dir = ds.points_dir
+    with guard("bestie-labels cues", outputs=[out, export_txt], files=txt, inputs=[checkpoint, labels_file],
+               input_dirs=[points_dir if method == "points" else None], dataset=ds, force=force):
+        s = run_cues(ds, out, method=method, points_dir=points_dir, checkpoint=checkpoint, min_conf=min_conf,
+                     device=device, save_maps=save_maps, export_txt=export_txt, workers=workers, force=force,
+                     shard=shard)
     click.echo(format_summary(s))

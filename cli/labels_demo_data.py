@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, force_option, seed_option
+from .common import command, force_option, guard, seed_option
 
 
 @click.command(name="demo-data")
@@ -26,5 +26,6 @@ def command(out, n_images, size, seed, force):
     """
     from bestie_labels.demo_data import make_demo_dataset
 
-    path = make_demo_dataset(out, n_images=n_images, size=size, seed=seed, force=force, progress=True)
+    with guard("bestie-labels demo-data", outputs=[out], force=force):
+        path = make_demo_dataset(out, n_images=n_images, size=size, seed=seed, force=force, progress=True)
     click.echo(f"wrote {n_images} images of {size}x{size} to {path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, open_data
+from .common import command, data_options, force_option, guard, open_data
 
 
 @click.command(name="evaluate")
@@ -13,8 +13,9 @@ from .common import command, data_options, open_data
               help="COCO results JSON: a list of {image_id, category_id, segmentation (RLE), score}.")
 @click.option("--out", default=None, type=click.Path(), help="Write the metrics as JSON here.")
 @click.option("--verbose", is_flag=True, help="Also print pycocotools' own summary.")
+@force_option
 @command
-def command(data, split, data_format, images, labels_file, predictions, out, verbose):
+def command(data, split, data_format, images, labels_file, predictions, out, verbose, force):
     """Evaluate instance masks on a split with GT.
 
     Prints VOC instance mAP at IoU 0.25/0.5/0.7/0.75 (per class and mean) and COCO mask
@@ -25,8 +26,11 @@ def command(data, split, data_format, images, labels_file, predictions, out, ver
     from bestie_labels.fileio import write_json
 
     ds = open_data(data, split, data_format, images, labels_file)
-    metrics = evaluate_predictions(ds, predictions, verbose=verbose)
-    click.echo(format_metrics(metrics))
+    with guard("bestie-labels evaluate", outputs=[out], files=[out], inputs=[predictions, labels_file], dataset=ds,
+               force=force):
+        metrics = evaluate_predictions(ds, predictions, verbose=verbose)
+        click.echo(format_metrics(metrics))
+        if out:
+            write_json(out, metrics, indent=2)
     if out:
-        write_json(out, metrics, indent=2)
         click.echo(f"wrote {out}")

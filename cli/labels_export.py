@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, open_data
+from .common import command, data_options, force_option, guard, open_data
 
 
 @click.command(name="export")
@@ -14,10 +14,19 @@ from .common import command, data_options, open_data
               help="coco: instances JSON (RLE); voc: OUT/SegmentationObject + OUT/SegmentationClass PNGs; "
                    "bestie-txt: OUT/Center_points/<id>.txt.")
 @click.option("--out", required=True, type=click.Path(), help="JSON file (coco) or folder (voc, bestie-txt).")
+@force_option
 @command
-def command(data, split, data_format, images, labels_file, pseudo_path, fmt, out):
+def command(data, split, data_format, images, labels_file, pseudo_path, fmt, out, force):
     """Export a pseudo-label store for other trainers (detectron2, MMDetection, official BESTIE)."""
     from bestie_labels.stages import format_summary, run_export
 
+    from pathlib import Path
+
     ds = open_data(data, split, data_format, images, labels_file)
-    click.echo(format_summary(run_export(ds, pseudo_path, fmt, out)))
+    subs = {"coco": [], "voc": ["SegmentationObject", "SegmentationClass"], "bestie-txt": ["Center_points"]}.get(fmt, [])
+    ext = ".txt" if fmt == "bestie-txt" else ".png"
+    files = [Path(out) / s / f"{i}{ext}" for s in subs for i in ds.image_ids] if subs else [out]
+    with guard("bestie-labels export", outputs=[out], files=files, inputs=[pseudo_path, labels_file], dataset=ds,
+               force=force):
+        s = run_export(ds, pseudo_path, fmt, out)
+    click.echo(format_summary(s))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, force_option
+from .common import command, force_option, guard
 
 
 @click.command(name="merge")
@@ -19,4 +19,6 @@ def command(parts, out, force):
     """
     from bestie_labels.stages import format_summary, merge
 
-    click.echo(format_summary(merge(list(parts), out, force=force)))
+    with guard("bestie-labels merge", outputs=[out], inputs=list(parts), force=force):
+        s = merge(list(parts), out, force=force)
+    click.echo(format_summary(s))

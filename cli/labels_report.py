@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, open_data
+from .common import command, data_options, force_option, guard, open_data, sample_files
 
 
 @click.command(name="report")
@@ -18,14 +18,19 @@ from .common import command, data_options, open_data
               help="WSSS store for the overlays (default: the one next to --pseudo that made it).")
 @click.option("--cues", "cues_path", type=click.Path(), default=None,
               help="Cues store for the overlays (default: the one next to --pseudo that made it).")
+@force_option
 @command
 def command(data, split, data_format, images, labels_file, pseudo_path, out_json, overlays_dir, n_overlays,
-            wsss_path, cues_path):
+            wsss_path, cues_path, force):
     """Pseudo instances, true positives (IoU >= 0.5 with an unmatched GT of the class), precision, recall."""
     from bestie_labels.stages import run_report
 
-    r = run_report(open_data(data, split, data_format, images, labels_file), pseudo_path, out_json=out_json,
-                   overlays_dir=overlays_dir, n_overlays=n_overlays, wsss_path=wsss_path, cues_path=cues_path)
+    ds = open_data(data, split, data_format, images, labels_file)
+    files = [out_json, *sample_files(overlays_dir, ds.image_ids, n_overlays)]
+    with guard("bestie-labels report", outputs=[out_json, overlays_dir], files=files,
+               inputs=[pseudo_path, wsss_path, cues_path, labels_file], dataset=ds, force=force):
+        r = run_report(ds, pseudo_path, out_json=out_json, overlays_dir=overlays_dir, n_overlays=n_overlays,
+                       wsss_path=wsss_path, cues_path=cues_path)
     click.echo(r["table"])
     if out_json:
         click.echo(f"wrote {out_json}")

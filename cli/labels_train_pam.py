@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, device_option, force_option, open_data, seed_option, workers_option
+from .common import command, data_options, device_option, force_option, guard, open_data, seed_option, workers_option
 
 
 @click.command("train-pam")
@@ -48,10 +48,9 @@ def command(data, split, data_format, images, labels_file, out, backbone, epochs
     minutes on 2 cores).
     The checkpoint is rewritten after every epoch; --resume continues it.
     """
-    from bestie_labels.classifier.train import train_pam
-
     from click.core import ParameterSource
 
+    from bestie_labels.classifier.train import train_pam
     from bestie_labels.datasets.validation import open_validation
 
     ds = open_data(data, split, data_format, images, labels_file)
@@ -62,9 +61,10 @@ def command(data, split, data_format, images, labels_file, out, backbone, epochs
                                    images=images, val_data=val_data, val_images=val_images)
     if warning:
         click.echo(f"WARNING: no validation mAP: {warning}", err=True)
-    res = train_pam(ds, out, val_ds=val, backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr,
-                    alpha=alpha, pam=not no_pam, pretrained=pretrained, device=device, seed=seed, resume=resume,
-                    force=force, input_size=input_size, crop_size=crop_size, workers=workers, log=click.echo)
+    with guard("bestie-labels train-pam", outputs=[out], inputs=[pretrained, labels_file], dataset=ds, force=force):
+        res = train_pam(ds, out, val_ds=val, backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr,
+                        alpha=alpha, pam=not no_pam, pretrained=pretrained, device=device, seed=seed, resume=resume,
+                        force=force, input_size=input_size, crop_size=crop_size, workers=workers, log=click.echo)
     last = res["history"][-1] if res["history"] else None
     if last:
         click.echo(f"wrote {res['path']} (epoch {res['epoch']}, val mAP {last['map']:.4f})")

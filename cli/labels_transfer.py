@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, force_option, open_data, shard_option, workers_option
+from .common import command, data_options, force_option, guard, open_data, shard_option, workers_option
 
 
 @click.command(name="transfer")
@@ -28,6 +28,8 @@ def command(data, split, data_format, images, labels_file, cues_path, wsss_path,
     from bestie_labels.stages import format_summary, run_transfer
 
     ds = open_data(data, split, data_format, images, labels_file)
-    s = run_transfer(ds, cues_path, wsss_path, out, min_area=min_area, connectivity=int(connectivity),
-                     center=center, from_gt=from_gt, workers=workers, force=force, shard=shard)
+    with guard("bestie-labels transfer", outputs=[out], inputs=[cues_path, wsss_path, labels_file], dataset=ds,
+               force=force):
+        s = run_transfer(ds, cues_path, wsss_path, out, min_area=min_area, connectivity=int(connectivity),
+                         center=center, from_gt=from_gt, workers=workers, force=force, shard=shard)
     click.echo(format_summary(s))

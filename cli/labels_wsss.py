@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, device_option, force_option, open_data, shard_option, workers_option
+from .common import (check_device, command, data_options, device_option, force_option, guard, open_data, shard_option,
+                     workers_option)
 
 
 @click.command(name="wsss")
@@ -30,7 +31,11 @@ def command(data, split, data_format, images, labels_file, import_dir, method, c
     from bestie_labels.stages import format_summary, run_wsss
 
     ds = open_data(data, split, data_format, images, labels_file)
-    s = run_wsss(ds, out, import_dir=import_dir, method=method, checkpoint=checkpoint,
-                 bg_threshold=bg_threshold, clean=clean, from_gt=from_gt, device=device, workers=workers,
-                 force=force, shard=shard)
+    if method is not None:
+        check_device(device)
+    with guard("bestie-labels wsss", outputs=[out], inputs=[checkpoint, labels_file], input_dirs=[import_dir],
+               dataset=ds, force=force):
+        s = run_wsss(ds, out, import_dir=import_dir, method=method, checkpoint=checkpoint,
+                     bg_threshold=bg_threshold, clean=clean, from_gt=from_gt, device=device, workers=workers,
+                     force=force, shard=shard)
     click.echo(format_summary(s))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, device_option, open_data
+from .common import command, data_options, device_option, force_option, guard, open_data, sample_files
 
 
 @click.command(name="evaluate")
 @click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
-@data_options
+@data_options(split="val")
 @click.option("--out", default=None, type=click.Path(), help="Write the metrics as JSON here.")
 @click.option("--flip/--no-flip", default=None,
               help="Horizontal-flip test-time augmentation [default: on for a point-supervised checkpoint].")
@@ -17,8 +17,9 @@ from .common import command, data_options, device_option, open_data
               help="Also write PNGs (image | GT instances | predictions) to this folder.")
 @click.option("--num-vis", default=8, show_default=True, type=click.IntRange(0), help="How many images --vis draws.")
 @device_option
+@force_option
 @command
-def command(checkpoint, data, split, data_format, images, labels_file, out, flip, vis_dir, num_vis, device):
+def command(checkpoint, data, split, data_format, images, labels_file, out, flip, vis_dir, num_vis, device, force):
     """VOC mAP (IoU 0.25/0.5/0.7/0.75) and COCO mask AP of a checkpoint on a split, in percent.
 
     The same metrics and JSON as `bestie-labels evaluate` on the output of `bestie-train predict`.
@@ -27,7 +28,10 @@ def command(checkpoint, data, split, data_format, images, labels_file, out, flip
     from bestie_train.predict import evaluate
 
     ds = open_data(data, split, data_format, images, labels_file)
-    metrics = evaluate(checkpoint, ds, out=out, flip=flip, device=device, vis_dir=vis_dir, num_vis=num_vis)
+    files = [out, *sample_files(vis_dir, ds.image_ids, num_vis)]
+    with guard("bestie-train evaluate", outputs=[out, vis_dir], files=files, inputs=[checkpoint, labels_file],
+               dataset=ds, force=force):
+        metrics = evaluate(checkpoint, ds, out=out, flip=flip, device=device, vis_dir=vis_dir, num_vis=num_vis)
     click.echo(format_metrics(metrics))
     if out:
         click.echo(f"wrote {out}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from .common import command, data_options, device_option, open_data, seed_option, workers_option
+from .common import command, data_options, device_option, guard, open_data, seed_option, workers_option
 
 
 @click.command(name="fit")
@@ -82,11 +82,13 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, cues, r
                                    images=images, val_data=val_data, val_images=val_images)
     if warning:
         click.echo(f"Warning: {warning}; best.pt will be the final weights", err=True)
-    r = fit(ds, pseudo, wsss, out, val_dataset=val, resume=resume, force=force, backbone=backbone, iters=iters,
-            epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
-            seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
-            val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,
-            pretrained=pretrained, points=points_dir, cues=cues, recipe=recipe, threads=threads, amp=amp)
+    with guard("bestie-train fit", outputs=[out], inputs=[pseudo, wsss, cues, pretrained, labels_file],
+               input_dirs=[points_dir], dataset=ds):
+        r = fit(ds, pseudo, wsss, out, val_dataset=val, resume=resume, force=force, backbone=backbone, iters=iters,
+                epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, device=device,
+                seed=seed, workers=workers, iag=iag, refine=refine, cluster=cluster, sup=sup,
+                val_every=val_every, val_flip=val_flip, ckpt_every=ckpt_every, log_every=log_every,
+                pretrained=pretrained, points=points_dir, cues=cues, recipe=recipe, threads=threads, amp=amp)
     if r["rank"] != 0:
         return
     from bestie_train.fit import last_validation

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, device_option, open_data
+from .common import command, data_options, device_option, force_option, guard, open_data, sample_files
 
 
 @click.command(name="predict")
 @click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
-@data_options
+@data_options(split="val")
 @click.option("--out", required=True, type=click.Path(), help="JSON file to write.")
 @click.option("--flip/--no-flip", default=None,
               help="Horizontal-flip test-time augmentation [default: on for a point-supervised checkpoint].")
@@ -19,13 +19,17 @@ from .common import command, data_options, device_option, open_data
               help="Also write PNGs (image | GT instances | predictions) to this folder.")
 @click.option("--num-vis", default=8, show_default=True, type=click.IntRange(0), help="How many images --vis draws.")
 @device_option
+@force_option
 @command
-def command(checkpoint, data, split, data_format, images, labels_file, out, flip, fmt, vis_dir, num_vis, device):
+def command(checkpoint, data, split, data_format, images, labels_file, out, flip, fmt, vis_dir, num_vis, device, force):
     """Predict instance masks at the original resolution and write them as COCO JSON."""
     from bestie_train.predict import predict
 
     ds = open_data(data, split, data_format, images, labels_file)
-    r = predict(checkpoint, ds, out, flip=flip, fmt=fmt, device=device, vis_dir=vis_dir, num_vis=num_vis)
+    files = [out, *sample_files(vis_dir, ds.image_ids, num_vis)]
+    with guard("bestie-train predict", outputs=[out, vis_dir], files=files, inputs=[checkpoint, labels_file],
+               dataset=ds, force=force):
+        r = predict(checkpoint, ds, out, flip=flip, fmt=fmt, device=device, vis_dir=vis_dir, num_vis=num_vis)
     click.echo(f"wrote {r['instances']} instances on {r['images']} images to {out}")
     if vis_dir:
         click.echo(f"wrote figures to {vis_dir}")

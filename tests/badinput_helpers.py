@@ -161,3 +161,35 @@ def make_train_checkpoint(path: str | os.PathLike, class_names, seed: int = 0) -
                            "options": {"backbone": "tiny"}, "iteration": 1,
                            "best": {"metric": None, "iteration": None}})
     return Path(path)
+
+
+def make_good_inputs(base: str | os.PathLike, min_area: str = "4") -> tuple[Path, Path]:
+    """A tiny tree under ``base/voc`` and its good train stores ``base/in/{cues,wsss,pseudo}.h5``
+    (cues from the demo points, WSSS from GT). Returns ``(tree, inputs folder)``."""
+    base = Path(base)
+    tree = make_tiny_tree(base / "voc")
+    inp = base / "in"
+    inp.mkdir()
+    data = ["--data", tree, "--split", "train"]
+    for args in (["cues", *data, "--out", inp / "cues.h5"],
+                 ["wsss", *data, "--from-gt", "--out", inp / "wsss.h5"],
+                 ["transfer", *data, "--cues", inp / "cues.h5", "--wsss", inp / "wsss.h5",
+                  "--min-area", min_area, "--out", inp / "pseudo.h5"]):
+        r = invoke("labels", args)
+        assert r.exit_code == 0, r.output
+    return tree, inp
+
+
+def make_evil_checkpoint(path: str | os.PathLike, marker: str | os.PathLike, disguise: dict | None = None) -> Path:
+    """A ``torch.save`` file that runs ``touch MARKER`` when unpickled without ``weights_only``,
+    dressed as ``disguise`` (e.g. a PAM checkpoint's keys) around the payload."""
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {os.fspath(marker)}",))
+
+    obj = dict(disguise or {})
+    obj["model"] = Payload()
+    torch.save(obj, path)
+    return Path(path)

@@ -91,13 +91,15 @@ def test_export_voc_and_txt(tmp_path):
     with store:
         assert export_voc(ds, store, tmp_path / "voc") == {"images": 2, "instances": 2}
         export_bestie_txt(ds, store, tmp_path / "txt")
-        # A second export replaces the first; a folder holding anything else is refused.
+        # A second export replaces the first; other files in the folder are never touched.
         export_voc(ds, store, tmp_path / "voc")
-        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "SegmentationObject").mkdir(parents=True)
         (tmp_path / "mine" / "notes.txt").write_text("keep")
-        with pytest.raises(BestieError, match="holds other files"):
-            export_voc(ds, store, tmp_path / "mine")
+        (tmp_path / "mine" / "SegmentationObject" / "2011_000001.png").write_text("other split")
+        export_voc(ds, store, tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert (tmp_path / "mine" / "SegmentationObject" / "2011_000001.png").read_text() == "other split"
+    assert len(list((tmp_path / "mine" / "SegmentationClass").iterdir())) == 2
     obj = read_index_png(tmp_path / "voc" / "SegmentationObject" / "2008_000001.png")
     cls = read_index_png(tmp_path / "voc" / "SegmentationClass" / "2008_000001.png")
     np.testing.assert_array_equal(obj, inst)

@@ -43,10 +43,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BestieError("pretrained weights file not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle / zip errors differ between torch versions
-        raise BestieError(f"cannot read weights ({type(e).__name__}: {str(e).splitlines()[0][:200]})", path) from None
+    from ..safe_load import describe, kind_of, load_torch_file
+
+    obj = load_torch_file(path, what="weights file")
+    if kind_of(obj) in ("bestie-pam", "bestie-train"):
+        raise BestieError(f"is {describe(obj)}, not pretrained backbone weights (e.g. torchvision's "
+                          "ImageNet files)", path)
     if isinstance(obj, dict):
         for k in ("state_dict", "model"):
             if isinstance(obj.get(k), dict):

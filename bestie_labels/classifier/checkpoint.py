@@ -1,6 +1,7 @@
 """Classifier checkpoints (atomic write, validated read) and ImageNet weight loading.
 
-A PAM checkpoint is a ``torch.save``'d dict::
+A PAM checkpoint is a ``torch.save``'d dict of tensors, numbers, strings, lists and dicts only
+(read with ``weights_only=True``: a file holding anything else is refused, never run)::
 
     format: "bestie-pam", version: 1,
     model: state_dict, options: dict (backbone, num_classes, alpha, pam, input/crop size, lr,
@@ -37,12 +38,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for corrupt files
-        raise BestieError(f"cannot read checkpoint ({type(e).__name__}: {e})", path) from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise BestieError("not a bestie PAM classifier checkpoint (made by `bestie-labels train-pam`)", path)
+    from ..safe_load import describe, kind_of, load_torch_file
+
+    obj = load_torch_file(path)
+    if kind_of(obj) != FORMAT:
+        raise BestieError(f"is {describe(obj)}: not a bestie PAM classifier checkpoint (made by "
+                          "`bestie-labels train-pam`)", path)
     if int(obj.get("version", -1)) > VERSION:
         raise BestieError(f"checkpoint version {obj.get('version')} is newer than this program ({VERSION})", path)
     for key in ("model", "options", "class_names"):
@@ -52,15 +53,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, Any]:
-    """The state of torch's, numpy's and Python's global generators."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The state of torch's, numpy's and Python's global generators, as tensors, numbers and
+    lists only (so that the checkpoint loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": [str(name), torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss),
+                      float(cached)],
+            "python": [int(version), list(internal), gauss_next]}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, np.int64).astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 def load_pretrained(module: nn.Module, path: str | os.PathLike, verbose: bool = True):
