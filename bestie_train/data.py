@@ -46,21 +46,20 @@ import cv2
 import numpy as np
 import torch
 
+from bestie_labels.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
 from bestie_labels.errors import BestieError
 from bestie_labels.store import Store
 
-#: ImageNet statistics (RGB, in [0, 1]) used to normalise every network input.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-IGNORE = 255
+from .regions import component_map
+
 #: Stage names of the stores read here (``bestie_labels.stages``).
 PSEUDO_STAGE, WSSS_STAGE = "pseudo", "wsss"
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3) uint8`` RGB -> ``(3, H, W) float32`` tensor normalised with :data:`MEAN` / :data:`STD`."""
-    scale = 1.0 / (255.0 * np.asarray(STD, np.float32))
-    shift = np.asarray(MEAN, np.float32) / np.asarray(STD, np.float32)
+    """``(H, W, 3) uint8`` RGB -> ``(3, H, W) float32`` tensor normalised with the ImageNet statistics."""
+    scale = 1.0 / (255.0 * np.asarray(IMAGENET_STD, np.float32))
+    shift = np.asarray(IMAGENET_MEAN, np.float32) / np.asarray(IMAGENET_STD, np.float32)
     x = np.asarray(image, np.float32) * scale - shift  # (H, W, 3)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
@@ -68,30 +67,6 @@ def normalize_image(image: np.ndarray) -> torch.Tensor:
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of one sample: depends only on ``(seed, epoch, index)``."""
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index)]))
-
-
-def component_map(wsss: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """8-connected components of each image-level class of a WSSS mask.
-
-    Args:
-        wsss: ``(H, W) uint8`` class mask (0 background, k + 1 class k, 255 ignore).
-        labels: ``(C,) bool`` image-level labels; only these classes get components.
-
-    Returns:
-        ``(H, W) int64``: 0 outside every component, ``1..K`` component ids numbered class by
-        class (class order, then OpenCV's raster order within a class).
-    """
-    out = np.zeros(wsss.shape, np.int64)
-    nxt = 0
-    for c in np.flatnonzero(labels):
-        m = (wsss == c + 1).astype(np.uint8)
-        if not m.any():
-            continue
-        n, lab = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)
-        fg = lab > 0
-        out[fg] = lab[fg].astype(np.int64) + nxt
-        nxt += n - 1
-    return out
 
 
 def semantic_target(wsss: np.ndarray, instances: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -236,7 +211,7 @@ class TrainData(torch.utils.data.Dataset):
         if n and (classes.min() < 0 or classes.max() >= self.num_classes):
             raise BestieError(f"image {rec.image_id}: class {int(classes.max())} is not a class of "
                               f"the dataset ({self.num_classes} classes)", self.pseudo_path)
-        fgc = mask[(mask != 0) & (mask != IGNORE)]
+        fgc = mask[(mask != 0) & (mask != VOID)]
         if fgc.size and int(fgc.max()) > self.num_classes:
             raise BestieError(f"image {rec.image_id}: WSSS value {int(fgc.max())} is above the class "
                               f"count {self.num_classes}", self.wsss_path)
@@ -288,11 +263,11 @@ class TrainData(torch.utils.data.Dataset):
 
         ys, yd, hl = window(h, ry)
         xs, xd, wl = window(w, rx)
-        pad_colour = np.round(np.array(MEAN) * 255).astype(np.uint8)
+        pad_colour = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
         img_c = np.empty((s, s, 3), np.uint8)
         img_c[:] = pad_colour
-        sem_c = np.full((s, s), IGNORE, np.uint8)
-        wsss_c = np.full((s, s), IGNORE, np.uint8)
+        sem_c = np.full((s, s), VOID, np.uint8)
+        wsss_c = np.full((s, s), VOID, np.uint8)
         inst_c = np.zeros((s, s), np.int64)
         src = (slice(ys, ys + hl), slice(xs, xs + wl))
         dst = (slice(yd, yd + hl), slice(xd, xd + wl))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bestie_labels.targets import make_targets
-from bestie_train.data import component_map
+from bestie_train.regions import component_map
 from bestie_train.refine import refine_targets
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import MAX_SIDE
 from ..errors import BestieError
 from ..fileio import read_json
 from .base import Dataset, GtInstances, Record
@@ -72,7 +73,6 @@ def _is_int(v) -> bool:
 
 
 #: Largest image side accepted from a JSON (the JPEG limit); beyond it a typo, not an image.
-MAX_SIDE = 65535
 
 
 def _is_size(v) -> bool:
