@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
+from .constants import VOID
 from .datasets.base import VOC_CLASSES
 from .errors import BestieError
 from .fileio import write_index_png
@@ -32,7 +33,6 @@ from .fileio import write_index_png
 DEMO_CLASSES = ("disc", "block", "wedge", "cross")
 # OpenCV hue (0..180) range of each class's colour family.
 _HUES = ((0, 12), (100, 118), (48, 68), (140, 160))
-VOID = 255
 
 
 # ----------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from .constants import VOID
 from .datasets.base import Dataset
 from .errors import BestieError
 from .fileio import read_index_png, sha256_file
@@ -381,7 +382,7 @@ def check_class_mask(mask: np.ndarray, labels: np.ndarray, class_names: Sequence
     c = len(labels)
     hist = np.bincount(mask.ravel(), minlength=256)
     present = np.flatnonzero(hist)
-    bad = present[(present > c) & (present != 255)]
+    bad = present[(present > c) & (present != VOID)]
     if bad.size:
         raise BestieError(f"mask index {bad[0]} is above the class count {c} (valid: 0 background, "
                           f"1..{c}, 255 ignore)", path)
@@ -437,7 +438,7 @@ def _wsss_cam(ctx: Mapping, ids: list[str]) -> list:
         maps = activation_maps(ctx["model"], image, rec.labels, ctx["device"], pam=False)
         mask = np.asarray(cam_to_mask(maps, rec.labels, ctx["bg_threshold"]), np.uint8)
         warn: Counter = Counter()
-        if not (mask[(mask != 255)] > 0).any():
+        if not (mask[(mask != VOID)] > 0).any():
             warn["no_foreground"] += 1
         out.append((image_id, {"mask": mask}, warn))
     return out

@@ -42,28 +42,27 @@ Batching and the resumable sampler live in :mod:`bestie_train.batches`.
 from __future__ import annotations
 
 import os
-import cv2
+
 import numpy as np
 import torch
 
+from bestie_labels.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
 from bestie_labels.errors import BestieError
 from bestie_labels.store import Store
 from bestie_labels.store_checks import read_cues, read_pseudo, read_wsss
 
 from .augment import Geometry, draw_geometry, inside_crop, photometric_distort, warp_map, warp_points
 
-#: ImageNet statistics (RGB, in [0, 1]) used to normalise every network input.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-IGNORE = 255
+from .regions import component_map
+
 #: Stage names of the stores read here (``bestie_labels.stages``).
 PSEUDO_STAGE, WSSS_STAGE, CUES_STAGE = "pseudo", "wsss", "cues"
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3) uint8`` RGB -> ``(3, H, W) float32`` tensor normalised with :data:`MEAN` / :data:`STD`."""
-    scale = 1.0 / (255.0 * np.asarray(STD, np.float32))
-    shift = np.asarray(MEAN, np.float32) / np.asarray(STD, np.float32)
+    """``(H, W, 3) uint8`` RGB -> ``(3, H, W) float32`` tensor normalised with the ImageNet statistics."""
+    scale = 1.0 / (255.0 * np.asarray(IMAGENET_STD, np.float32))
+    shift = np.asarray(IMAGENET_MEAN, np.float32) / np.asarray(IMAGENET_STD, np.float32)
     x = np.asarray(image, np.float32) * scale - shift  # (H, W, 3)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
@@ -71,30 +70,6 @@ def normalize_image(image: np.ndarray) -> torch.Tensor:
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of one sample: depends only on ``(seed, epoch, index)``."""
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index)]))
-
-
-def component_map(wsss: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """8-connected components of each image-level class of a WSSS mask.
-
-    Args:
-        wsss: ``(H, W) uint8`` class mask (0 background, k + 1 class k, 255 ignore).
-        labels: ``(C,) bool`` image-level labels; only these classes get components.
-
-    Returns:
-        ``(H, W) int64``: 0 outside every component, ``1..K`` component ids numbered class by
-        class (class order, then OpenCV's raster order within a class).
-    """
-    out = np.zeros(wsss.shape, np.int64)
-    nxt = 0
-    for c in np.flatnonzero(labels):
-        m = (wsss == c + 1).astype(np.uint8)
-        if not m.any():
-            continue
-        n, lab = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)
-        fg = lab > 0
-        out[fg] = lab[fg].astype(np.int64) + nxt
-        nxt += n - 1
-    return out
 
 
 def semantic_target(wsss: np.ndarray, instances: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -263,9 +238,9 @@ class TrainData(torch.utils.data.Dataset):
         g = draw_geometry(rng, h, w, self.crop, self.scale, self.augment, self.flip,
                           self.resize_to, self.scale_step)
         image = photometric_distort(a["image"], rng) if self.photometric and self.augment else a["image"]
-        img_c = warp_map(image, g, np.round(np.array(MEAN) * 255).astype(np.uint8), nearest=False)
-        sem_c = warp_map(a["semantic"], g, IGNORE, nearest=True)
-        wsss_c = warp_map(a["wsss"], g, IGNORE, nearest=True)
+        img_c = warp_map(image, g, np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8), nearest=False)
+        sem_c = warp_map(a["semantic"], g, VOID, nearest=True)
+        wsss_c = warp_map(a["wsss"], g, VOID, nearest=True)
         if self.transfer is not None:
             inst_c, centers, classes = self._crop_transfer(wsss_c, a, g)
         else:

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-IGNORE_LABEL = 255
+from bestie_labels.constants import VOID
+
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class LossWeights:
 
 
 def hard_pixel_ce(logits: torch.Tensor, target: torch.Tensor, top_k_percent: float = 0.2,
-                  ignore_index: int = IGNORE_LABEL) -> torch.Tensor:
+                  ignore_index: int = VOID) -> torch.Tensor:
     """Cross-entropy averaged over the hardest pixels of the batch.
 
     Args:

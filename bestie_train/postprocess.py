@@ -26,7 +26,7 @@ per call (the most classes, and the most centers, of one image), so self-refinem
 per-instance sync.
 Connected components are the caller's: training batches carry them (``components`` of
 :mod:`bestie_train.data`); at inference :func:`predict_instances` makes them with the same
-:func:`bestie_train.data.component_map`.
+:func:`bestie_train.regions.component_map`.
 
 Deviations from the official code, on purpose: NMS is done once per class on the heatmap
 masked to the class's regions (the official code masks per region, so only centers of two
@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from bestie_labels.targets import group_pixels
+
+from .regions import component_map
 
 #: Official defaults (clovaai/BESTIE main.py and utils/utils.py).
 NMS_KERNEL = 41
@@ -446,7 +448,6 @@ def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float 
         keep = torch.cat([torch.ones(1, device=prob.device),
                           torch.as_tensor(np.asarray(labels, bool), device=prob.device).float()])
         prob = prob * keep.view(-1, 1, 1)
-    from .data import component_map  # the regions of training batches, made the same way
 
     cls_map = prob.argmax(0)
     cls_np = cls_map.cpu().numpy()

@@ -11,8 +11,9 @@ from bestie_labels.store import Store, StoreWriter, merge_stores
 IDS = [f"im{i}" for i in range(7)]
 
 
-def _write(path, part_size=64, shard=None, options=None):
-    w = StoreWriter(path, "toy", options or {"a": 1}, {"data": "x"}, IDS, shard=shard, part_size=part_size)
+def _write(path, part_size=64, shard=None, options=None, stage="toy", inputs=None, ids=IDS):
+    w = StoreWriter(path, stage, options or {"a": 1}, inputs or {"data": "x"}, ids, shard=shard,
+                    part_size=part_size)
     for i in w.pending:
         w.add(i, {"m": np.full((3, 4), int(i[2:]), np.uint8), "v": np.arange(int(i[2:]))})
     return w.finish()
@@ -61,6 +62,18 @@ def test_merge_shards(tmp_path):
         merge_stores(parts[:2], tmp_path / "m2.h5")
     with pytest.raises(BestieError, match="overlapping"):
         merge_stores([parts[0], parts[0], parts[1], parts[2]], tmp_path / "m3.h5")
+
+
+@pytest.mark.parametrize("what, change", [("stage", {"stage": "other"}), ("options", {"options": {"a": 2}}),
+                                          ("inputs", {"inputs": {"data": "y"}}),
+                                          ("split_ids", {"ids": IDS + ["im7"]})])
+def test_merge_refuses_shards_that_differ(tmp_path, what, change):
+    # Shard 1 of 3 from another run (other stage, options, inputs or image list) must not be
+    # joined to shards 0 and 2, even though together they cover the split.
+    parts = [_write(tmp_path / f"s{i}.h5", shard=(i, 3), **(change if i == 1 else {})) for i in range(3)]
+    with pytest.raises(BestieError, match=f"{what} differ from those of"):
+        merge_stores(parts, tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
 
 
 def test_atomic_path_keeps_old_file_on_error(tmp_path):

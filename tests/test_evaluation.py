@@ -11,7 +11,8 @@ from bestie_labels.datasets.base import Dataset, GtInstances, Record
 from bestie_labels.errors import BestieError
 from bestie_labels.evaluation import evaluate_predictions, format_metrics, voc_instance_ap
 from bestie_labels.evaluation.coco_ap import encode_masks
-from bestie_labels.evaluation.predictions import decode_counts_totals, read_predictions
+from bestie_labels.evaluation.predictions import read_predictions
+from bestie_labels.rle import decode_counts_totals
 
 H, W = 10, 20
 

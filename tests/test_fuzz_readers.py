@@ -4,6 +4,13 @@ Hypothesis drives over 10,000 inputs in total (``TOTAL``) (``derandomize=True``:
 on every run, so CI is repeatable). A reader may only return a valid result or raise
 :class:`BestieError`; anything else (IndexError, OverflowError, a pycocotools crash...) fails.
 When a reader returns, its result is checked against its contract.
+
+A :class:`BestieError` is accepted only on input that is actually damaged, so that a reader
+refusing every file fails here. Whether an input is damaged is decided independently of the
+reader under test: points files and COCO results by a small reference validator written from
+the format's rules (``_points_expected``, ``_entry_ok``), which also gives the values a valid
+input must be read as; PNGs, COCO instances files and VOC trees by the generator, which knows
+whether it damaged the valid file it started from.
 """
 
 from __future__ import annotations
@@ -75,6 +82,56 @@ _TEXT = st.tuples(st.lists(_LINE, max_size=6),
                   st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x1c", "\u2028"])).map(lambda t: t[1].join(t[0]))
 
 
+def _points_expected(data: bytes, h: int, w: int, c: int, min_conf: float = 0.0) -> np.ndarray | None:
+    """Reference reading of a points file from the format's rules, line by line with
+    ``float()``: ``(N, 4) float32`` for a valid file, ``None`` for a damaged one.
+
+    Valid: UTF-8 (an optional BOM), every non-blank line (``str.splitlines``) holds 4
+    whitespace-separated numbers, finite once stored as float32, the class an integer in
+    ``[0, c)``, ``0 <= x < w`` and ``0 <= y < h`` in float32. Rows with ``conf < min_conf`` are
+    left out.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    rows = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4:
+            return None
+        try:
+            rows.append([float(f) for f in fields])
+        except ValueError:
+            return None
+    a64 = np.array(rows, np.float64).reshape(-1, 4)
+    with np.errstate(over="ignore"):
+        a = a64.astype(np.float32)
+    if not np.isfinite(a).all() or (a64[:, 2] != np.round(a64[:, 2])).any():
+        return None
+    x, y, cls, conf = a.T
+    if ((cls < 0) | (cls >= c) | (x < 0) | (y < 0) | (x >= w) | (y >= h)).any():
+        return None
+    return a[conf >= min_conf]
+
+
+def _read_points_checked(p: str, data: bytes, h: int, w: int, c: int, min_conf: float = 0.0) -> None:
+    """Read ``p`` (holding ``data``): an error only for a damaged file, else the reference values."""
+    expected = _points_expected(data, h, w, c, min_conf)
+    try:
+        pts = read_points(p, h, w, c, min_conf=min_conf)
+    except BestieError as e:
+        assert "\n" not in str(e) and str(e).startswith(p)
+        assert expected is None, f"valid points file refused: {e}"
+        return
+    assert expected is not None, f"damaged points file accepted: {data[:80]!r}"
+    _check_points(pts, h, w, c)
+    assert (pts[:, 3] >= min_conf).all()
+    np.testing.assert_array_equal(pts, expected)
+
+
 def _check_points(pts: np.ndarray, h: int, w: int, c: int) -> None:
     assert pts.dtype == np.float32 and pts.ndim == 2 and pts.shape[1] == 4
     x, y, cls, conf = pts.T
@@ -92,15 +149,10 @@ def _check_points(pts: np.ndarray, h: int, w: int, c: int) -> None:
 @example(text="1 1 1 1e400", h=4, w=4, c=2, min_conf=0.0)
 def test_fuzz_points_text(scratch, text, h, w, c, min_conf):
     p = os.path.join(scratch, "pts.txt")
-    with open(p, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    try:
-        pts = read_points(p, h, w, c, min_conf=min_conf)
-    except BestieError as e:
-        assert "\n" not in str(e) and str(e).startswith(p)
-        return
-    _check_points(pts, h, w, c)
-    assert (pts[:, 3] >= min_conf).all()
+    data = text.encode("utf-8")
+    with open(p, "wb") as f:
+        f.write(data)
+    _read_points_checked(p, data, h, w, c, min_conf)
 
 
 @settings(max_examples=N["points_bytes"], **FUZZ)
@@ -109,12 +161,7 @@ def test_fuzz_points_bytes(scratch, data, h, w):
     p = os.path.join(scratch, "pts.bin")
     with open(p, "wb") as f:
         f.write(data)
-    try:
-        pts = read_points(p, h, w, 4)
-    except BestieError as e:
-        assert str(e).startswith(p)
-        return
-    _check_points(pts, h, w, 4)
+    _read_points_checked(p, data, h, w, 4)
 
 
 # ----------------------------------------------------------------------------------------
@@ -123,9 +170,13 @@ def test_fuzz_points_bytes(scratch, data, h, w):
 _MODES = ["P", "L", "1", "RGB", "RGBA", "LA", "I;16"]
 
 
+def _png_pixels(h: int, w: int, seed: int) -> np.ndarray:
+    """``(h, w) uint8`` the values :func:`_png` stores (as indices for P, grey levels for L)."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+
+
 def _png(mode: str, h: int, w: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    base = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), mode="L")
+    base = Image.fromarray(_png_pixels(h, w, seed), mode="L")
     if mode == "P":
         im = base.convert("P")
         im.putpalette(list(range(256)) * 3)
@@ -142,7 +193,10 @@ def _check_mask(arr: np.ndarray, shape) -> None:
         assert arr.shape == tuple(shape)
 
 
-def _read_mask(scratch: str, data: bytes, shape) -> None:
+def _read_mask(scratch: str, data: bytes, shape, source: tuple[str, np.ndarray] | None = None) -> None:
+    """Read ``data`` as a mask. ``source`` is ``(mode, pixels)`` when ``data`` is the undamaged
+    output of :func:`_png`: then a P or L PNG of the right size must be read as its pixels, and
+    any other must be refused for its mode or its size; a damaged PNG may be either."""
     p = os.path.join(scratch, "m.png")
     with open(p, "wb") as f:
         f.write(data)
@@ -150,8 +204,19 @@ def _read_mask(scratch: str, data: bytes, shape) -> None:
         arr = read_index_png(p, shape)
     except BestieError as e:
         assert "\n" not in str(e) and str(e).startswith(p)
+        if source is not None:
+            mode, pixels = source
+            if mode not in ("P", "L"):
+                assert "got mode" in str(e), f"undamaged {mode} PNG refused for another reason: {e}"
+            else:
+                assert shape is not None and tuple(shape) != pixels.shape, f"valid PNG refused: {e}"
+                assert "but the image is" in str(e)
         return
     _check_mask(arr, shape)
+    if source is not None:
+        mode, pixels = source
+        assert mode in ("P", "L"), f"a {mode} PNG was read as indices"
+        np.testing.assert_array_equal(arr, pixels)
 
 
 _SHAPE = st.one_of(st.none(), st.tuples(st.integers(1, 9), st.integers(1, 9)))
@@ -165,12 +230,15 @@ _SHAPE = st.one_of(st.none(), st.tuples(st.integers(1, 9), st.integers(1, 9)))
 def test_fuzz_png_valid_then_damaged(scratch, mode, h, w, seed, cut, flips, shape):
     """Real PNGs of every mode and size, then cut and/or with bytes flipped."""
     data = bytearray(_png(mode, h, w, seed))
+    damaged = False
     for pos, x in flips:
         if pos < len(data):
-            data[pos] ^= x
+            data[pos] ^= x  # x >= 1: the byte changes
+            damaged = True
     if cut is not None:
+        damaged = damaged or cut < len(data)
         data = data[:cut]
-    _read_mask(scratch, bytes(data), shape)
+    _read_mask(scratch, bytes(data), shape, None if damaged else (mode, _png_pixels(h, w, seed)))
 
 
 @settings(max_examples=N["png_bytes"], **FUZZ)
@@ -178,17 +246,20 @@ def test_fuzz_png_valid_then_damaged(scratch, mode, h, w, seed, cut, flips, shap
                       st.binary(max_size=200).map(lambda b: b"\x89PNG\r\n\x1a\n" + b)),
        shape=_SHAPE)
 def test_fuzz_png_random_bytes(scratch, data, shape):
+    # always damaged: random bytes never hold an IHDR with a valid CRC
     _read_mask(scratch, data, shape)
 
 
 @st.composite
 def _chunked_png(draw):
     """A PNG whose chunks (IHDR fields, PLTE, tRNS, IDAT payload) are rewritten with valid
-    CRCs, so that the decoder gets past the checksums into the image data."""
+    CRCs, so that the decoder gets past the checksums into the image data. Returns ``(data,
+    (h, w), source)``: ``source`` is ``(mode, pixels)`` when nothing was changed, else None."""
     mode = draw(st.sampled_from(["P", "L", "RGB", "I;16"]))
     h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     chunks = png_chunks(_png(mode, h, w, 0))
     out = []
+    damaged = False
     for t, payload in chunks:
         if t == b"IHDR":
             W, H, depth, ctype, comp, filt, inter = struct.unpack(">IIBBBBB", payload)
@@ -197,10 +268,13 @@ def _chunked_png(draw):
             depth = draw(st.sampled_from([depth, 1, 2, 4, 8, 16, 3, 0]))
             ctype = draw(st.sampled_from([ctype, 0, 2, 3, 4, 6, 5]))
             inter = draw(st.sampled_from([inter, 1, 2]))
-            payload = struct.pack(">IIBBBBB", W, H, depth, ctype, comp, filt, inter)
+            new = struct.pack(">IIBBBBB", W, H, depth, ctype, comp, filt, inter)
+            damaged = damaged or new != payload
+            payload = new
         elif t == b"IDAT":
             raw = zlib.decompress(payload)
             how = draw(st.sampled_from(["keep", "cut", "extend", "random", "filters"]))
+            damaged = damaged or how != "keep"
             if how == "cut":
                 raw = raw[: draw(st.integers(0, max(0, len(raw) - 1)))]
             elif how == "extend":
@@ -210,21 +284,30 @@ def _chunked_png(draw):
             elif how == "filters":  # invalid per-row filter types
                 raw = bytes(b if i % (len(raw) // h or 1) else draw(st.integers(0, 255))
                             for i, b in enumerate(raw))
-            payload = zlib.compress(raw) if draw(st.booleans()) else draw(st.binary(max_size=30))
+            if draw(st.booleans()):
+                payload = zlib.compress(raw)  # the same pixels, compressed again
+            else:
+                payload = draw(st.binary(max_size=30))
+                damaged = True
         elif t == b"PLTE":
-            payload = payload[: draw(st.sampled_from([len(payload), 0, 3, 6, 7]))]
+            cut = draw(st.sampled_from([len(payload), 0, 3, 6, 7]))
+            damaged = damaged or cut < len(payload)
+            payload = payload[:cut]
         out.append((t, payload))
     if draw(st.booleans()):
         extra = (draw(st.sampled_from([b"tRNS", b"PLTE", b"IDAT", b"zzzz", b"IEND"])), draw(st.binary(max_size=20)))
         out.insert(draw(st.integers(1, len(out))), extra)
-    return build_png(out), (h, w)
+        damaged = True
+    return build_png(out), (h, w), None if damaged else (mode, _png_pixels(h, w, 0))
 
 
 @settings(max_examples=N["png_chunks"], **FUZZ)
 @given(png=_chunked_png(), use_shape=st.booleans())
+@example(png=(_png("P", 3, 4, 0), (3, 4), ("P", _png_pixels(3, 4, 0))), use_shape=True)
+@example(png=(_png("RGB", 3, 4, 0), (3, 4), ("RGB", _png_pixels(3, 4, 0))), use_shape=False)
 def test_fuzz_png_chunks(scratch, png, use_shape):
-    data, shape = png
-    _read_mask(scratch, data, shape if use_shape else None)
+    data, shape, source = png
+    _read_mask(scratch, data, shape if use_shape else None, source)
 
 
 def test_png_contract():
@@ -321,6 +404,94 @@ def _entry(draw):
     return e
 
 
+def _rle_string_ok(counts: str, n: int) -> bool:
+    """Reference check of a compressed COCO RLE string, decoded run by run as pycocotools'
+    ``rleFrString`` does: characters ``'0'..'o'``, 5 bits per character with 0x20 = more, the
+    sign in bit 0x10 of a run's last character, runs after the second as differences to the run
+    two before. Valid: ASCII, no truncated run, at most 7 characters a run, no negative run,
+    runs summing to ``n`` pixels."""
+    try:
+        b = counts.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    runs: list[int] = []
+    i = 0
+    while i < len(b):
+        x, k, more = 0, 0, True
+        while more:
+            if i == len(b) or k == 7:
+                return False
+            c = b[i] - 48
+            if not 0 <= c <= 63:
+                return False
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            i, k = i + 1, k + 1
+            if not more and c & 0x10:
+                x -= 1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            return False
+        runs.append(x)
+    return sum(runs) == n
+
+
+def _is_json_int(v) -> bool:
+    return type(v) is int
+
+
+def _entry_ok(e) -> bool:
+    """Reference validity of one COCO result entry for :data:`DS` (see the reader's docstring)."""
+    if not isinstance(e, dict) or any(k not in e for k in ("image_id", "category_id", "score", "segmentation")):
+        return False
+    iid, cid, score, seg = e["image_id"], e["category_id"], e["score"], e["segmentation"]
+    if not _is_json_int(iid) or iid not in _SIZES or not _is_json_int(cid) or not 1 <= cid <= 3:
+        return False
+    if type(score) not in (int, float):
+        return False
+    try:
+        if not math.isfinite(float(score)):
+            return False
+    except OverflowError:
+        return False
+    if not isinstance(seg, dict) or "size" not in seg or "counts" not in seg:
+        return False
+    h, w = _SIZES[iid]
+    size, counts = seg["size"], seg["counts"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_json_int(v) for v in size) \
+            or list(size) != [h, w]:
+        return False
+    if isinstance(counts, str):
+        return _rle_string_ok(counts, h * w)
+    if isinstance(counts, list):
+        return all(_is_json_int(v) and v >= 0 for v in counts) and sum(counts) == h * w
+    return False
+
+
+def _results_ok(doc) -> bool:
+    return isinstance(doc, list) and all(_entry_ok(e) for e in doc)
+
+
+def _read_predictions_checked(src, doc, path_for_errors=None) -> None:
+    """Read ``src`` (holding the results ``doc``): an error only when ``doc`` is damaged, else
+    every entry is read back with its class and score."""
+    valid = _results_ok(doc)
+    try:
+        out = read_predictions(src, DS, path_for_errors=path_for_errors)
+    except BestieError as e:
+        assert "\n" not in str(e) and len(str(e)) < 400, "error messages stay short"
+        assert str(e).startswith(str(src) if isinstance(src, (str, os.PathLike)) else path_for_errors)
+        assert not valid, f"valid results refused: {e}"
+        return
+    assert valid, f"damaged results accepted: {str(doc)[:200]}"
+    _check_predictions(out)
+    for p in out.values():
+        for j, cls, score in zip(p.entries, p.classes, p.scores):
+            assert cls == doc[j]["category_id"] - 1 and score == float(doc[j]["score"])
+    assert sum(len(p) for p in out.values()) == len(doc)
+
+
 def _check_predictions(out: dict) -> None:
     assert set(out) == set(DS.image_ids)
     for image_id, p in out.items():
@@ -350,13 +521,7 @@ def test_fuzz_prediction_entries(scratch, entries, via_file):
         src = p
     else:
         src = entries
-    try:
-        out = read_predictions(src, DS, path_for_errors="preds.json")
-    except BestieError as e:
-        assert "\n" not in str(e)
-        assert len(str(e)) < 400, "error messages stay short"
-        return
-    _check_predictions(out)
+    _read_predictions_checked(src, entries, path_for_errors="preds.json")
 
 
 @settings(max_examples=N["pred_json"], **FUZZ)
@@ -366,12 +531,14 @@ def test_fuzz_prediction_json(scratch, doc):
     p = os.path.join(scratch, "r.json")
     with open(p, "wb") as f:
         f.write(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
-    try:
-        out = read_predictions(p, DS)
-    except BestieError as e:
-        assert str(e).startswith(p)
-        return
-    _check_predictions(out)
+    if isinstance(doc, bytes):
+        try:
+            doc = json.loads(doc.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            doc = None  # not JSON: damaged
+    else:
+        doc = json.loads(json.dumps(doc))  # as read back (tuples become lists)
+    _read_predictions_checked(p, doc)
 
 
 def test_prediction_contract():
@@ -427,12 +594,7 @@ def test_fuzz_points_batch(scratch, seed):
             data = _rand_points_text(r).encode("utf-8", "surrogatepass")
         with open(p, "wb") as f:
             f.write(data)
-        try:
-            pts = read_points(p, h, w, c)
-        except BestieError as e:
-            assert "\n" not in str(e) and str(e).startswith(p)
-            continue
-        _check_points(pts, h, w, c)
+        _read_points_checked(p, data, h, w, c)
 
 
 @functools.lru_cache(maxsize=None)
@@ -487,10 +649,12 @@ def test_fuzz_png_batch(scratch, seed):
     for _ in range(BATCH):
         mode, h, w = r.choice(_MODES), r.randint(1, 8), r.randint(1, 8)
         data = _base_png(mode, h, w)
+        source = (mode, _png_pixels(h, w, 0))
         if r.random() < 0.85:
             data = _mutate_png(r, data, h)
+            source = None  # damaged (or rarely rewritten to the same bytes: either is fine)
         shape = None if r.random() < 0.3 else (h, w) if r.random() < 0.8 else (w, h)
-        _read_mask(scratch, data, shape)
+        _read_mask(scratch, data, shape, source)
 
 
 def _rand_scalar(r: random.Random):
@@ -554,12 +718,7 @@ def test_fuzz_prediction_batch(scratch, seed):
     for _ in range(BATCH):
         p_bad = r.choice([0.0, 0.05, 0.2, 0.6])
         entries = [_rand_entry(r, p_bad) for _ in range(r.randint(0, 5))]
-        try:
-            out = read_predictions(entries, DS, path_for_errors="preds.json")
-        except BestieError as e:
-            assert "\n" not in str(e) and len(str(e)) < 400
-            continue
-        _check_predictions(out)
+        _read_predictions_checked(entries, entries, path_for_errors="preds.json")
 
 
 # ----------------------------------------------------------------------------------------
@@ -574,9 +733,15 @@ def coco_images(scratch):
     return d
 
 
-def _rand_coco(r: random.Random) -> dict:
-    """A COCO instances dict of 1-2 images of 4x5, every part valid with probability ~0.9."""
-    bad = lambda: r.random() < 0.1  # noqa: E731
+def _rand_coco(r: random.Random) -> tuple[dict, bool]:
+    """A COCO instances dict of 1-2 images of 4x5, every part valid with probability ~0.9, and
+    whether it is damaged (True when any part was drawn from the damaged choices)."""
+    damage = []
+
+    def bad() -> bool:
+        damage.append(r.random() < 0.1)
+        return damage[-1]
+
     cats = [{"id": k + 1, "name": f"c{k}"} for k in range(r.randint(1, 3))]
     if bad():
         cats[0] = r.choice([{"name": "x"}, {"id": "1", "name": "x"}, {"id": 1}, {"id": True, "name": 1}, 7, None])
@@ -586,17 +751,23 @@ def _rand_coco(r: random.Random) -> dict:
         images[0][key] = _rand_scalar(r) if r.random() < 0.7 else images[0].pop(key) and None
     anns = []
     for n in range(r.randint(0, 3)):
-        seg = r.choice([{"size": [4, 5], "counts": _rand_counts(r, 4, 5)},
-                        {"size": [4, 5], "counts": _valid_counts(4, 5, n)},
-                        [[r.uniform(-1, 6) for _ in range(r.choice([6, 8, 4, 5]))]],
-                        [], _rand_scalar(r)])
+        segs = [{"size": [4, 5], "counts": _rand_counts(r, 4, 5)},
+                {"size": [4, 5], "counts": _valid_counts(4, 5, n)},
+                [[r.uniform(-1, 6) for _ in range(r.choice([6, 8, 4, 5]))]],
+                [], _rand_scalar(r)]
+        k = r.randrange(len(segs))
+        seg = segs[k]
+        # valid: the RLE made by pycocotools, or one polygon of 3 or 4 points (COCO clips
+        # polygons to the image); any other is damaged
+        damage.append(not (k == 1 or (k == 2 and len(seg[0]) in (6, 8))))
         anns.append({"id": n + 1, "image_id": r.choice([1, 2, 1, _rand_scalar(r)]) if bad() else 1,
                      "category_id": r.choice([1, 9, _rand_scalar(r)]) if bad() else 1,
                      "iscrowd": r.choice([0, 0, 1]), "segmentation": seg})
     d = {"images": images, "annotations": anns, "categories": cats}
     if r.random() < 0.03:
         d[r.choice(list(d))] = _rand_scalar(r)
-    return d
+        damage.append(True)
+    return d, any(damage)
 
 
 @settings(max_examples=N["coco_batch"], **FUZZ)
@@ -609,8 +780,9 @@ def test_fuzz_coco_dataset_batch(scratch, coco_images, seed):
     r = random.Random(seed)
     p = os.path.join(scratch, "instances.json")
     for _ in range(BATCH):
+        doc, damaged = _rand_coco(r)
         with open(p, "w") as f:
-            json.dump(_rand_coco(r), f)
+            json.dump(doc, f)
         try:
             ds = open_dataset(p, images=coco_images)
             for rec in ds.records:
@@ -619,6 +791,12 @@ def test_fuzz_coco_dataset_batch(scratch, coco_images, seed):
                 assert ((gt.classes >= 0) & (gt.classes < ds.num_classes)).all()
         except BestieError as e:  # names the JSON, or the image file it points to
             assert e.path is not None and str(e).startswith(e.path) and "\n" not in str(e)
+            assert damaged, f"valid COCO file refused: {e}"
+            continue
+        if not damaged:
+            assert len(ds) == len(doc["images"]) and ds.num_classes == len(doc["categories"])
+            n = sum(len(ds.load_gt(rec).classes) for rec in ds.records)
+            assert n == sum(a["image_id"] in {im["id"] for im in doc["images"]} for a in doc["annotations"])
 
 
 # ----------------------------------------------------------------------------------------
@@ -670,26 +848,35 @@ def test_fuzz_voc_text_files_batch(voc_root, scratch, seed):
     xml0 = {i: (Path(voc_root) / "Annotations" / f"{i}.xml").read_text() for i in _VOC_IDS}
     names0 = (Path(voc_root) / "class_names.txt").read_text()
     for _ in range(BATCH):
+        # damaged: a junk line, an empty split list, an image listed twice, a changed XML or
+        # class-name file, a random label file (the untouched tree is valid)
         seg = Path(root) / "ImageSets" / "Segmentation" / "t.txt"
-        seg.write_text("\n".join(_rand_line(r, _VOC_IDS) if r.random() < 0.3 else r.choice(_VOC_IDS)
-                                 for _ in range(r.randint(0, 3))), encoding="utf-8")
+        lines = [_rand_line(r, _VOC_IDS) if r.random() < 0.3 else r.choice(_VOC_IDS)
+                 for _ in range(r.randint(0, 3))]
+        damaged = not lines or len(set(lines)) < len(lines) or not set(lines) <= set(_VOC_IDS)
+        seg.write_text("\n".join(lines), encoding="utf-8")
         for i in _VOC_IDS:
-            (Path(root) / "Annotations" / f"{i}.xml").write_text(
-                _mutate_xml(r, xml0[i]) if r.random() < 0.3 else xml0[i], encoding="utf-8")
-        (Path(root) / "class_names.txt").write_text(
-            names0 if r.random() < 0.7 else "\n".join(r.choice(_JUNK) for _ in range(r.randint(0, 4))),
-            encoding="utf-8")
+            xml = _mutate_xml(r, xml0[i]) if r.random() < 0.3 else xml0[i]
+            damaged = damaged or xml != xml0[i]
+            (Path(root) / "Annotations" / f"{i}.xml").write_text(xml, encoding="utf-8")
+        names = names0 if r.random() < 0.7 else "\n".join(r.choice(_JUNK) for _ in range(r.randint(0, 4)))
+        damaged = damaged or names != names0
+        (Path(root) / "class_names.txt").write_text(names, encoding="utf-8")
         labels = None
         if r.random() < 0.5:
             labels = os.path.join(scratch, "t_cls.txt")
             Path(labels).write_text("\n".join(_rand_line(r, _VOC_IDS) for _ in range(r.randint(0, 3))),
                                     encoding="utf-8")
+            damaged = True
         try:
             ds = open_dataset(root, "t", labels=labels)
         except BestieError as e:
             assert e.path is not None and "\n" not in str(e)
+            assert damaged, f"valid VOC tree refused: {e}"
             continue
         assert len(ds) >= 1 and len(set(ds.image_ids)) == len(ds)
+        if not damaged:
+            assert ds.image_ids == lines
         for rec in ds.records:
             assert rec.labels.dtype == bool and rec.labels.shape == (ds.num_classes,)
             assert rec.height > 0 and rec.width > 0

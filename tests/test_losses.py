@@ -153,6 +153,19 @@ def test_iag_off_trains_every_pixel():
     assert terms["offset_pseudo"].item() == pytest.approx(0.01 * 131.0 / 16, rel=1e-5)
 
 
+def test_iag_off_trains_every_pixel_for_the_refined_terms_too():
+    out, target = outputs_zero()
+    pseudo, refined = instance_example()
+    terms = bestie_loss(out, target, pseudo, refined, iag=False)
+    # refined center: (1 + .25) / 16 pixels (not / 2 weighted ones: weight 1 everywhere);
+    # refined offset: (|1| + |-1| + |3|) / 16
+    assert terms["center_refined"].item() == pytest.approx(200 * 1.25 / 16, rel=1e-5)
+    assert terms["offset_refined"].item() == pytest.approx(0.01 * 5.0 / 16, rel=1e-5)
+    assert terms["center_pseudo"].item() == pytest.approx(200 * 1.5 / 16, rel=1e-5)
+    expected = 7.0 / 3.0 * LN2 + 0.5 * 200 * (1.5 + 1.25) / 16 + 0.5 * 0.01 * (131.0 + 5.0) / 16
+    assert terms["total"].item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_iag_changes_exactly_the_weight_region():
     """Gradient reaches the center/offset maps only on weighted pixels with IAG, everywhere
     the target differs without it."""

@@ -184,6 +184,20 @@ def test_predict_instances_scores_and_empty_regions():
     assert r3["classes"].tolist() == [0, 0]
 
 
+def test_predict_instances_drops_classes_absent_from_the_image_labels():
+    out, masks = two_blob_outputs()
+    # class 1 absent: square c's pixels fall back to background (1/8 each, the first argmax),
+    # so c, which empty_regions would keep, is gone; class-0 scores are not renormalised
+    r = predict_instances(out, labels=[True, False], cluster=False)
+    assert r["classes"].tolist() == [0, 0]
+    assert r["scores"].tolist() == pytest.approx([0.8 * 0.75, 0.4 * 0.75], rel=1e-5)
+    # class 0 absent: only c is left
+    r2 = predict_instances(out, labels=np.array([False, True]), cluster=False)
+    assert r2["classes"].tolist() == [1]
+    assert np.array_equal(r2["masks"][0], masks["c"].numpy())
+    assert r2["scores"].tolist() == pytest.approx([0.05 * 0.75], rel=1e-5)
+
+
 def test_predict_instances_splits_one_region_by_eq1():
     h, w = 20, 60
     sem = torch.zeros(2, h, w)

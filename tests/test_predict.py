@@ -106,13 +106,62 @@ def test_predict_results_load_in_pycocotools(run, tmp_path):
     assert sorted(inst.cats) == list(range(1, val.num_classes + 1))
 
 
-def test_evaluate_returns_the_evaluation_json(run, tmp_path):
+def _one_gt_instance_net(monkeypatch, val):
+    """Replace the network by outputs that give, for each val image in turn, exactly its largest
+    GT instance (semantic logits of its class on its mask, a center peak at its first pixel,
+    offsets to it). Returns ``{class: (found, num GT)}``."""
+    import bestie_train.predict as predict_mod
+
+    outputs, tally = [], {}
+    for rec in val.records:
+        gt = val.load_gt(rec)
+        n = int(np.argmax(gt.masks.sum((1, 2))))
+        m = torch.from_numpy(gt.masks[n])
+        assert int(m.sum()) >= 50  # post-processing keeps regions of 50 px and more
+        k = int(gt.classes[n])
+        for c in gt.classes.tolist():  # every GT instance counts; one of them is found
+            found, total = tally.get(c, (0, 0))
+            tally[c] = (found, total + 1)
+        tally[k] = (tally[k][0] + 1, tally[k][1])
+        sem = torch.zeros(val.num_classes + 1, rec.height, rec.width)
+        sem[0] = 5.0
+        sem[:, m] = 0.0
+        sem[k + 1, m] = 10.0
+        cy, cx = (int(v[0]) for v in torch.nonzero(m)[:1].T)
+        ctr = torch.zeros(val.num_classes, rec.height, rec.width)
+        ctr[k, cy, cx] = 1.0
+        ys, xs = torch.meshgrid(torch.arange(rec.height), torch.arange(rec.width), indexing="ij")
+        off = torch.stack([cy - ys, cx - xs]).float()
+        outputs.append({"semantic": sem, "center": ctr, "offset": off})
+    it = iter(outputs)
+    monkeypatch.setattr(predict_mod, "network_outputs", lambda *a, **k: next(it))
+    return tally
+
+
+def _expected_metrics(val, tally) -> dict:
+    """Every prediction is an exact GT mask: VOC AP of a class = found / GT at every IoU (all
+    true positives, precision 1); COCO AP = the share of the 101 recall points <= that recall
+    (0 for a class with no detection)."""
+    names = val.class_names
+    voc = {names[c]: 100.0 * f / t for c, (f, t) in tally.items()}
+    coco = np.mean([np.sum(np.linspace(0, 1, 101) <= f / t + 1e-12) / 101 if f else 0.0
+                    for f, t in tally.values()]) * 100
+    return {"per_class": voc, "mean": float(np.mean(list(voc.values()))), "coco": float(coco)}
+
+
+def test_evaluate_returns_the_evaluation_json(run, tmp_path, monkeypatch):
     root, ckpt, _ = run
     val = open_dataset(root, split="val")
+    tally = _one_gt_instance_net(monkeypatch, val)
+    want = _expected_metrics(val, tally)
+    assert 0 < want["mean"] < 100  # some GT is missed: the figures are not all 0 or 100
     m = evaluate(ckpt, val, out=tmp_path / "m.json", progress=False)
     assert json.loads((tmp_path / "m.json").read_text()) == m
-    assert set(m["voc"]) >= {"mAP25", "mAP50", "mAP70", "mAP75", "per_class"}
-    assert m["num_images"] == len(val)
+    for key in ("mAP25", "mAP50", "mAP70", "mAP75"):
+        assert m["voc"][key] == pytest.approx(want["mean"], abs=1e-3)
+    assert {c: v["AP50"] for c, v in m["voc"]["per_class"].items()} == pytest.approx(want["per_class"], abs=1e-3)
+    assert m["coco"] == pytest.approx({"AP": want["coco"], "AP50": want["coco"], "AP75": want["coco"]}, abs=1e-3)
+    assert m["num_images"] == len(val) and m["num_predictions"] == len(val)
 
 
 def test_checkpoint_for_other_classes_is_refused(run, tmp_path):
@@ -138,14 +187,21 @@ def test_checkpoint_for_other_classes_is_refused(run, tmp_path):
     assert not (tmp_path / "p.json").exists()
 
 
-def test_cli_evaluate_writes_metrics(run, tmp_path):
+def test_cli_evaluate_writes_metrics(run, tmp_path, monkeypatch):
     from cli.train import main
 
     root, _, ckpt = run
+    val = open_dataset(root, split="val")
+    want = _expected_metrics(val, _one_gt_instance_net(monkeypatch, val))
     res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(ckpt), "--data", str(root), "--split", "val",
                                     "--out", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
-    assert "mean" in res.output and json.loads((tmp_path / "m.json").read_text())["num_images"] == 3
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["num_images"] == 3 and m["num_predictions"] == 3
+    assert m["voc"]["mAP50"] == pytest.approx(want["mean"], abs=1e-3)
+    assert m["coco"]["AP"] == pytest.approx(want["coco"], abs=1e-3)
+    mean_row = next(ln for ln in res.output.splitlines() if ln.startswith("mean"))
+    assert mean_row.split()[1:] == [f"{want['mean']:.1f}"] * 4
 
 
 def test_predict_figures(run, tmp_path):

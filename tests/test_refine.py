@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bestie_labels.targets import make_targets
-from bestie_train.data import component_map
+from bestie_train.regions import component_map
 from bestie_train.refine import refine_targets
 
 
@@ -162,6 +162,21 @@ def test_point_supervision_groups_to_the_points():
     r2 = refine_targets(outputs, batch2, sup="point")
     assert float(r2["center"][0, 1].max()) == pytest.approx(1.0)
     assert torch.allclose(r2["offset"][0, 1][right], (20.0 - torch.arange(80.0)).expand(40, 80)[right])
+
+
+def test_point_supervision_ignores_a_point_below_the_crop():
+    outputs, batch, left, right = two_object_scene()
+    # (60, 40) rounds to row 40 == h, one row below the 40-row crop. It must not be a center:
+    # otherwise the right object's pixels (voting for (60, 20)) would group to it (20 px away)
+    # instead of to the one real point (20, 20) (40 px away).
+    b = make_batch(batch["wsss"], [[0, 1]], [[[20.0, 20.0], [60.0, 40.0]]], [[1, 1]])
+    r = refine_targets(outputs, b, sup="point")
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(80.0), indexing="ij")
+    assert torch.allclose(r["offset"][0, 0][right], (20.0 - ys)[right])
+    assert torch.allclose(r["offset"][0, 1][right], (20.0 - xs)[right])
+    # one Gaussian only, at (20, 20): nothing drawn at the bottom row
+    assert float(r["center"][0, 1, 20, 20]) == pytest.approx(1.0)
+    assert float(r["center"][0, 1, 39, 40:].max()) < 1e-6
 
 
 def test_batch_of_images_is_independent():

@@ -13,6 +13,21 @@ def test_kernel_radius_gives_6_sigma_plus_3():
     assert 2 * kernel_radius(6) + 1 == 39
     assert 2 * kernel_radius(8) + 1 == 51
     assert 2 * kernel_radius(1) + 1 == 9
+    # non-integer sigma: round(3 sigma + 1), not its integer part
+    assert kernel_radius(1.9) == 7   # 6.7
+    assert kernel_radius(2.3) == 8   # 7.9
+    assert kernel_radius(0.5) == 2   # 2.5 rounds half to even
+
+
+def test_gaussian_is_truncated_at_the_kernel_radius():
+    # sigma 1.9: radius round(6.7) = 7, so the heatmap is nonzero 7 px from the center, 0 at 8
+    inst = torch.zeros(1, 30, dtype=torch.long)
+    inst[0, :] = 1
+    t = make_targets(inst, torch.tensor([[10.0, 0.0]]), torch.tensor([0]), num_classes=1, sigma=1.9)
+    row = t["center"][0, 0]
+    assert float(row[17]) == pytest.approx(E(-49 / (2 * 1.9 ** 2)), rel=1e-5)
+    assert float(row[3]) == pytest.approx(E(-49 / (2 * 1.9 ** 2)), rel=1e-5)
+    assert float(row[18]) == 0.0 and float(row[2]) == 0.0
 
 
 def test_two_touching_instances_same_class():

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import BestieError
 from .model import PAMClassifier, build_classifier
 from .pam import pam_disabled
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
+_MEAN = np.array(IMAGENET_MEAN, np.float32)
+_STD = np.array(IMAGENET_STD, np.float32)
 
 
 def resize_short(image: np.ndarray, size: int | None) -> np.ndarray:
@@ -40,7 +41,7 @@ def resize_short(image: np.ndarray, size: int | None) -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3) uint8`` RGB -> ``(3, H, W) float32`` normalised with the ImageNet mean/std."""
-    x = (image.astype(np.float32) / 255.0 - MEAN) / STD
+    x = (image.astype(np.float32) / 255.0 - _MEAN) / _STD
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 

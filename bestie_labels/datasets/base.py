@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..constants import VOID
 from ..errors import BestieError
 from ..fileio import read_image, sha256_json
 
@@ -69,7 +70,7 @@ class GtInstances:
             # Later instances win where masks overlap (COCO); VOC masks never overlap.
             idx = m.shape[0] - 1 - np.argmax(m[::-1], axis=0)
             sem[anyfg] = (cls[idx] + 1).astype(np.uint8)[anyfg]
-        sem[self.void] = 255
+        sem[self.void] = VOID
         return sem
 
     def instance_map(self) -> np.ndarray:

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import MAX_SIDE
 from ..errors import BestieError
 from ..fileio import read_json
+from ..rle import decode_counts_totals
 from .base import Dataset, GtInstances, Record
 
 
@@ -74,7 +76,6 @@ def _is_int(v) -> bool:
 
 
 #: Largest image side accepted from a JSON (the JPEG limit); beyond it a typo, not an image.
-MAX_SIDE = 65535
 
 
 def _is_size(v) -> bool:
@@ -96,8 +97,6 @@ def _check_rle(seg, h: int, w: int) -> str | None:
 
     pycocotools decodes a malformed compressed string without complaint (into a wrong mask), so
     the counts are checked first."""
-    from ..evaluation.predictions import decode_counts_totals
-
     size, counts = seg.get("size"), seg.get("counts")
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) for v in size)):
         return f"RLE size {size!r} is not [height, width]"

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..constants import MAX_SIDE, VOID
 from ..errors import BestieError
 from ..fileio import read_image, read_index_png
 from .base import VOC_CLASSES, Dataset, GtInstances, Record
 
-VOID = 255
 
 
 def _read_text(path: Path, what: str) -> list[str]:
@@ -147,7 +147,6 @@ def parse_annotation(path: Path, class_index: dict[str, int]) -> tuple[np.ndarra
 
 
 #: Largest image side accepted from an annotation (the JPEG limit); beyond it a typo.
-MAX_SIDE = 65535
 
 
 def _parse_size(root) -> tuple[int | None, int | None]:

@@ -7,18 +7,14 @@ import io
 from typing import Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..rle import area as rle_area
+from ..rle import bbox as rle_bbox
+from ..rle import encode_masks
 
-def encode_masks(masks: np.ndarray) -> list[dict]:
-    """``(N, H, W) bool`` -> N compressed RLEs (``counts`` bytes)."""
-    masks = np.asarray(masks)
-    if masks.shape[0] == 0:
-        return []
-    m8 = masks.view(np.uint8) if masks.dtype == bool else masks.astype(np.uint8)
-    return mask_utils.encode(np.asfortranarray(m8.transpose(1, 2, 0)))
+__all__ = ["coco_mask_ap", "encode_masks", "make_coco_eval"]
 
 
 def _coco(images: list[dict], categories: list[dict], anns: list[dict]) -> COCO:
@@ -33,8 +29,8 @@ def _annotations(image_ids, rles, classes, extra) -> list[dict]:
     anns = []
     for img, r, c, x in zip(image_ids, rles, classes, extra):
         for rle, k, v in zip(r, np.asarray(c).reshape(-1), x):
-            area = float(mask_utils.area(rle))
-            bbox = [float(b) for b in mask_utils.toBbox(rle)]
+            area = float(rle_area(rle))
+            bbox = [float(b) for b in rle_bbox(rle)]
             anns.append({"id": len(anns) + 1, "image_id": int(img), "category_id": int(k) + 1,
                          "segmentation": rle, "area": area, "bbox": bbox, **v})
     return anns

@@ -4,7 +4,8 @@ A results file is a JSON list of ``{"image_id": int, "category_id": int, "segmen
 {"size": [h, w], "counts": str | list[int]}, "score": float}``. Image ids are the dataset's
 COCO ids (:attr:`Record.coco_id`), category ids are 1..C in class order. Every problem raises
 :class:`BestieError` naming the file and the entry index; a malformed compressed RLE is caught
-before pycocotools ever decodes it (its C decoder does not check the run lengths).
+before pycocotools ever decodes it (its C decoder does not check the run lengths; see
+:func:`bestie_labels.rle.decode_counts_totals`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ..errors import BestieError
 from ..fileio import read_json
+from ..rle import decode_counts_totals, from_uncompressed
 
 
 @dataclass
@@ -40,68 +41,6 @@ class ImagePredictions:
 
     def __len__(self) -> int:
         return len(self.rles)
-
-
-def decode_counts_totals(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Check compressed RLE count strings without decoding any mask.
-
-    The COCO compressed format stores each run length as 5-bit groups (character value - 48,
-    bit 0x20 = more groups follow, bit 0x10 of the last group = sign), the runs after the
-    third as differences to the run two before. All strings are parsed together in numpy.
-
-    Args:
-        strings: K byte strings.
-
-    Returns:
-        ``(ok (K,) bool, total (K,) int64)``: ``ok`` is False for a string with a character
-        outside ``'0'..'o'``, a truncated last run, a run of more than 7 groups or a negative
-        run; ``total`` is the sum of the runs (must equal h * w).
-    """
-    k = len(strings)
-    ok = np.ones(k, bool)
-    total = np.zeros(k, np.int64)
-    lens = np.fromiter((len(s) for s in strings), np.int64, count=k)
-    if k == 0 or lens.sum() == 0:
-        return ok, total
-    buf = np.frombuffer(b"".join(strings), np.uint8)
-    sid = np.repeat(np.arange(k), lens)
-    bad_char = (buf < 48) | (buf > 111)
-    c = buf.astype(np.int64) - 48
-    more = (c & 0x20) != 0
-    # The last character of each non-empty string must end a run.
-    last = np.cumsum(lens)[lens > 0] - 1
-    np.logical_and.at(ok, sid[last], ~more[last])
-    np.logical_and.at(ok, sid[bad_char], False)
-    # Runs end where `more` is clear and at each string's end (so runs never cross strings).
-    is_end = ~more
-    is_end[last] = True
-    ends = np.flatnonzero(is_end)
-    starts = np.r_[0, ends[:-1] + 1]
-    run_of = np.cumsum(is_end) - is_end  # run index of each character
-    pos = np.arange(len(buf)) - starts[run_of]  # group position within its run
-    np.logical_and.at(ok, sid[pos >= 7], False)
-    pos = np.minimum(pos, 6)
-    x = np.add.reduceat((c & 0x1F) << (5 * pos), starts)
-    neg = (c[ends] & 0x10) != 0
-    x = np.where(neg, x - (np.int64(1) << (5 * (pos[ends] + 1))), x)
-    # Undo the delta coding: run j > 2 adds run j - 2, i.e. a cumulative sum along each
-    # (string, parity) chain, where run 0 stands alone and runs 1, 3, ... and 2, 4, ... chain.
-    rsid = sid[ends]
-    first_run = np.r_[0, np.cumsum(np.bincount(rsid, minlength=k))[:-1]]
-    j = np.arange(len(ends)) - first_run[rsid]
-    chain = rsid * 3 + np.where(j == 0, 0, 1 + (j % 2))
-    order = np.lexsort((j, chain))  # runs of one chain together, in order
-    xs = x[order]
-    cs = np.cumsum(xs)
-    ch = chain[order]
-    head = np.flatnonzero(np.r_[True, ch[1:] != ch[:-1]])
-    head_of = np.cumsum(np.r_[True, ch[1:] != ch[:-1]]) - 1
-    before = np.where(head > 0, cs[np.maximum(head - 1, 0)], 0)
-    runs = np.empty_like(x)
-    runs[order] = cs - before[head_of]
-    np.logical_and.at(ok, rsid[runs < 0], False)
-    total = np.bincount(rsid, weights=runs.astype(np.float64), minlength=k).astype(np.int64)
-    return ok, total
 
 
 def _fail(path, index: int | None, problem: str):
@@ -205,7 +144,7 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
                 _fail(path, i, "RLE counts list must hold non-negative integers")
             if sum(cnt) != h * w:
                 _fail(path, i, f"RLE counts sum to {_short(sum(cnt))}, expected {h}*{w} = {h * w}")
-            rles[i] = mask_utils.frPyObjects({"size": [h, w], "counts": [int(v) for v in cnt]}, h, w)
+            rles[i] = from_uncompressed([int(v) for v in cnt], h, w)
         else:
             _fail(path, i, f"RLE counts must be a string or a list, got {type(cnt).__name__}")
         rec_of[i] = rec

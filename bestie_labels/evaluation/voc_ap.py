@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from ..rle import iou as rle_iou
 
 VOC_IOU_THRESHOLDS = (0.25, 0.5, 0.7, 0.75)
 
@@ -43,7 +44,7 @@ def match_image(pred_rles: Sequence[dict], pred_classes: np.ndarray, gt_rles: Se
     best_gt = np.full(p, -1, np.int64)
     if p == 0 or g == 0:
         return best_iou, best_gt
-    iou = np.asarray(mask_utils.iou(list(pred_rles), list(gt_rles), [0] * g), np.float64).reshape(p, g)
+    iou = rle_iou(pred_rles, gt_rles)
     same = np.asarray(pred_classes)[:, None] == np.asarray(gt_classes)[None, :]
     iou = np.where(same, iou, -1.0)
     best_gt = iou.argmax(axis=1)
