@@ -202,9 +202,23 @@ for _c in ("cues", "wsss", "transfer", "evaluate", "train-pam", "fit"):
 
 
 # --- truncated JPEG ---------------------------------------------------------------------
+def _stores_of_this_data(w: Work) -> None:
+    """Remake the input stores after the data was damaged: readers check that a store was made
+    from the very same image files, so a JPEG damaged after its stores is "another version of
+    the split". Made anew (none of these three decodes the JPEGs), the damage reaches the loader."""
+    data = ["--data", w.voc, "--split", "train"]
+    for args in (["cues", *data, "--out", w.inp / "cues.h5", "--force"],
+                 ["wsss", *data, "--from-gt", "--out", w.inp / "wsss.h5", "--force"],
+                 ["transfer", *data, "--cues", w.inp / "cues.h5", "--wsss", w.inp / "wsss.h5",
+                  "--min-area", MIN_AREA, "--out", w.inp / "pseudo.h5", "--force"]):
+        r = invoke("labels", args)
+        assert r.exit_code == 0, r.output
+
+
 @cell("truncated JPEG", "report --overlays")
 def _trunc_report(w: Work) -> Cell:
     truncate_file(w.voc / "JPEGImages" / f"{TRAIN_IDS[1]}.jpg")
+    _stores_of_this_data(w)
     return Cell("labels", ["report", *w.data(), "--pseudo", w.inp / "pseudo.h5", "--out", w.out / "r.json",
                            "--overlays", w.out / "ov"], f"{TRAIN_IDS[1]}.jpg", JPEG_BAD)
 
@@ -235,6 +249,7 @@ def _trunc_train_pam(w: Work) -> Cell:
 @cell("truncated JPEG", "fit", needs="cli.train_fit")
 def _trunc_fit(w: Work) -> Cell:
     truncate_file(w.voc / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg")
+    _stores_of_this_data(w)
     g, a = _argv(w, "fit", w.data())
     return Cell(g, a, f"{TRAIN_IDS[0]}.jpg", JPEG_BAD)
 
@@ -806,7 +821,7 @@ def _ck_kind(w: Work) -> Cell:
     if not (w.ckpt / "pam4.pt").exists():
         pytest.skip("no PAM checkpoint (classifier package missing)")
     return Cell("train", ["evaluate", "--checkpoint", w.ckpt / "pam4.pt", *w.data("val"), "--out", w.out / "m.json"],
-                "pam4.pt", r"not a bestie-train checkpoint \(no kind/model entries\)")
+                "pam4.pt", r"is a PAM classifier checkpoint of `bestie-labels train-pam`: not a bestie-train checkpoint")
 
 
 @cell("checkpoint of the other kind", "cues --method pam (a bestie-train checkpoint)",
