@@ -117,6 +117,7 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
     pending = writer.pending
     warnings: Counter = Counter()
     if not pending:
+        writer.finish()  # e.g. an empty shard (--shard I/N with I beyond the image count)
         return 0, warnings
     if workers <= 1:
         results = (work(ctx, [i]) for i in pending)

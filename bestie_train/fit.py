@@ -35,6 +35,7 @@ crop (see :data:`DEFAULTS` for the measured reasons).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -193,10 +194,16 @@ class MetricsLog:
 
     def append(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: name the file (write() errors carry no file name)
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise BestieError(f"no space left on the device ({os.strerror(e.errno)}); last.pt holds the last "
+                              "checkpoint and a rerun with --resume continues", self.path) from None
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:

@@ -77,6 +77,16 @@ def command(fn):
             _close_progress_bars()
             click.echo(f"Error: {msg}", err=True)
             sys.exit(1)
+        except RuntimeError as e:  # HDF5 reports a full disk as RuntimeError, its errno in the text
+            from bestie_labels.fileio import _NO_SPACE
+
+            if not any(s in str(e) for s in _NO_SPACE):
+                raise
+            _close_progress_bars()
+            m = re.search(r"name = '([^']*)'", str(e))
+            click.echo(f"Error: {m.group(1) + ': ' if m else ''}No space left on device; earlier outputs are "
+                       "intact and a rerun resumes", err=True)
+            sys.exit(1)
         finally:
             _restore_sigint(prev)
 
