@@ -201,6 +201,9 @@ def is_current(cfg: PipelineConfig, stage: Stage, stages: list[Stage] | None = N
     done = _done(cfg, stage)
     if not done.exists() or not Path(stage.output).exists():
         return False
+    stamp = _stamp(cfg, stage)
+    if not stamp.is_file() or stamp.read_text() != stage.command() + "\n":
+        return False  # the command changed and its stamp is not rewritten yet (``--dry-run``)
     t = done.stat().st_mtime
     for dep in _deps(cfg, stages or build_stages(cfg), stage):
         p = Path(dep)

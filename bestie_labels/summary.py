@@ -31,9 +31,9 @@ def build_summary(work: str | os.PathLike) -> dict:
     times = read_json(work / "stage_times.json") if (work / "stage_times.json").is_file() else {}
     total = report.get("total", report)
     pseudo = {k: total.get(k) for k in ("num_pseudo", "tp", "num_gt")}
-    # report.json holds fractions; the table is in percent like the mAP figures.
+    # report.json holds percent, like the mAP figures.
     for k in ("precision", "recall"):
-        pseudo[k] = None if total.get(k) is None else round(100 * total[k], 1)
+        pseudo[k] = None if total.get(k) is None else round(total[k], 1)
     return {
         "pseudo_labels": pseudo,
         "voc": {k: _get(metrics, "voc", k) for k in ("mAP25", "mAP50", "mAP70", "mAP75")},
