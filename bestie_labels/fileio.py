@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import BestieError
+from .errors import BestieError, NoSpaceError
 
 
 @contextlib.contextmanager
@@ -56,7 +56,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             else:
                 tmp.unlink()
         if full:
-            raise BestieError(f"no space left on the device to write this file ({full}); the previous "
+            raise NoSpaceError(f"no space left on the device to write this file ({full}); the previous "
                               "version, if any, is intact and a rerun resumes", path) from None
         raise
 
@@ -140,7 +140,7 @@ def ensure_free_space(path: str | os.PathLike, nbytes: int) -> None:
         return
     need = int(nbytes * 1.1) + (256 << 10)
     if free < need:
-        raise BestieError(f"no space left on the device: about {need // 1024} KiB needed, {free // 1024} KiB "
+        raise NoSpaceError(f"no space left on the device: about {need // 1024} KiB needed, {free // 1024} KiB "
                           "free; earlier outputs are intact: free some space and rerun", path)
 
 

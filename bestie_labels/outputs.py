@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import BestieError
+from .errors import BestieError, NoSpaceError
 from .fileio import make_parent, sha256_file
 
 REGISTRY = ".bestie-outputs.json"
@@ -132,7 +132,7 @@ def _registry(folder: Path, output: Path) -> Iterator[dict]:
             except OSError as e:
                 tmp.unlink(missing_ok=True)
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise BestieError(f"no space left on the device to record this output in {REGISTRY} "
+                    raise NoSpaceError(f"no space left on the device to record this output in {REGISTRY} "
                                       f"({os.strerror(e.errno)}); earlier outputs are intact", output) from None
                 raise
         else:

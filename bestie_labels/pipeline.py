@@ -144,13 +144,15 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     pseudo = str(work / "pseudo.h5")
     stages.append(Stage("transfer", [L, "transfer", *train_data, "--cues", cues, "--wsss", wsss,
                                      "--out", pseudo, *jobs, "--force"], [cues, wsss], pseudo))
+    # --force on the JSON / figure outputs too: the work folder is the pipeline's own (its files
+    # from an older bestie are not in the registry of own outputs).
     report = str(work / "report.json")
     stages.append(Stage("report", [L, "report", *data, "--split", "train", "--pseudo", pseudo,
-                                   "--out", report, "--overlays", str(work / "overlays")]
+                                   "--out", report, "--overlays", str(work / "overlays"), "--force"]
                         + (["--labels", cfg.labels] if cfg.labels else []), [pseudo], report))
     coco = str(work / "pseudo_coco.json")
     stages.append(Stage("export", [L, "export", *train_data, "--pseudo", pseudo, "--format", "coco",
-                                   "--out", coco], [pseudo], coco))
+                                   "--out", coco, "--force"], [pseudo], coco))
     run = work / "run"
     last = str(run / "last.pt")
     argv = [T, "fit", *train_data, "--pseudo", pseudo, "--wsss", wsss, "--out", str(run),
@@ -164,10 +166,12 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     stages.append(Stage("fit", argv, [pseudo, wsss], last))
     metrics = str(work / "metrics.json")
     stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *data,
-                                     "--split", "val", "--out", metrics, "--vis", str(work / "predictions"), *dev],
+                                     "--split", "val", "--out", metrics, "--vis", str(work / "predictions"), *dev,
+                                     "--force"],
                         [last], metrics))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [L, "summary", "--work", str(work), "--quiet"], [report, metrics], summary))
+    stages.append(Stage("summary", [L, "summary", "--work", str(work), "--quiet", "--force"], [report, metrics],
+                        summary))
     return stages
 
 

@@ -136,12 +136,15 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
                 warnings.update({k: v for k, v in warn.items() if v})
                 written += 1
                 bar.update()
-    except BestieError:
+    except BestieError as e:
         # Bad input: fixing it changes the inputs or options the parts were made with, so they
-        # could never be resumed; leave nothing behind.
+        # could never be resumed; leave nothing behind. A full disk keeps them: a rerun resumes.
         import shutil
 
-        shutil.rmtree(writer.parts_dir, ignore_errors=True)
+        from .errors import NoSpaceError
+
+        if not isinstance(e, NoSpaceError):
+            shutil.rmtree(writer.parts_dir, ignore_errors=True)
         raise
     except BaseException:
         # Ctrl-C (or a crash): keep what is finished; a rerun resumes after it.

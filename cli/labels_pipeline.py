@@ -2,7 +2,7 @@
 
 import click
 
-from .common import command
+from .common import command, guard
 
 
 @click.command("pipeline")
@@ -44,7 +44,10 @@ def command(emit_make, stage, dry_run, **kw):
             stale = stale or not P.is_current(cfg, s, stages)
             click.echo(f"{'to run ' if stale else 'current':8} {s.name:10} {s.command()}")
     else:
-        P.run_pipeline(cfg, log=click.echo)
+        # One pipeline per work folder (each stage also locks its own output; Make's --stage
+        # runs, possibly in parallel, lock only those).
+        with guard("bestie-labels pipeline", outputs=[cfg.work]):
+            P.run_pipeline(cfg, log=click.echo)
         from bestie_labels.summary import format_summary, read_summary
 
         click.echo(format_summary(read_summary(cfg.work)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from badinput_helpers import (TRAIN_IDS, VAL_IDS, copy_tree, invoke, make_good_inputs, make_train_checkpoint,
+from badinput_helpers import (TRAIN_IDS, copy_tree, invoke, make_good_inputs, make_train_checkpoint,
                               snapshot, zero_tail)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
