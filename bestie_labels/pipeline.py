@@ -200,13 +200,15 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     pseudo = str(work / "pseudo.h5")
     stages.append(Stage("transfer", [L, "transfer", *c.train_data, "--cues", cues, "--wsss", wsss, "--out", pseudo,
                                      "--workers", str(cfg.workers), "--force"], [cues, wsss], pseudo))
+    # --force on the JSON / figure outputs too: the work folder is the pipeline's own (its files
+    # from an older bestie are not in the registry of own outputs).
     report = str(work / "report.json")
     stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo,
-                                   "--out", report, "--overlays", str(work / "overlays")]
+                                   "--out", report, "--overlays", str(work / "overlays"), "--force"]
                         + (["--labels", cfg.labels] if cfg.labels else []), [pseudo], report))
     coco = str(work / "pseudo_coco.json")
     stages.append(Stage("export", [L, "export", *c.train_data, "--pseudo", pseudo, "--format", "coco",
-                                   "--out", coco], [pseudo], coco))
+                                   "--out", coco, "--force"], [pseudo], coco))
     return stages
 
 
@@ -230,11 +232,11 @@ def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")
     stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.data,
                                      "--split", "val", "--out", metrics, "--vis", str(work / "predictions"),
-                                     *c.dev], [last], metrics))
+                                     *c.dev, "--force"], [last], metrics))
     stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.data, "--split", "val",
-                                          "--out", metrics_last, *c.dev], [last], metrics_last))
+                                          "--out", metrics_last, *c.dev, "--force"], [last], metrics_last))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet"],
+    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet", "--force"],
                         [str(work / "report.json"), metrics, metrics_last], summary))
     return stages
 
@@ -269,6 +271,9 @@ def is_current(cfg: PipelineConfig, stage: Stage, stages: list[Stage] | None = N
     done = _done(cfg, stage)
     if not done.exists() or not Path(stage.output).exists():
         return False
+    stamp = _stamp(cfg, stage)
+    if not stamp.is_file() or stamp.read_text() != stage.command() + "\n":
+        return False  # the command changed and its stamp is not rewritten yet (``--dry-run``)
     t = done.stat().st_mtime
     for dep in _deps(cfg, stages or build_stages(cfg), stage):
         p = Path(dep)

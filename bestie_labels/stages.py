@@ -118,6 +118,7 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
     pending = writer.pending
     warnings: Counter = Counter()
     if not pending:
+        writer.finish()  # e.g. an empty shard (--shard I/N with I beyond the image count)
         return 0, warnings
     if workers <= 1:
         results = (work(ctx, [i]) for i in pending)
@@ -136,12 +137,15 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
                 warnings.update({k: v for k, v in warn.items() if v})
                 written += 1
                 bar.update()
-    except BestieError:
+    except BestieError as e:
         # Bad input: fixing it changes the inputs or options the parts were made with, so they
-        # could never be resumed; leave nothing behind.
+        # could never be resumed; leave nothing behind. A full disk keeps them: a rerun resumes.
         import shutil
 
-        shutil.rmtree(writer.parts_dir, ignore_errors=True)
+        from .errors import NoSpaceError
+
+        if not isinstance(e, NoSpaceError):
+            shutil.rmtree(writer.parts_dir, ignore_errors=True)
         raise
     except BaseException:
         # Ctrl-C (or a crash): keep what is finished; a rerun resumes after it.
@@ -633,30 +637,40 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str |
     """Pseudo-label quality against GT instances, and overlay images.
 
     Counts per class and in total: pseudo instances, true positives (IoU >= ``iou_thr`` with an
-    unmatched GT of the same class), GT instances, precision and recall (fractions), see
+    unmatched GT of the same class), GT instances, precision and recall (percent), see
     :mod:`bestie_labels.report`. ``out_json`` gets that dict plus the pseudo store's path and
     fingerprint. ``overlays_dir`` gets ``<id>.png`` (image | WSSS | cues | pseudo instances) for
     ``n_overlays`` images spread over the split; the WSSS and cues stores are ``wsss_path`` /
     ``cues_path`` or, when not given, the stores next to ``pseudo_path`` whose fingerprints the
     pseudo store recorded as its inputs.
 
+    A split without GT (a folder dataset) gets the pseudo-instance counts and the overlays, and
+    a note that precision and recall need GT.
+
     Returns the summary dict with ``table`` (text) added.
     """
+    from .datasets.base import Dataset as _Base
     from .export import overlay_panels, write_rgb_png
     from .fileio import write_json
-    from .report import format_table, match_pseudo_to_gt, summarise
+    from .report import NUM_PSEUDO, format_table, match_pseudo_to_gt, summarise, summarise_without_gt
 
     counts = []
+    has_gt = type(dataset).load_gt is not _Base.load_gt
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
         for rec in tqdm(dataset.records, desc="report", unit="img", disable=None):
             d = read_pseudo(pseudo, rec, dataset.num_classes)
+            if not has_gt:
+                c = np.zeros((dataset.num_classes, 3), np.int64)
+                np.add.at(c[:, NUM_PSEUDO], d["classes"].astype(np.int64), 1)
+                counts.append(c)
+                continue
             gt = dataset.load_gt(rec)
             if d["instances"].shape != gt.void.shape:
                 raise BestieError(f"image {rec.image_id}: pseudo instances are {d['instances'].shape[1]}x"
                                   f"{d['instances'].shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
                                   pseudo.path)
             counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
-        summary = summarise(counts, dataset.class_names)
+        summary = (summarise if has_gt else summarise_without_gt)(counts, dataset.class_names)
         summary["iou_threshold"] = iou_thr
         summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
         table = format_table(summary)

@@ -2,7 +2,7 @@
 
 import click
 
-from .common import command
+from .common import command, guard
 
 
 @click.command("pipeline")
@@ -41,12 +41,18 @@ def command(emit_make, stage, dry_run, **kw):
     elif stage:
         P.run_stage(cfg, stage, log=click.echo)
     elif dry_run:
+        # Nothing is written: the stamps stay as they are, so the next real run (and dry run) sees
+        # the same changes. A stage after one that runs runs too, as in a real run.
         stages = P.build_stages(cfg)
-        P.write_stamps(cfg, stages)
+        stale = False
         for s in stages:
-            click.echo(f"{'current' if P.is_current(cfg, s) else 'to run ':8} {s.name:10} {s.command()}")
+            stale = stale or not P.is_current(cfg, s, stages)
+            click.echo(f"{'to run ' if stale else 'current':8} {s.name:10} {s.command()}")
     else:
-        P.run_pipeline(cfg, log=click.echo)
+        # One pipeline per work folder (each stage also locks its own output; Make's --stage
+        # runs, possibly in parallel, lock only those).
+        with guard("bestie-labels pipeline", outputs=[cfg.work]):
+            P.run_pipeline(cfg, log=click.echo)
         from bestie_labels.summary import format_summary, read_summary
 
         click.echo(format_summary(read_summary(cfg.work)))
