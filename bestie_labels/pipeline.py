@@ -36,12 +36,13 @@ class PipelineConfig:
         work: output folder.
         sup: ``"cls"`` (image-level labels, PAM cues) or ``"point"`` (point labels as cues).
         points_dir: point files (``x y cls conf``); demo default ``work/demo/points``.
-        wsss_dir: WSSS PNGs to import instead of the built-in CAM baseline.
+        wsss_dir: WSSS PNGs to import instead of the built-in IRN (``train-irn`` + ``wsss``).
         backbone: segmentation backbone; empty = ``hrnet_w48`` on VOC, ``tiny`` on the demo.
         device: ``cpu`` or ``cuda``.
         pretrained_cls, pretrained_seg: local ImageNet weights for the classifier / backbone.
         demo_images, demo_size: size of the generated demo dataset.
-        pam_epochs, fit_iters: training budgets (empty: the commands' defaults for the backbone).
+        pam_epochs, fit_iters, irn_epochs: training budgets (empty: the commands' defaults for the
+            backbone).
     """
 
     voc_root: str = ""
@@ -58,6 +59,7 @@ class PipelineConfig:
     demo_size: int = 128
     pam_epochs: str = ""   # empty: train-pam's default for the backbone
     fit_iters: str = ""    # empty: fit's default for the backbone
+    irn_epochs: str = ""   # empty: train-irn's default for the classifier's backbone
     seed: int = 0
     workers: int = 2
     extra: dict = field(default_factory=dict)
@@ -137,8 +139,14 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
         argv = [L, "wsss", *train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
         wsss_inputs = list(data_inputs)
     else:
-        argv = [L, "wsss", *train_data, "--method", "cam", "--checkpoint", pam, "--out", wsss, *dev, "--force"]
-        wsss_inputs = data_inputs + [pam]
+        # The built-in WSSS: IRN's boundary network trained from the classifier's own CAMs; wsss
+        # with only --checkpoint uses it (--method irn is the default).
+        irn = str(work / "irn.pt")
+        argv = [L, "train-irn", *train_data, "--checkpoint", pam, "--out", irn, *dev, "--seed", str(cfg.seed),
+                "--resume", "--force"] + (["--epochs", str(cfg.irn_epochs)] if cfg.irn_epochs else [])
+        stages.append(Stage("train-irn", argv, data_inputs + [pam], irn))
+        argv = [L, "wsss", *train_data, "--checkpoint", irn, "--out", wsss, *dev, "--force"]
+        wsss_inputs = data_inputs + [irn]
     stages.append(Stage("wsss", argv, wsss_inputs, wsss))
 
     pseudo = str(work / "pseudo.h5")
@@ -213,7 +221,7 @@ def config_args(cfg: PipelineConfig) -> list[str]:
     """The ``bestie-labels pipeline`` options that reproduce ``cfg``."""
     args = []
     for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "backbone", "device",
-                 "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs", "fit_iters",
+                 "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs", "fit_iters", "irn_epochs",
                  "seed", "workers"):
         v = getattr(cfg, name)
         if v != "":

@@ -11,13 +11,13 @@ from bestie_labels.summary import format_summary, read_summary
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end_then_nothing_to_do(tmp_path):
     cfg = PipelineConfig(work=str(tmp_path / "work"), demo_images=12, demo_size=64, pam_epochs="1",
-                         fit_iters="3", workers=1)
+                         fit_iters="3", irn_epochs="1", workers=1)
     times = run_pipeline(cfg, log=lambda s: None)
-    assert list(times) == ["demo-data", "train-pam", "cues", "wsss", "transfer", "report", "export",
+    assert list(times) == ["demo-data", "train-pam", "cues", "train-irn", "wsss", "transfer", "report", "export",
                            "fit", "evaluate", "summary"]
     assert all(t > 0 for t in times.values())
     work = tmp_path / "work"
-    for name in ("demo/class_names.txt", "pam.pt", "cues.h5", "wsss.h5", "pseudo.h5", "report.json",
+    for name in ("demo/class_names.txt", "pam.pt", "irn.pt", "cues.h5", "wsss.h5", "pseudo.h5", "report.json",
                  "pseudo_coco.json", "run/best.pt", "metrics.json", "summary.json"):
         assert (work / name).is_file(), name
     assert list((work / "overlays").glob("*.png")) and list((work / "predictions").glob("*.png"))
