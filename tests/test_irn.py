@@ -11,6 +11,8 @@ from bestie_labels.irn.paths import path_offsets, search_offsets
 from bestie_labels.irn.random_walk import random_walk, transition_matrix
 from bestie_labels.irn.seeds import cam_seeds, seed_regions
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_search_offsets_radius_2_and_3():
     assert search_offsets(2).tolist() == [[0, 1], [1, -1], [1, 0], [1, 1]]

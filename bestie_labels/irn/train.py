@@ -33,7 +33,7 @@ from ..fileio import sha256_file
 from .checkpoint import FORMAT, VERSION, classifier_from, read_irn_checkpoint
 from .data import IrnSamples, compute_regions
 from .loss import affinity_loss
-from .model import BoundaryNet
+from .model import BoundaryNet, threads_for
 from .seeds import RELATIONS
 
 _COMMON = dict(lr=0.1, radius=10, fg_threshold=0.30, bg_threshold=0.05, relation="instance")
@@ -132,6 +132,13 @@ def train_irn(train_ds, checkpoint: str | os.PathLike, out: str | os.PathLike, e
                        radius=radius, fg_threshold=fg_threshold, bg_threshold=bg_threshold,
                        relation=relation, crop_size=crop_size, seed=seed)
     ck = _previous(out, options, resume, force)
+    with threads_for(options["backbone"], dev):
+        return _train(train_ds, cls_ck, out, options, ck, dev, seed, workers, log)
+
+
+def _train(train_ds, cls_ck: dict, out: Path, options: dict, ck: dict | None, dev, seed: int, workers: int,
+           log: Callable[[str], None]) -> dict[str, Any]:
+    """The training loop of :func:`train_irn` (``ck``: the checkpoint to continue, or None)."""
     torch.manual_seed(seed)
     classifier = classifier_from(cls_ck)
     net = BoundaryNet(classifier).to(dev)  # built on the CPU (it probes the trunk), then moved

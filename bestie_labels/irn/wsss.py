@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import BestieError
 from .infer import IrnParams, irn_class_mask
+from .model import threads_for
 
 
 def irn_params(bg_score: float | None = None, radius: int | None = None, beta: float | None = None,
@@ -37,12 +38,13 @@ def wsss_irn(ctx: Mapping, ids: list[str]) -> list:
     holds ``dataset``, ``classifier``, ``net``, ``params``, ``device``."""
     ds = ctx["dataset"]
     out = []
-    for image_id in ids:
-        rec = ds.record(image_id)
-        image = ds.load_image(rec)
-        mask, _ = irn_class_mask(ctx["classifier"], ctx["net"], image, rec.labels, ctx["params"], ctx["device"])
-        warn: Counter = Counter()
-        if not ((mask > 0) & (mask != 255)).any():
-            warn["no_foreground"] += 1
-        out.append((image_id, {"mask": np.asarray(mask, np.uint8)}, warn))
+    with threads_for(ctx["classifier"].backbone_name, ctx["device"]):
+        for image_id in ids:
+            rec = ds.record(image_id)
+            image = ds.load_image(rec)
+            mask, _ = irn_class_mask(ctx["classifier"], ctx["net"], image, rec.labels, ctx["params"], ctx["device"])
+            warn: Counter = Counter()
+            if not ((mask > 0) & (mask != 255)).any():
+                warn["no_foreground"] += 1
+            out.append((image_id, {"mask": np.asarray(mask, np.uint8)}, warn))
     return out
