@@ -20,9 +20,9 @@ from .common import command, data_options, device_option, force_option, open_dat
               help="Normalised CAM above which a pixel is a confident foreground seed [0.30].")
 @click.option("--bg-threshold", type=click.FloatRange(0, 1), default=None,
               help="Normalised CAM (every labelled class) at or below which a pixel is confident background [0.05].")
-@click.option("--relation", type=click.Choice(["instance", "class"]), default=None,
-              help="instance: two separate seed components of a class must be cut apart (default); "
-                   "class: IRN's class-wise relations.")
+@click.option("--relation", type=click.Choice(["peak", "instance", "class"]), default=None,
+              help="peak: seed components, split between the PAM peaks they hold, must be cut apart; "
+                   "instance: separate seed components must be cut apart; class: IRN's class-wise relations.")
 @click.option("--crop-size", type=click.IntRange(8), default=None,
               help="Training crop [512; tiny: the classifier's inference size].")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out (same options; --epochs may grow).")

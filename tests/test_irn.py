@@ -149,3 +149,22 @@ def test_miou_by_hand():
     # a class with neither GT nor prediction is left out of the mean
     s = miou_summary(confusion(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint8), 3), ["a", "b", "c"])
     assert s["mIoU"] == 100.0 and s["per_class"]["c"] is None
+
+
+def test_split_at_peaks():
+    from bestie_labels.irn.seeds import split_at_peaks
+
+    regions = np.zeros((3, 9), np.int32)
+    regions[:, 1:8] = 4  # one seed component of class 0 ...
+    regions[0, 0] = -1
+    pam = np.zeros((1, 3, 9), np.float32)
+    pam[0, :, 1:8] = [0.9, 0.6, 0.3, 0.1, 0.3, 0.6, 0.9]  # ... with two peaks, a valley at x = 4
+    peaks = np.array([[1, 1, 0, 0.9], [7, 1, 0, 0.9]], np.float32)
+    out = split_at_peaks(regions, peaks, pam, band=0)
+    left, right = out[1, 1], out[1, 7]
+    assert left != right and min(left, right) > 4  # new numbers above the existing ones
+    assert (out[:, 1:4] == left).all() and (out[:, 5:8] == right).all()
+    assert (out[:, 4] == -1).all() and out[0, 0] == -1 and (out[:, 8] == 0).all()
+    assert (split_at_peaks(regions, peaks, pam, band=1)[:, 3:6] == -1).all()
+    # one peak: nothing to split
+    np.testing.assert_array_equal(split_at_peaks(regions, peaks[:1], pam), regions)

@@ -14,19 +14,31 @@ import torch
 from tqdm import tqdm
 
 from ..classifier.maps import activation_maps, to_tensor
+from ..classifier.peaks import extract_peaks
 from .affinity import IGNORE
 from .model import STRIDE
-from .seeds import cam_seeds, seed_regions
+from .seeds import cam_seeds, seed_regions, split_at_peaks
+
+#: Peaks as the ``cues`` stage extracts them by default (``--method pam``).
+PEAK_KERNEL, PEAK_TOPK, PEAK_MIN_CONF = 15, 25, 0.7
 
 
 def compute_regions(model, dataset, fg_threshold: float, bg_threshold: float, relation: str,
                     device="cpu") -> list[np.ndarray]:
     """Per training image the ``(H, W) int32`` region map of its CAM seeds (see
-    :func:`~bestie_labels.irn.seeds.seed_regions`), in ``dataset.records`` order."""
+    :func:`~bestie_labels.irn.seeds.seed_regions`; ``relation="peak"``: components split at the
+    PAM peaks, :func:`~bestie_labels.irn.seeds.split_at_peaks`), in ``dataset.records`` order."""
     out = []
     for rec in tqdm(dataset.records, desc="irn seeds", unit="img", disable=None):
-        maps = activation_maps(model, dataset.load_image(rec), rec.labels, device, pam=False)
-        out.append(seed_regions(cam_seeds(maps, rec.labels, fg_threshold, bg_threshold), relation))
+        image = dataset.load_image(rec)
+        maps = activation_maps(model, image, rec.labels, device, pam=False)
+        regions = seed_regions(cam_seeds(maps, rec.labels, fg_threshold, bg_threshold),
+                               "class" if relation == "class" else "instance")
+        if relation == "peak":
+            pam = activation_maps(model, image, rec.labels, device, pam=True)
+            peaks = extract_peaks(pam, rec.labels, kernel=PEAK_KERNEL, topk=PEAK_TOPK, min_conf=PEAK_MIN_CONF)
+            regions = split_at_peaks(regions, peaks, pam)
+        out.append(regions)
     return out
 
 

@@ -10,6 +10,10 @@ background when every labelled map is below ``bg_threshold``, and uncertain othe
 a class; with ``relation="instance"`` it is one connected component of a class's seeds, so the
 boundary network also learns to cut between touching instances of one class whose seeds are
 apart (the instance-wise relations BESTIE asks of IRN, section 2 of the paper).
+:func:`split_at_peaks` (``relation="peak"``) goes further: a component holding several peaks of
+the classifier's PAM maps (the instance cues) is split between them by a watershed of the PAM
+map, with an uncertain band along the split, so touching instances whose CAM seeds merged are
+also cut apart.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 #: Value of an uncertain pixel in a seed mask.
 UNCERTAIN = 255
 
-RELATIONS = ("class", "instance")
+RELATIONS = ("class", "instance", "peak")
 
 
 def cam_seeds(maps: np.ndarray, labels: np.ndarray, fg_threshold: float, bg_threshold: float) -> np.ndarray:
@@ -78,4 +82,48 @@ def seed_regions(seeds: np.ndarray, relation: str = "instance", connectivity: in
         sel = comp > 0
         out[sel] = comp[sel] + next_id - 1
         next_id += n - 1
+    return out
+
+
+def split_at_peaks(regions: np.ndarray, peaks: np.ndarray, pam_maps: np.ndarray, band: int = 2) -> np.ndarray:
+    """Split the regions of :func:`seed_regions` (``"instance"``) that hold several peaks.
+
+    Args:
+        regions: ``(H, W) int32`` (0 background, > 0 region, -1 uncertain).
+        peaks: ``(N, 4) float32`` rows ``x, y, cls, conf`` (e.g. PAM peaks, as ``cues``).
+        pam_maps: ``(C, H, W)`` float maps the peaks come from.
+        band: the watershed line between two parts is widened to ``2 * band + 1`` pixels of
+            uncertain (-1): which side its pixels belong to is not known.
+
+    Returns:
+        ``(H, W) int32``: every region with ``k >= 2`` peaks of one class inside becomes ``k``
+        regions (new numbers above the existing ones), one per peak; others unchanged.
+    """
+    from skimage.segmentation import watershed
+
+    out = regions.copy()
+    h, w = regions.shape
+    peaks = np.asarray(peaks, np.float32).reshape(-1, 4)
+    xs = np.clip(peaks[:, 0].astype(np.int64), 0, w - 1)
+    ys = np.clip(peaks[:, 1].astype(np.int64), 0, h - 1)
+    under = regions[ys, xs]
+    next_id = int(max(regions.max(), 0)) + 1
+    for r in np.unique(under[under > 0]):
+        sel = np.flatnonzero(under == r)
+        cls = peaks[sel, 2].astype(np.int64)
+        c = np.bincount(cls).argmax()
+        sel = sel[cls == c]
+        if sel.size < 2:
+            continue
+        region = regions == r
+        markers = np.zeros((h, w), np.int32)
+        markers[ys[sel], xs[sel]] = np.arange(1, sel.size + 1)
+        parts = watershed(-np.asarray(pam_maps[c], np.float32), markers=markers, mask=region, watershed_line=True)
+        line = region & (parts == 0)
+        if band > 0:
+            k = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+            line = cv2.dilate(line.view(np.uint8), k).astype(bool) & region
+        out[region] = parts[region] + next_id - 1
+        out[line] = -1
+        next_id += sel.size
     return out
