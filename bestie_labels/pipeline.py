@@ -36,7 +36,7 @@ class PipelineConfig:
         work: output folder.
         sup: ``"cls"`` (image-level labels, PAM cues) or ``"point"`` (point labels as cues).
         points_dir: point files (``x y cls conf``); demo default ``work/demo/points``.
-        wsss_dir: WSSS PNGs to import instead of the built-in CAM baseline.
+        wsss_dir: WSSS PNGs to import instead of the built-in IRN (``train-irn`` + ``wsss``).
         cls_backbone: classifier backbone (train-pam); empty = the recipe's (:func:`recipe`).
         backbone: segmentation backbone (fit); empty = the recipe's.
         device: ``cpu`` or ``cuda``; it picks the recipe: ``cuda`` the paper's settings
@@ -44,8 +44,8 @@ class PipelineConfig:
             networks and CPU budgets) on any dataset, the demo or VOC.
         pretrained_cls, pretrained_seg: local ImageNet weights for the classifier / backbone.
         demo_images, demo_size: size of the generated demo dataset.
-        pam_epochs, fit_iters, batch_size: training budgets (empty: the commands' defaults for
-            the backbone); ``batch_size`` is fit's.
+        pam_epochs, fit_iters, batch_size, irn_epochs: training budgets (empty: the commands'
+            defaults for the backbone); ``batch_size`` is fit's.
     """
 
     voc_root: str = ""
@@ -64,6 +64,7 @@ class PipelineConfig:
     pam_epochs: str = ""   # empty: train-pam's default for the backbone
     fit_iters: str = ""    # empty: fit's default for the backbone
     batch_size: str = ""   # empty: fit's default for the backbone
+    irn_epochs: str = ""   # empty: train-irn's default for the classifier's backbone
     seed: int = 0
     workers: int = 2
     extra: dict = field(default_factory=dict)
@@ -193,8 +194,14 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
         argv = [L, "wsss", *c.train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
         wsss_inputs = list(c.data_inputs)
     else:
-        argv = [L, "wsss", *c.train_data, "--method", "cam", "--checkpoint", pam, "--out", wsss, *c.dev, "--force"]
-        wsss_inputs = c.data_inputs + [pam]
+        # The built-in WSSS: IRN's boundary network trained from the classifier's own CAMs; wsss
+        # with only --checkpoint uses it (--method irn is the default).
+        irn = str(work / "irn.pt")
+        argv = [L, "train-irn", *c.train_data, "--checkpoint", pam, "--out", irn, *c.dev, "--seed", str(cfg.seed),
+                "--resume", "--force"] + (["--epochs", str(cfg.irn_epochs)] if cfg.irn_epochs else [])
+        stages.append(Stage("train-irn", argv, c.data_inputs + [pam], irn))
+        argv = [L, "wsss", *c.train_data, "--checkpoint", irn, "--out", wsss, *c.dev, "--force"]
+        wsss_inputs = c.data_inputs + [irn]
     stages.append(Stage("wsss", argv, wsss_inputs, wsss))
 
     pseudo = str(work / "pseudo.h5")
@@ -287,7 +294,7 @@ def config_args(cfg: PipelineConfig) -> list[str]:
     args = []
     for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "cls_backbone", "backbone",
                  "device", "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs",
-                 "fit_iters", "batch_size", "seed", "workers"):
+                 "fit_iters", "batch_size", "irn_epochs", "seed", "workers"):
         v = getattr(cfg, name)
         if v != "":
             args += ["--" + name.replace("_", "-"), str(v)]
