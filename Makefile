@@ -44,7 +44,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 # Mutation testing of the pure core (modules and tests in pyproject.toml [tool.mutmut]); not part
-# of `make test`. All 4,266 mutants take over an hour on 2 cores: MUTANTS restricts the run to
+# of `make test`. All (about 4,300) mutants take over an hour on 2 cores: MUTANTS restricts the run to
 # name patterns, e.g. MUTANTS='bestie_train.losses.* bestie_labels.store.x_merge_stores*'.
 MUTANTS ?=
 DEV_STAMP := $(VENV)/.dev-installed

@@ -1,36 +1,30 @@
-"""The paper's Table 3 ablation on the demo data, CPU: IAG and self-refinement, plus the upper bound.
+"""The paper's ablations on the demo data, CPU, over several seeds: mean +- std and which gaps
+are larger than the spread between seeds.
 
-Four trainings of the same network (``tiny`` backbone by default) with the same seed, batch size
-and number of iterations, each a real ``bestie-train fit`` run followed by ``bestie-train
-evaluate`` on the ``val`` split:
+For every seed ``s`` (``--seeds 0,1,2``) the classifier (``train-pam --seed s``), the IRN boundary
+network (``train-irn --seed s``) and every network (``fit --seed s``) are trained again on the
+same demo data (the ``demo/`` of ``--work``, made by ``bestie-labels pipeline`` when missing):
 
-======== ============================================ ==========================================
-run      labels                                       fit options
-======== ============================================ ==========================================
-full     pseudo.h5 + wsss.h5 of the image-level path  IAG + self-refinement + center clustering
-no_ref   same                                         ``--no-refine`` (IAG only)
-no_iag   same                                         ``--no-iag --no-refine``
-gt       ``transfer --from-gt`` + ``wsss --from-gt``  full method (fully supervised upper bound)
-======== ============================================ ==========================================
+========== ================================================================================
+part       what is compared (all other stages at the pipeline's defaults)
+========== ================================================================================
+fig6       cues from CAM (``cues --method cam``) vs PAM: true-positive pseudo instances
+           (IoU >= 0.5, ``report``) with the built-in IRN class masks (paper Figure 6)
+table4     class masks from IRN (built-in default) vs CAM (``wsss --method cam``) vs GT class
+           masks (``wsss --from-gt``), PAM cues: WSSS mIoU (``report --wsss``), pseudo TP and
+           precision, and mAP50 of the full method trained on them (paper Table 4)
+table3     full (IAG + self-refinement) / ``--no-refine`` / ``--no-iag --no-refine`` / GT
+           labels (``transfer --from-gt`` + ``wsss --from-gt``): mAP50 (paper Table 3)
+========== ================================================================================
 
-The paper's ordering (Table 3) is ``full > no_ref > no_iag`` and the upper bound above all of
-them. The runs train with ``--val-split none``, so no model selection happens on the split that is
-evaluated: ``best.pt`` is the final weights of each run.
+A difference between two rows is called larger than the seed spread when ``|mean_a - mean_b|
+> std_a + std_b`` (sample standard deviations over the seeds). Every command's output is
+cached under ``--out`` with its command line (``<file>.cmd``) and reused when the command is the
+same, so an interrupted benchmark resumes. Writes ``<out>/ablation.json`` and prints the
+tables.
 
-``--work`` is a ``bestie-labels pipeline`` work folder (``demo/``, ``wsss.h5``, ``pseudo.h5``);
-when those are missing, the label stages (demo-data, train-pam, cues, wsss, transfer) are run
-into it through :mod:`bestie_labels.pipeline`. The GT labels are written under ``--out``
-(``pseudo_gt.h5``, ``wsss_gt.h5``); ``--work`` is only read once it exists.
-
-Writes ``<out>/<run>/`` (the run folder, ``fit.log``, ``metrics.json``) and ``<out>/ablation.json``
-(metrics in percent, wall times in seconds, the command lines, whether the ordering holds), and
-prints the table. A run whose ``metrics.json`` exists with the same command lines is reused, and
-the fits run with ``--resume --force`` (continue an interrupted run, start over when the options
-changed), so an interrupted benchmark can be rerun with the same options. On the shared 2-core machine keep
-``--threads 1``; ``--jobs 2`` trains two runs at a time.
-
-    .venv/bin/python benchmarks/bench_ablation.py --work /tmp/pw2 --out /tmp/abl --iters 300
-        [--batch-size 8] [--seed 0] [--workers 1] [--threads 1] [--jobs 1] [--backbone tiny]
+    .venv/bin/python benchmarks/bench_ablation.py --work /tmp/pw --out /tmp/abl --seeds 0,1,2
+        [--parts fig6,table4,table3] [--iters 600] [--threads 1] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -45,12 +39,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from bestie_labels.pipeline import PipelineConfig, run_stage
 
-RUNS = ("full", "no_ref", "no_iag", "gt")
-TITLES = {"full": "full (IAG + refine)", "no_ref": "w/o self-refinement", "no_iag": "w/o IAG, w/o refine",
-          "gt": "upper bound (GT labels)"}
-KEYS = ("mAP25", "mAP50", "mAP70", "mAP75")
+PARTS = ("fig6", "table4", "table3")
 
 
 def _bin(name: str) -> str:
@@ -59,153 +52,196 @@ def _bin(name: str) -> str:
     return str(cand) if cand.exists() else name
 
 
-def _run(argv: list[str], log: Path, env: dict) -> float:
-    """Run ``argv`` with stdout+stderr to ``log``; return wall seconds; exit on failure."""
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        f.write(shlex.join(argv) + "\n")
-        f.flush()
-        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        tail = log.read_text().splitlines()[-5:]
-        raise SystemExit(f"failed (exit {r.returncode}): {shlex.join(argv)}\n  see {log}\n  " + "\n  ".join(tail))
-    return dt
+class Runner:
+    """Runs a command unless its output exists with the same command line (``<out>.cmd``)."""
+
+    def __init__(self, env: dict, log_dir: Path) -> None:
+        self.env, self.log_dir, self.seconds = env, log_dir, {}
+
+    def __call__(self, argv: list[str], output: Path, name: str) -> Path:
+        stamp = output.with_name(output.name + ".cmd")
+        cmd = shlex.join(argv)
+        if output.exists() and stamp.is_file() and stamp.read_text() == cmd:
+            return output
+        log = self.log_dir / f"{name}.log"
+        t0 = time.perf_counter()
+        with open(log, "w") as f:
+            f.write(cmd + "\n")
+            f.flush()
+            r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=self.env)
+        if r.returncode != 0:
+            tail = log.read_text().splitlines()[-5:]
+            raise SystemExit(f"failed (exit {r.returncode}): {cmd}\n  see {log}\n  " + "\n  ".join(tail))
+        self.seconds[name] = round(time.perf_counter() - t0, 1)
+        stamp.write_text(cmd)
+        return output
 
 
-def ensure_labels(work: Path, workers: int) -> None:
-    """Run the pipeline's label stages into ``work`` when demo/, wsss.h5 or pseudo.h5 is missing."""
-    if (work / "demo").is_dir() and (work / "wsss.h5").is_file() and (work / "pseudo.h5").is_file():
-        return
-    cfg = PipelineConfig(work=str(work), workers=workers)
-    for stage in ("demo-data", "train-pam", "cues", "wsss", "transfer"):
-        run_stage(cfg, stage)
-
-
-def gt_labels(work: Path, out: Path, workers: int, env: dict) -> dict:
-    """Write ``out/wsss_gt.h5`` and ``out/pseudo_gt.h5`` from the GT; return wall seconds of each."""
+def label_stages(run: Runner, data: list[str], sd: Path, seed: int, shared: Path, parts: set) -> dict:
+    """Classifier, IRN, cues, class masks, transfers and reports of one seed; returns the paths."""
     L = _bin("bestie-labels")
-    data = ["--data", str(work / "demo"), "--split", "train"]
-    times = {}
-    for name, argv in (("wsss_gt", [L, "wsss", *data, "--from-gt", "--out", str(out / "wsss_gt.h5"), "--force",
-                                     "--workers", str(workers)]),
-                       ("pseudo_gt", [L, "transfer", *data, "--from-gt", "--out", str(out / "pseudo_gt.h5"),
-                                      "--force", "--workers", str(workers)])):
-        times[name] = round(_run(argv, out / f"{name}.log", env), 1)
-    return times
+    pam, irn = sd / "pam.pt", sd / "irn.pt"
+    run([L, "train-pam", *data, "--out", str(pam), "--backbone", "tiny", "--seed", str(seed), "--force"], pam,
+        f"s{seed}-train-pam")
+    run([L, "train-irn", *data, "--checkpoint", str(pam), "--out", str(irn), "--seed", str(seed), "--force"], irn,
+        f"s{seed}-train-irn")
+    cues = {m: run([L, "cues", *data, "--method", m, "--checkpoint", str(pam), "--out", str(sd / f"cues_{m}.h5"),
+                    "--force"], sd / f"cues_{m}.h5", f"s{seed}-cues-{m}") for m in ("pam", "cam")}
+    wsss = {"irn": run([L, "wsss", *data, "--checkpoint", str(irn), "--out", str(sd / "wsss_irn.h5"), "--force"],
+                       sd / "wsss_irn.h5", f"s{seed}-wsss-irn"),
+            "cam": run([L, "wsss", *data, "--method", "cam", "--checkpoint", str(pam), "--out",
+                        str(sd / "wsss_cam.h5"), "--force"], sd / "wsss_cam.h5", f"s{seed}-wsss-cam"),
+            "gt": shared / "wsss_gt.h5"}
+    combos = [("pam", "irn"), ("pam", "cam"), ("pam", "gt")] + ([("cam", "irn")] if "fig6" in parts else [])
+    pseudo, reports = {}, {}
+    for c, w in combos:
+        p = sd / f"pseudo_{c}_{w}.h5"
+        pseudo[(c, w)] = run([L, "transfer", *data, "--cues", str(cues[c]), "--wsss", str(wsss[w]), "--out", str(p),
+                              "--force"], p, f"s{seed}-transfer-{c}-{w}")
+        rj = sd / f"report_{c}_{w}.json"
+        argv = [L, "report", *data, "--pseudo", str(p), "--out", str(rj)] + (["--wsss", str(wsss[w])] if c == "pam" else [])
+        reports[(c, w)] = json.loads(run(argv, rj, f"s{seed}-report-{c}-{w}").read_text())
+    return {"pseudo": pseudo, "wsss": wsss, "reports": reports}
 
 
-def run_one(name: str, args, work: Path, out: Path, env: dict) -> dict:
-    """Fit and evaluate one ablation run; return its record for ``ablation.json``."""
+def fit_eval(run: Runner, root: Path, pseudo: Path, wsss: Path, out: Path, seed: int, iters: int, flags: list[str],
+             name: str) -> float:
+    """``fit`` + ``evaluate`` on val; returns mAP50."""
     T = _bin("bestie-train")
-    data = ["--data", str(work / "demo")]
-    if name == "gt":
-        pseudo, wsss = out / "pseudo_gt.h5", out / "wsss_gt.h5"
-    else:
-        pseudo, wsss = work / "pseudo.h5", work / "wsss.h5"
-    flags = {"full": [], "no_ref": ["--no-refine"], "no_iag": ["--no-iag", "--no-refine"], "gt": []}[name]
-    run = out / name
-    fit = [T, "fit", *data, "--split", "train", "--pseudo", str(pseudo), "--wsss", str(wsss), "--out", str(run),
-           "--backbone", args.backbone, "--device", "cpu", "--seed", str(args.seed), "--iters", str(args.iters),
-           "--workers", str(args.workers), "--val-split", "none", "--resume", "--force", *flags]
-    if args.batch_size:
-        fit += ["--batch-size", str(args.batch_size)]
-    metrics_path = run / "metrics.json"
-    ev = [T, "evaluate", "--checkpoint", str(run / "best.pt"), *data, "--split", "val", "--device", "cpu",
-          "--out", str(metrics_path)]
-    record_path = out / f"{name}.json"
-    if metrics_path.is_file() and record_path.is_file():
-        old = json.loads(record_path.read_text())
-        if old.get("fit_cmd") == shlex.join(fit) and old.get("eval_cmd") == shlex.join(ev):
-            print(f"[{name}] reusing {metrics_path}", flush=True)
-            return old
-    run.mkdir(parents=True, exist_ok=True)
-    metrics_path.unlink(missing_ok=True)
-    print(f"[{name}] fit: {shlex.join(fit)}", flush=True)
-    t_fit = _run(fit, run / "fit.log", env)
-    print(f"[{name}] fit done in {t_fit:.0f} s; evaluating", flush=True)
-    t_eval = _run(ev, run / "evaluate.log", env)
-    m = json.loads(metrics_path.read_text())
-    rec = {"name": name, "title": TITLES[name], **{k: m["voc"][k] for k in KEYS}, "AP": m["coco"]["AP"],
-           "fit_s": round(t_fit, 1), "eval_s": round(t_eval, 1), "fit_cmd": shlex.join(fit), "eval_cmd": shlex.join(ev)}
-    record_path.write_text(json.dumps(rec, indent=1))
-    print(f"[{name}] mAP50 {rec['mAP50']:.1f}  ({t_eval:.0f} s to evaluate)", flush=True)
-    return rec
+    data = ["--data", str(root)]
+    run([T, "fit", *data, "--split", "train", "--pseudo", str(pseudo), "--wsss", str(wsss), "--out", str(out),
+         "--backbone", "tiny", "--device", "cpu", "--seed", str(seed), "--iters", str(iters), "--val-split", "none",
+         "--resume", "--force", *flags], out / "last.pt", name + "-fit")
+    m = out / "metrics.json"
+    run([T, "evaluate", "--checkpoint", str(out / "best.pt"), *data, "--split", "val", "--device", "cpu", "--out",
+         str(m)], m, name + "-evaluate")
+    return float(json.loads(m.read_text())["voc"]["mAP50"])
 
 
-def table(records: dict) -> str:
-    """The results as a fixed-width table (percent; seconds)."""
-    head = f"{'run':<26}" + "".join(f"{k:>8}" for k in KEYS) + f"{'AP':>8}{'fit s':>8}{'eval s':>8}"
-    lines = [head, "-" * len(head)]
-    for name in RUNS:
-        r = records[name]
-        lines.append(f"{r['title']:<26}" + "".join(f"{r[k]:8.1f}" for k in KEYS)
-                     + f"{r['AP']:8.1f}{r['fit_s']:8.0f}{r['eval_s']:8.0f}")
-    return "\n".join(lines)
-
-
-def ordering(records: dict) -> dict:
-    """Whether Table 3's ordering holds, per metric: full > no_ref > no_iag, and gt > full."""
-    res = {}
-    for k in (*KEYS, "AP"):
-        v = {n: records[n][k] for n in RUNS}
-        res[k] = {"full>no_ref": v["full"] > v["no_ref"], "no_ref>no_iag": v["no_ref"] > v["no_iag"],
-                  "gt>full": v["gt"] > v["full"]}
+def one_seed(args, run: Runner, root: Path, shared: Path, seed: int, parts: set) -> dict:
+    """Every number of one seed: ``{row: value}`` per table."""
+    sd = Path(args.out) / f"seed{seed}"
+    sd.mkdir(parents=True, exist_ok=True)
+    data = ["--data", str(root), "--split", "train"]
+    lab = label_stages(run, data, sd, seed, shared, parts)
+    rep = lab["reports"]
+    res: dict = {}
+    if "fig6" in parts:
+        res["fig6"] = {f"{c.upper()} cues: TP": rep[(c, "irn")]["total"]["tp"] for c in ("cam", "pam")}
+    fits = {}
+    todo = []
+    if "table4" in parts or "table3" in parts:
+        todo.append(("irn", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], []))
+    if "table4" in parts:
+        todo += [(w, lab["pseudo"][("pam", w)], lab["wsss"][w], []) for w in ("cam", "gt")]
+    if "table3" in parts:
+        todo += [("no_ref", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], ["--no-refine"]),
+                 ("no_iag", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], ["--no-iag", "--no-refine"]),
+                 ("gt_labels", shared / "pseudo_gt.h5", shared / "wsss_gt.h5", [])]
+    for name, p, w, flags in todo:
+        fits[name] = fit_eval(run, root, p, w, sd / f"fit_{name}", seed, args.iters, flags, f"s{seed}-{name}")
+    if "table4" in parts:
+        res["table4"] = {}
+        for w in ("irn", "cam", "gt"):
+            r = rep[("pam", w)]
+            res["table4"][f"{w}: mIoU"] = r["wsss"]["mIoU"]
+            res["table4"][f"{w}: TP"] = r["total"]["tp"]
+            res["table4"][f"{w}: precision %"] = 100 * r["total"]["precision"]
+            res["table4"][f"{w}: mAP50"] = fits[w]
+    if "table3" in parts:
+        res["table3"] = {"full": fits["irn"], "w/o refine": fits["no_ref"], "w/o IAG, w/o refine": fits["no_iag"],
+                         "GT labels": fits["gt_labels"]}
     return res
+
+
+def aggregate(per_seed: dict) -> dict:
+    """``{table: {row: {"values", "mean", "std"}}}`` over the seeds (std: sample, ddof=1)."""
+    out: dict = {}
+    for res in per_seed.values():
+        for table, rows in res.items():
+            for row, v in rows.items():
+                out.setdefault(table, {}).setdefault(row, {"values": []})["values"].append(v)
+    for rows in out.values():
+        for r in rows.values():
+            a = np.asarray(r["values"], float)
+            r["mean"] = float(a.mean())
+            r["std"] = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return out
+
+
+def comparisons(agg: dict) -> list[dict]:
+    """Pairs of rows measuring the same thing, and whether their gap exceeds the seed spread."""
+    pairs = [("fig6", "PAM cues: TP", "CAM cues: TP")]
+    for metric in ("mIoU", "TP", "precision %", "mAP50"):
+        pairs += [("table4", f"irn: {metric}", f"cam: {metric}"), ("table4", f"gt: {metric}", f"irn: {metric}")]
+    pairs += [("table3", "full", "w/o refine"), ("table3", "w/o refine", "w/o IAG, w/o refine"),
+              ("table3", "full", "w/o IAG, w/o refine"), ("table3", "GT labels", "full")]
+    out = []
+    for table, a, b in pairs:
+        if table in agg and a in agg[table] and b in agg[table]:
+            ra, rb = agg[table][a], agg[table][b]
+            gap = ra["mean"] - rb["mean"]
+            out.append({"table": table, "a": a, "b": b, "gap": round(gap, 2),
+                        "spread": round(ra["std"] + rb["std"], 2), "exceeds": abs(gap) > ra["std"] + rb["std"]})
+    return out
+
+
+def format_tables(agg: dict, comps: list[dict], seeds: list[int]) -> str:
+    lines = [f"seeds {seeds}: mean +- std (values per seed)"]
+    for table, rows in agg.items():
+        lines.append(f"\n{table}")
+        for row, r in rows.items():
+            vals = ", ".join(f"{v:.1f}" for v in r["values"])
+            lines.append(f"  {row:<24} {r['mean']:8.1f} +- {r['std']:5.1f}   ({vals})")
+    lines.append("\ngaps (a - b) against the seed spread (std_a + std_b)")
+    for c in comps:
+        verdict = "larger than the spread" if c["exceeds"] else "within the spread"
+        lines.append(f"  {c['table']}: {c['a']} - {c['b']} = {c['gap']:+.1f} (spread {c['spread']:.1f}): {verdict}")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--work", required=True, help="pipeline work folder with demo/, wsss.h5, pseudo.h5 "
-                                                 "(the label stages run into it when missing)")
-    p.add_argument("--out", required=True, help="output folder (runs, GT labels, ablation.json)")
-    p.add_argument("--iters", type=int, default=600, help="training iterations of every run (tiny default 600)")
-    p.add_argument("--batch-size", type=int, default=0, help="batch size of every run (0 = fit's default)")
-    p.add_argument("--backbone", default="tiny")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="fit/label --workers (1 = data loading in-process)")
-    p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run (0 = leave as is)")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
-    p.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
+    p.add_argument("--work", required=True, help="pipeline work folder with demo/ (made when missing)")
+    p.add_argument("--out", required=True, help="output folder (every store, run and ablation.json)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (at least 3 for a spread)")
+    p.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
+    p.add_argument("--iters", type=int, default=600, help="fit iterations of every training run")
+    p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per command (0 = leave as is)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
     args = p.parse_args(argv)
-
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    parts = {s.strip() for s in args.parts.split(",") if s.strip()}
+    if parts - set(PARTS):
+        raise SystemExit(f"unknown part(s) {sorted(parts - set(PARTS))}; choose from {','.join(PARTS)}")
     work, out = Path(args.work).resolve(), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if args.threads:
         for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[k] = str(args.threads)
-    names = [n.strip() for n in args.runs.split(",") if n.strip()]
-    bad = [n for n in names if n not in RUNS]
-    if bad:
-        raise SystemExit(f"unknown run(s) {bad}; choose from {','.join(RUNS)}")
-
     t0 = time.perf_counter()
-    ensure_labels(work, args.workers)
-    label_s = {}
-    if "gt" in names:
-        if (out / "pseudo_gt.h5").is_file() and (out / "wsss_gt.h5").is_file():
-            print("reusing GT labels in", out, flush=True)
-        else:
-            label_s = gt_labels(work, out, args.workers, env)
-            print("GT labels:", label_s, flush=True)
+    if not (work / "demo").is_dir():
+        run_stage(PipelineConfig(work=str(work)), "demo-data")
+    root = work / "demo"
+    run = Runner(env, out)
+    L = _bin("bestie-labels")
+    data = ["--data", str(root), "--split", "train"]
+    run([L, "wsss", *data, "--from-gt", "--out", str(out / "wsss_gt.h5"), "--force"], out / "wsss_gt.h5", "wsss-gt")
+    run([L, "transfer", *data, "--from-gt", "--out", str(out / "pseudo_gt.h5"), "--force"], out / "pseudo_gt.h5",
+        "pseudo-gt")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {n: pool.submit(run_one, n, args, work, out, env) for n in names}
-        records = {n: f.result() for n, f in futures.items()}
-    total = time.perf_counter() - t0
-
-    result = {"work": str(work), "iters": args.iters, "batch_size": args.batch_size or "default",
-              "backbone": args.backbone, "seed": args.seed, "threads": args.threads, "jobs": args.jobs,
-              "runs": records, "gt_label_s": label_s, "total_s": round(total, 1)}
-    if all(n in records for n in RUNS):
-        print()
-        print(table(records))
-        result["ordering"] = ordering(records)
-        o = result["ordering"]["mAP50"]
-        print(f"\nTable 3 ordering on mAP50: full > w/o refine: {o['full>no_ref']}, "
-              f"w/o refine > w/o IAG: {o['no_ref>no_iag']}, upper bound > full: {o['gt>full']}")
+        futs = {s: pool.submit(one_seed, args, run, root, out, s, parts) for s in seeds}
+        per_seed = {s: f.result() for s, f in futs.items()}
+    agg = aggregate(per_seed)
+    comps = comparisons(agg)
+    text = format_tables(agg, comps, seeds)
+    print(text)
+    result = {"work": str(work), "seeds": seeds, "parts": sorted(parts), "iters": args.iters,
+              "per_seed": {str(s): r for s, r in per_seed.items()}, "aggregate": agg, "comparisons": comps,
+              "command_seconds": run.seconds, "total_s": round(time.perf_counter() - t0, 1)}
     (out / "ablation.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {out / 'ablation.json'} (total {total:.0f} s)")
+    print(f"wrote {out / 'ablation.json'} (total {result['total_s']:.0f} s)")
 
 
 if __name__ == "__main__":

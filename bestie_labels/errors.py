@@ -19,5 +19,9 @@ class BestieError(Exception):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+class NoSpaceError(BestieError):
+    """The disk is full: finished work is kept, so that a rerun with more space resumes."""
+
+
 class StaleOutputError(BestieError):
     """An existing output was made with other options or inputs (rerun with --force)."""

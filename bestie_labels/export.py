@@ -26,7 +26,6 @@ from . import __version__
 from .datasets.base import Dataset
 from .errors import BestieError
 from .fileio import write_index_png, write_json
-from .rle import area as rle_area
 from .rle import bbox as rle_bbox
 from .rle import encode, instance_masks
 from .store import Store
@@ -65,7 +64,8 @@ def masks_to_annotations(masks: np.ndarray, classes: np.ndarray, image_id: int,
     if masks.shape[0] == 0:
         return []
     rles = encode(masks)
-    areas = rle_area(rles)
+    # Pixel counts from the masks: pycocotools' area() overflows with 256 or more RLEs under numpy 2.
+    areas = masks.reshape(masks.shape[0], -1).sum(1, dtype=np.int64)
     boxes = rle_bbox(rles)
     out = []
     for n, rle in enumerate(rles):
@@ -145,7 +145,12 @@ def _tree(out: str | os.PathLike, subdirs: Sequence[str]):
     try:
         for s in subdirs:
             (tmp / s).mkdir()
-        yield tmp
+        try:
+            yield tmp
+        except BestieError as e:  # name the file the user asked for, not the staging copy
+            if e.path and e.path.startswith(os.fspath(tmp) + os.sep):
+                raise BestieError(e.problem, out / os.path.relpath(e.path, tmp)) from None
+            raise
         for s in subdirs:
             (out / s).mkdir(parents=True, exist_ok=True)
             for f in sorted((tmp / s).iterdir()):

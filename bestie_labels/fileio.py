@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import BestieError
+from .errors import BestieError, NoSpaceError
 
 
 @contextlib.contextmanager
@@ -46,7 +46,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             if e.errno == errno.ENOTEMPTY:
                 raise BestieError("cannot replace: a non-empty folder of that name exists", path) from None
             raise
-    except BaseException:
+    except BaseException as e:
+        full = isinstance(e, (OSError, RuntimeError)) and _out_of_space(e, tmp)
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
                 import shutil
@@ -54,7 +55,34 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
+        if full:
+            raise NoSpaceError(f"no space left on the device to write this file ({full}); the previous "
+                              "version, if any, is intact and a rerun resumes", path) from None
         raise
+
+
+#: How writers report a full disk: OSError ENOSPC / EDQUOT, HDF5's RuntimeError (errno only in its
+#: text), torch.save's RuntimeError ("file write failed", no errno at all).
+_NO_SPACE = ("No space left on device", "errno = 28", "Disk quota exceeded", "errno = 122")
+
+
+def _out_of_space(e: BaseException, tmp: Path) -> str:
+    """A short reason when ``e`` means the disk holding ``tmp`` is full, else ``""``."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return os.strerror(e.errno)
+    text = str(e)
+    if any(s in text for s in _NO_SPACE):
+        return "No space left on device"
+    if "write failed" in text or "unexpected pos" in text:
+        try:
+            free = shutil.disk_usage(tmp.parent).free
+        except OSError:
+            return ""
+        # torch names no cause: call it a full disk only when the disk is (nearly) full
+        size = tmp.stat().st_size if tmp.is_file() else 0
+        if free < max(1 << 20, size // 10):
+            return f"{free // 1024} KiB free"
+    return ""
 
 
 def make_parent(path: str | os.PathLike) -> None:
@@ -97,6 +125,23 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
             except OSError:
                 pass
+
+
+def ensure_free_space(path: str | os.PathLike, nbytes: int) -> None:
+    """Refuse to start writing ``path`` when its disk has less than about ``nbytes`` free.
+
+    HDF5 does not fail cleanly on a full disk (it reports the error from object destructors
+    and can crash the interpreter), so the store writers check the space first.
+    """
+    path = Path(path)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    need = int(nbytes * 1.1) + (256 << 10)
+    if free < need:
+        raise NoSpaceError(f"no space left on the device: about {need // 1024} KiB needed, {free // 1024} KiB "
+                          "free; earlier outputs are intact: free some space and rerun", path)
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:

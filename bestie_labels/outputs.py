@@ -25,10 +25,11 @@ import contextlib
 import errno
 import json
 import os
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import BestieError
+from .errors import BestieError, NoSpaceError
 from .fileio import make_parent, sha256_file
 
 REGISTRY = ".bestie-outputs.json"
@@ -73,8 +74,11 @@ class OutputLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                except OSError:
+                    pass  # a full disk: the flock alone still excludes other runs
                 self._fd = fd
                 return self
             os.close(fd)
@@ -101,9 +105,10 @@ def _read_registry(folder: Path) -> dict:
 
 
 @contextlib.contextmanager
-def _registry(folder: Path) -> Iterator[dict]:
+def _registry(folder: Path, output: Path) -> Iterator[dict]:
     """Read-modify-write the folder's registry under an exclusive lock (other commands may
-    write other files of the same folder at the same time); an empty registry is removed."""
+    write other files of the same folder at the same time); an empty registry is removed.
+    ``output`` (a file of the folder) is named when the registry cannot be written."""
     import fcntl
 
     path = folder / REGISTRY
@@ -121,8 +126,15 @@ def _registry(folder: Path) -> Iterator[dict]:
         yield reg
         if reg:
             tmp = folder / f".{REGISTRY}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(reg, indent=0, sort_keys=True) + "\n")
-            os.replace(tmp, path)
+            try:
+                tmp.write_text(json.dumps(reg, indent=0, sort_keys=True) + "\n")
+                os.replace(tmp, path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise NoSpaceError(f"no space left on the device to record this output in {REGISTRY} "
+                                      f"({os.strerror(e.errno)}); earlier outputs are intact", output) from None
+                raise
         else:
             os.unlink(path)
     finally:
@@ -221,7 +233,7 @@ def _mark(files: Sequence[Path], command: str) -> dict[Path, dict]:
     saved: dict[Path, dict] = {}
     for folder, group in _by_folder(files).items():
         make_parent(group[0])
-        with _registry(folder) as reg:
+        with _registry(folder, group[0]) as reg:
             old = {p.name: reg.get(p.name) for p in group}
             saved[folder] = old
             for p in group:
@@ -230,15 +242,18 @@ def _mark(files: Sequence[Path], command: str) -> dict[Path, dict]:
     return saved
 
 
-def _settle(files: Sequence[Path], command: str, saved: dict[Path, dict] | None) -> None:
+def _settle(files: Sequence[Path], command: str, saved: dict[Path, dict] | None, since_ns: int = 0) -> None:
     """Record the bytes of the written ``files`` (``saved`` None), or put back the entries
-    ``saved`` held before the run (a failed run wrote nothing)."""
+    ``saved`` held before a failed run, except for files that run did write (modified after
+    ``since_ns``: e.g. the overlays written before the disk filled up)."""
     for folder, group in _by_folder(files).items():
         if not folder.is_dir():
             continue
-        with _registry(folder) as reg:
+        with _registry(folder, group[0]) as reg:
             for p in group:
-                if saved is not None:
+                if saved is not None and p.is_file() and p.stat().st_mtime_ns >= since_ns:
+                    reg[p.name] = {"command": command, "sha256": [sha256_file(p)]}
+                elif saved is not None:
                     old = saved.get(folder, {}).get(p.name)
                     if old is None:
                         reg.pop(p.name, None)
@@ -281,13 +296,14 @@ def guard_outputs(command: str, outputs: Sequence[str | os.PathLike] = (), files
             for o in sorted({os.path.abspath(o) for o in outputs}):
                 locks.append(OutputLock(o).acquire())
         _refuse_foreign(files_p, command, force)
+        since_ns = time.time_ns()
         saved = _mark(files_p, command) if files_p else {}
         try:
             yield
         except (KeyboardInterrupt, SystemExit):
             raise  # keep "pending": the rerun resumes and recognises what this run wrote
         except BaseException:
-            _settle(files_p, command, saved)
+            _settle(files_p, command, saved, since_ns)
             raise
         _settle(files_p, command, None)
         created = []

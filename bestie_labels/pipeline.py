@@ -36,7 +36,7 @@ class PipelineConfig:
         work: output folder.
         sup: ``"cls"`` (image-level labels, PAM cues) or ``"point"`` (point labels as cues).
         points_dir: point files (``x y cls conf``); demo default ``work/demo/points``.
-        wsss_dir: WSSS PNGs to import instead of the built-in CAM baseline.
+        wsss_dir: WSSS PNGs to import instead of the built-in IRN (``train-irn`` + ``wsss``).
         cls_backbone: classifier backbone (train-pam); empty = the recipe's (:func:`recipe`).
         backbone: segmentation backbone (fit); empty = the recipe's.
         device: ``cpu`` or ``cuda``; it picks the recipe: ``cuda`` the paper's settings
@@ -44,8 +44,8 @@ class PipelineConfig:
             networks and CPU budgets) on any dataset, the demo or VOC.
         pretrained_cls, pretrained_seg: local ImageNet weights for the classifier / backbone.
         demo_images, demo_size: size of the generated demo dataset.
-        pam_epochs, fit_iters, batch_size: training budgets (empty: the commands' defaults for
-            the backbone); ``batch_size`` is fit's.
+        pam_epochs, fit_iters, batch_size, irn_epochs: training budgets (empty: the commands'
+            defaults for the backbone); ``batch_size`` is fit's.
     """
 
     voc_root: str = ""
@@ -64,6 +64,7 @@ class PipelineConfig:
     pam_epochs: str = ""   # empty: train-pam's default for the backbone
     fit_iters: str = ""    # empty: fit's default for the backbone
     batch_size: str = ""   # empty: fit's default for the backbone
+    irn_epochs: str = ""   # empty: train-irn's default for the classifier's backbone
     seed: int = 0
     workers: int = 2
     extra: dict = field(default_factory=dict)
@@ -193,20 +194,28 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
         argv = [L, "wsss", *c.train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
         wsss_inputs = list(c.data_inputs)
     else:
-        argv = [L, "wsss", *c.train_data, "--method", "cam", "--checkpoint", pam, "--out", wsss, *c.dev, "--force"]
-        wsss_inputs = c.data_inputs + [pam]
+        # The built-in WSSS: IRN's boundary network trained from the classifier's own CAMs; wsss
+        # with only --checkpoint uses it (--method irn is the default).
+        irn = str(work / "irn.pt")
+        argv = [L, "train-irn", *c.train_data, "--checkpoint", pam, "--out", irn, *c.dev, "--seed", str(cfg.seed),
+                "--resume", "--force"] + (["--epochs", str(cfg.irn_epochs)] if cfg.irn_epochs else [])
+        stages.append(Stage("train-irn", argv, c.data_inputs + [pam], irn))
+        argv = [L, "wsss", *c.train_data, "--checkpoint", irn, "--out", wsss, *c.dev, "--force"]
+        wsss_inputs = c.data_inputs + [irn]
     stages.append(Stage("wsss", argv, wsss_inputs, wsss))
 
     pseudo = str(work / "pseudo.h5")
     stages.append(Stage("transfer", [L, "transfer", *c.train_data, "--cues", cues, "--wsss", wsss, "--out", pseudo,
                                      "--workers", str(cfg.workers), "--force"], [cues, wsss], pseudo))
+    # --force on the JSON / figure outputs too: the work folder is the pipeline's own (its files
+    # from an older bestie are not in the registry of own outputs).
     report = str(work / "report.json")
     stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo,
-                                   "--out", report, "--overlays", str(work / "overlays")]
+                                   "--out", report, "--overlays", str(work / "overlays"), "--force"]
                         + (["--labels", cfg.labels] if cfg.labels else []), [pseudo], report))
     coco = str(work / "pseudo_coco.json")
     stages.append(Stage("export", [L, "export", *c.train_data, "--pseudo", pseudo, "--format", "coco",
-                                   "--out", coco], [pseudo], coco))
+                                   "--out", coco, "--force"], [pseudo], coco))
     return stages
 
 
@@ -230,11 +239,11 @@ def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")
     stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.data,
                                      "--split", "val", "--out", metrics, "--vis", str(work / "predictions"),
-                                     *c.dev], [last], metrics))
+                                     *c.dev, "--force"], [last], metrics))
     stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.data, "--split", "val",
-                                          "--out", metrics_last, *c.dev], [last], metrics_last))
+                                          "--out", metrics_last, *c.dev, "--force"], [last], metrics_last))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet"],
+    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet", "--force"],
                         [str(work / "report.json"), metrics, metrics_last], summary))
     return stages
 
@@ -269,6 +278,9 @@ def is_current(cfg: PipelineConfig, stage: Stage, stages: list[Stage] | None = N
     done = _done(cfg, stage)
     if not done.exists() or not Path(stage.output).exists():
         return False
+    stamp = _stamp(cfg, stage)
+    if not stamp.is_file() or stamp.read_text() != stage.command() + "\n":
+        return False  # the command changed and its stamp is not rewritten yet (``--dry-run``)
     t = done.stat().st_mtime
     for dep in _deps(cfg, stages or build_stages(cfg), stage):
         p = Path(dep)
@@ -282,7 +294,7 @@ def config_args(cfg: PipelineConfig) -> list[str]:
     args = []
     for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "cls_backbone", "backbone",
                  "device", "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs",
-                 "fit_iters", "batch_size", "seed", "workers"):
+                 "fit_iters", "batch_size", "irn_epochs", "seed", "workers"):
         v = getattr(cfg, name)
         if v != "":
             args += ["--" + name.replace("_", "-"), str(v)]

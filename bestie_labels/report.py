@@ -81,7 +81,12 @@ def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr:
 
 
 def _ratio(num: int, den: int) -> float | None:
-    return None if den == 0 else num / den
+    """``100 num / den`` (percent, as every JSON the project writes), None when ``den`` is 0."""
+    return None if den == 0 else 100.0 * num / den
+
+
+def _or_dash(v) -> str:
+    return "-" if v is None else str(v)
 
 
 def _row(c: np.ndarray) -> dict:
@@ -99,8 +104,8 @@ def summarise(counts: Iterable[np.ndarray], class_names: Sequence[str]) -> dict:
 
     Returns:
         JSON-ready dict: ``num_images``, ``classes`` (name -> row) and ``total`` (row), each row
-        ``num_pseudo``, ``tp``, ``num_gt``, ``precision = tp / num_pseudo`` and
-        ``recall = tp / num_gt`` (the share of GT instances recovered; None when undefined).
+        ``num_pseudo``, ``tp``, ``num_gt``, ``precision = 100 tp / num_pseudo`` and
+        ``recall = 100 tp / num_gt`` (percent of GT instances recovered; None when undefined).
     """
     c = len(class_names)
     arr = np.asarray(list(counts) if not isinstance(counts, np.ndarray) else counts, np.int64)
@@ -111,10 +116,20 @@ def summarise(counts: Iterable[np.ndarray], class_names: Sequence[str]) -> dict:
             "total": _row(total.sum(0))}
 
 
+def summarise_without_gt(counts: Iterable[np.ndarray], class_names: Sequence[str]) -> dict:
+    """Totals for a split without GT: pseudo-instance counts only; ``tp``, ``num_gt``,
+    ``precision`` and ``recall`` are None (they need GT), and ``note`` says so."""
+    s = summarise(counts, class_names)
+    for row in (*s["classes"].values(), s["total"]):
+        row.update(tp=None, num_gt=None, precision=None, recall=None)
+    s["note"] = "precision and recall need GT instances; this split has none, so only the pseudo instances are counted"
+    return s
+
+
 def format_table(summary: dict) -> str:
     """The summary as an aligned text table, one row per class and a total row."""
     def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}"
+        return "-" if v is None else f"{v:.1f}"
 
     rows = [(name, r) for name, r in summary["classes"].items()] + [("total", summary["total"])]
     width = max(5, *(len(n) for n, _ in rows))
@@ -123,7 +138,9 @@ def format_table(summary: dict) -> str:
     for i, (name, r) in enumerate(rows):
         if i == len(rows) - 1:
             lines.append("-" * len(head))
-        lines.append(f"{name:<{width}} {r['num_pseudo']:>7} {r['tp']:>7} {r['num_gt']:>7} "
+        lines.append(f"{name:<{width}} {r['num_pseudo']:>7} {_or_dash(r['tp']):>7} {_or_dash(r['num_gt']):>7} "
                      f"{pct(r['precision']):>7} {pct(r['recall']):>8}")
     lines.append(f"({summary['num_images']} images)")
+    if summary.get("note"):
+        lines.append(f"note: {summary['note']}")
     return "\n".join(lines)

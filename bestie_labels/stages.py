@@ -118,6 +118,7 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
     pending = writer.pending
     warnings: Counter = Counter()
     if not pending:
+        writer.finish()  # e.g. an empty shard (--shard I/N with I beyond the image count)
         return 0, warnings
     if workers <= 1:
         results = (work(ctx, [i]) for i in pending)
@@ -136,12 +137,15 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
                 warnings.update({k: v for k, v in warn.items() if v})
                 written += 1
                 bar.update()
-    except BestieError:
+    except BestieError as e:
         # Bad input: fixing it changes the inputs or options the parts were made with, so they
-        # could never be resumed; leave nothing behind.
+        # could never be resumed; leave nothing behind. A full disk keeps them: a rerun resumes.
         import shutil
 
-        shutil.rmtree(writer.parts_dir, ignore_errors=True)
+        from .errors import NoSpaceError
+
+        if not isinstance(e, NoSpaceError):
+            shutil.rmtree(writer.parts_dir, ignore_errors=True)
         raise
     except BaseException:
         # Ctrl-C (or a crash): keep what is finished; a rerun resumes after it.
@@ -444,11 +448,14 @@ def _wsss_cam(ctx: Mapping, ids: list[str]) -> list:
     return out
 
 
+WSSS_METHODS = ("irn", "cam")
+
+
 def run_wsss(dataset: Dataset, out: str | os.PathLike, import_dir: str | os.PathLike | None = None,
              method: str | None = None, checkpoint: str | os.PathLike | None = None,
              bg_threshold: float | None = None, clean: bool = False, from_gt: bool = False,
              device: str = "cpu", workers: int = 1, force: bool = False,
-             shard: tuple[int, int] | None = None) -> dict:
+             shard: tuple[int, int] | None = None, irn: Mapping[str, Any] | None = None) -> dict:
     """Write ``wsss.h5``: per image ``mask (H, W) uint8`` (0 background, k + 1 class k, 255 ignore).
 
     Exactly one source:
@@ -456,16 +463,22 @@ def run_wsss(dataset: Dataset, out: str | os.PathLike, import_dir: str | os.Path
     - ``import_dir``: index PNGs ``<dir>/<id>.png`` (the official ``WSSS_maps/``, VOC palette:
       0 background, k = class k - 1, 255 ignore), checked against the image size and the
       image-level label (see :func:`check_class_mask`; ``clean`` drops unlisted classes);
+    - ``method="irn"`` (the default when only ``checkpoint`` is given): an IRN checkpoint from
+      ``train-irn``: CAMs propagated by a random walk within the learned boundaries, touching
+      instances cut apart (:mod:`bestie_labels.irn`); ``bg_threshold`` is its background score
+      and ``irn`` may set ``radius``, ``beta``, ``exp_times``, ``cut_threshold``;
     - ``method="cam"``: a classifier checkpoint's CAMs (PAM disabled) through ``cam_to_mask``
       with ``bg_threshold``;
     - ``from_gt``: the GT class masks (the upper bound; a test oracle).
     """
     out = Path(out)
+    if method is None and checkpoint is not None and import_dir is None and not from_gt:
+        method = "irn"
     sources = [import_dir is not None, method is not None, bool(from_gt)]
     if sum(sources) != 1:
-        raise BestieError("give exactly one of --import DIR, --method cam, --from-gt")
+        raise BestieError("give exactly one of --import DIR, --checkpoint (with --method irn or cam), --from-gt")
     inputs = {"data": dataset.fingerprint()}
-    ctx: dict[str, Any] = {"dataset": dataset, "clean": bool(clean)}
+    ctx: dict[str, Any] = {"dataset": dataset, "clean": bool(clean), "device": device}
     if import_dir is not None:
         import_dir = Path(import_dir)
         if not import_dir.is_dir():
@@ -478,28 +491,53 @@ def run_wsss(dataset: Dataset, out: str | os.PathLike, import_dir: str | os.Path
         options = {"method": "gt"}
         work = _wsss_gt
     else:
-        if method != "cam":
-            raise BestieError(f"unknown WSSS method {method!r} (cam)")
-        if checkpoint is None:
-            raise BestieError("--method cam needs --checkpoint (a classifier from train-pam)")
-        if not Path(checkpoint).is_file():
-            raise BestieError("checkpoint not found", checkpoint)
-        if bg_threshold is None:
-            from .classifier.cam_wsss import DEFAULT_BG_THRESHOLD
-
-            bg_threshold = DEFAULT_BG_THRESHOLD
-        options = {"method": "cam", "bg_threshold": float(bg_threshold)}
+        options, work = _wsss_model_options(method, checkpoint, bg_threshold, irn or {}, ctx)
         inputs["checkpoint"] = sha256_file(checkpoint)
-        ctx.update(bg_threshold=float(bg_threshold), device=device)
-        work = _wsss_cam
     writer = StoreWriter(out, WSSS, options, inputs, dataset.image_ids, shard=shard, force=force)
     if writer.is_current:
         return _up_to_date(WSSS, out, writer)
-    if work is _wsss_cam:
-        ctx["model"] = _load_model(writer, checkpoint, device, dataset.num_classes)
+    if method is not None:
+        _load_wsss_model(writer, method, checkpoint, device, dataset.num_classes, ctx)
         workers = 1
     written, warnings = _execute(writer, work, ctx, workers, f"wsss ({options['method']})")
     return _summary(WSSS, out, writer, written, warnings)
+
+
+def _wsss_model_options(method: str, checkpoint, bg_threshold, irn: Mapping, ctx: dict) -> tuple[dict, Callable]:
+    """Options and work function of ``--method irn|cam``; fills ``ctx`` with the settings."""
+    if method not in WSSS_METHODS:
+        raise BestieError(f"unknown WSSS method {method!r} ({', '.join(WSSS_METHODS)})")
+    if checkpoint is None:
+        what = "an IRN checkpoint from train-irn" if method == "irn" else "a classifier from train-pam"
+        raise BestieError(f"--method {method} needs --checkpoint ({what})")
+    if not Path(checkpoint).is_file():
+        raise BestieError("checkpoint not found", checkpoint)
+    if method == "irn":
+        from .irn.wsss import irn_options, irn_params, wsss_irn
+
+        ctx["params"] = irn_params(bg_score=bg_threshold, **irn)
+        return irn_options(ctx["params"]), wsss_irn
+    if irn:
+        raise BestieError(f"{', '.join(sorted(irn))}: IRN options, not for --method cam")
+    if bg_threshold is None:
+        from .classifier.cam_wsss import DEFAULT_BG_THRESHOLD
+
+        bg_threshold = DEFAULT_BG_THRESHOLD
+    ctx["bg_threshold"] = float(bg_threshold)
+    return {"method": "cam", "bg_threshold": float(bg_threshold)}, _wsss_cam
+
+
+def _load_wsss_model(writer: StoreWriter, method: str, checkpoint, device: str, num_classes: int, ctx: dict) -> None:
+    if method == "cam":
+        ctx["model"] = _load_model(writer, checkpoint, device, num_classes)
+        return
+    from .irn.checkpoint import load_irn
+
+    try:
+        ctx["classifier"], ctx["net"], _ = load_irn(checkpoint, device, num_classes=num_classes)
+    except BaseException:
+        _discard_if_empty(writer)
+        raise
 
 
 # ----------------------------------------------------------------------------------------
@@ -626,40 +664,65 @@ def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
     return [image_ids[i] for i in idx]
 
 
-def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
+def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json: str | os.PathLike | None = None,
                overlays_dir: str | os.PathLike | None = None, n_overlays: int = 8,
                wsss_path: str | os.PathLike | None = None, cues_path: str | os.PathLike | None = None,
                iou_thr: float = 0.5) -> dict:
     """Pseudo-label quality against GT instances, and overlay images.
 
     Counts per class and in total: pseudo instances, true positives (IoU >= ``iou_thr`` with an
-    unmatched GT of the same class), GT instances, precision and recall (fractions), see
+    unmatched GT of the same class), GT instances, precision and recall (percent), see
     :mod:`bestie_labels.report`. ``out_json`` gets that dict plus the pseudo store's path and
     fingerprint. ``overlays_dir`` gets ``<id>.png`` (image | WSSS | cues | pseudo instances) for
     ``n_overlays`` images spread over the split; the WSSS and cues stores are ``wsss_path`` /
     ``cues_path`` or, when not given, the stores next to ``pseudo_path`` whose fingerprints the
     pseudo store recorded as its inputs.
 
+    A split without GT (a folder dataset) gets the pseudo-instance counts and the overlays, and
+    a note that precision and recall need GT. An explicit ``wsss_path`` also gets its mIoU
+    against the GT class masks (key ``wsss`` of the summary, see
+    :func:`bestie_labels.wsss_eval.wsss_miou`); ``pseudo_path`` may then be None (mIoU only).
+
     Returns the summary dict with ``table`` (text) added.
     """
+    from .datasets.base import Dataset as _Base
     from .export import overlay_panels, write_rgb_png
     from .fileio import write_json
-    from .report import format_table, match_pseudo_to_gt, summarise
+    from .report import NUM_PSEUDO, format_table, match_pseudo_to_gt, summarise, summarise_without_gt
+
+    if pseudo_path is None:
+        return _report_wsss_only(dataset, wsss_path, out_json)
+    miou = None
+    if wsss_path is not None:
+        from .wsss_eval import wsss_miou
+
+        miou = wsss_miou(dataset, wsss_path)
 
     counts = []
+    has_gt = type(dataset).load_gt is not _Base.load_gt
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
         for rec in tqdm(dataset.records, desc="report", unit="img", disable=None):
             d = read_pseudo(pseudo, rec, dataset.num_classes)
+            if not has_gt:
+                c = np.zeros((dataset.num_classes, 3), np.int64)
+                np.add.at(c[:, NUM_PSEUDO], d["classes"].astype(np.int64), 1)
+                counts.append(c)
+                continue
             gt = dataset.load_gt(rec)
             if d["instances"].shape != gt.void.shape:
                 raise BestieError(f"image {rec.image_id}: pseudo instances are {d['instances'].shape[1]}x"
                                   f"{d['instances'].shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
                                   pseudo.path)
             counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
-        summary = summarise(counts, dataset.class_names)
+        summary = (summarise if has_gt else summarise_without_gt)(counts, dataset.class_names)
         summary["iou_threshold"] = iou_thr
         summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
         table = format_table(summary)
+        if miou is not None:
+            from .evaluation.miou import format_miou
+
+            summary["wsss"] = miou
+            table += "\n\nWSSS " + os.fspath(wsss_path) + "\n" + format_miou(miou)
         written = []
         if overlays_dir is not None:
             wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
@@ -687,6 +750,21 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike, out_json: str |
     if out_json is not None:
         write_json(out_json, summary, indent=1)
     return {**summary, "table": table, "overlays": written}
+
+
+def _report_wsss_only(dataset: Dataset, wsss_path, out_json) -> dict:
+    """``report --wsss`` without ``--pseudo``: the WSSS mIoU alone."""
+    from .evaluation.miou import format_miou
+    from .fileio import write_json
+    from .wsss_eval import wsss_miou
+
+    if wsss_path is None:
+        raise BestieError("report needs --pseudo, --wsss or both")
+    summary = {"wsss": wsss_miou(dataset, wsss_path)}
+    if out_json is not None:
+        write_json(out_json, summary, indent=1)
+    return {**summary, "table": "WSSS " + os.fspath(wsss_path) + "\n" + format_miou(summary["wsss"]),
+            "overlays": []}
 
 
 # ----------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BestieError, StaleOutputError
-from .fileio import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
+from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
 
 FORMAT = 1
 _PART_SIZE = 64
@@ -342,6 +342,7 @@ class StoreWriter:
         n = len(list(self.parts_dir.glob("part-*.h5")))
         while (p := self.parts_dir / f"part-{n:06d}.h5").exists():
             n += 1
+        ensure_free_space(p, sum(np.asarray(a).nbytes + 4096 for _, arrays, _ in self._buffer for a in arrays.values()))
         try:
             with atomic_path(p) as tmp:
                 with h5py.File(tmp, "w", track_order=True) as h5:
@@ -366,6 +367,7 @@ class StoreWriter:
         missing = [i for i in self.image_ids if i not in self._done]
         if missing:
             raise BestieError(f"{len(missing)} images were not written (first: {missing[0]})", self.path)
+        ensure_free_space(self.path, sum(p.stat().st_size for p in set(self._done.values())))
         opened: dict[Path, h5py.File] = {}
         try:
             with atomic_path(self.path) as tmp:

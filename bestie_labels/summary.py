@@ -34,9 +34,9 @@ def build_summary(work: str | os.PathLike) -> dict:
     times = read_json(work / "stage_times.json") if (work / "stage_times.json").is_file() else {}
     total = report.get("total", report)
     pseudo = {k: total.get(k) for k in ("num_pseudo", "tp", "num_gt")}
-    # report.json holds fractions; the table is in percent like the mAP figures.
+    # report.json holds percent, like the mAP figures.
     for k in ("precision", "recall"):
-        pseudo[k] = None if total.get(k) is None else round(100 * total[k], 1)
+        pseudo[k] = None if total.get(k) is None else round(total[k], 1)
     last_path = work / "metrics_last.json"
     last = read_json(last_path) if last_path.is_file() else {}
     if not isinstance(last, dict):

@@ -35,6 +35,7 @@ crop (see :data:`DEFAULTS` for the measured reasons).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -73,10 +74,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 WARMUP_FACTOR = 0.001  # the learning rate starts at lr * 0.001 and rises linearly (official)
 POLY_POWER = 0.9
 LOSS_KEYS = ("total", "semantic", "center_pseudo", "center_refined", "offset_pseudo", "offset_refined")
-# Options that change the training trajectory: a resume must use the same ones.
-TRAJECTORY_KEYS = ("backbone", "crop", "batch_size", "iters", "lr", "warmup", "seed", "iag", "refine",
-                   "cluster", "sup", "sigma", "scale", "pretrained", "world_size", "num_classes",
-                   "recipe")
+# Options that change the training trajectory: a resume must use the same ones (``iters`` may
+# grow: a run, finished or not, is extended; the poly schedule then decays to the new total).
+TRAJECTORY_KEYS = ("backbone", "crop", "batch_size", "lr", "warmup", "seed", "iag", "refine",
+                   "cluster", "sup", "sigma", "scale", "pretrained", "world_size", "num_classes", "recipe")
 
 
 @dataclass
@@ -206,10 +207,16 @@ class MetricsLog:
 
     def append(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: name the file (write() errors carry no file name)
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise BestieError(f"no space left on the device ({os.strerror(e.errno)}); last.pt holds the last "
+                              "checkpoint and a rerun with --resume continues", self.path) from None
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:
@@ -336,6 +343,8 @@ def _check_resume(ckpt: dict, opts: dict, inputs: dict, class_names: list[str], 
     old = ckpt.get("options", {})
     diffs = [f"{k}: {old.get(k)!r} -> {opts.get(k)!r}" for k in TRAJECTORY_KEYS
              if json.dumps(old.get(k)) != json.dumps(opts.get(k))]
+    if old.get("iters") is not None and int(opts["iters"]) < int(old["iters"]):
+        diffs.append(f"iters: {old['iters']} -> {opts['iters']} (it may only grow)")
     if diffs:
         raise BestieError("was made with other options (" + ", ".join(diffs[:4])
                           + "); resume with the same options or use another --out", path)
@@ -447,6 +456,10 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
                                   "it, --force to start over, or choose another --out", last_path)
             if resume:
                 ckpt = load_checkpoint(last_path, num_classes=dataset.num_classes)
+                old = ckpt.get("options", {})
+                if old.get("iters") and old["iters"] < opts.iters and old.get("warmup") == min(opts.warmup, old["iters"]):
+                    # an extended run keeps the warm-up it had (capped by its shorter length)
+                    opts.warmup = opt_dict["warmup"] = old["warmup"]
                 try:
                     _check_resume(ckpt, opt_dict, inputs, dataset.class_names, last_path)
                 except BestieError:
@@ -476,6 +489,9 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
             best_metric = ckpt.get("best", {}).get("metric")
             best_iter = ckpt.get("best", {}).get("iteration")
             _set_rng_state(ckpt.get("rng", {}))
+            loss_state = (ckpt.get("loss_sums"), int(ckpt.get("loss_count") or 0))
+        else:
+            loss_state = (None, 0)
         del ckpt
         if dist_.main:
             log.truncate(start)  # the run folder is made by the first log line or checkpoint
@@ -503,7 +519,10 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_amp else {},
                     "iteration": it, "rng": _rng_state(), "options": opt_dict, "inputs": inputs,
                     "class_names": list(dataset.class_names),
-                    "best": {"metric": best_metric, "iteration": best_iter}}
+                    "best": {"metric": best_metric, "iteration": best_iter},
+                    # the running loss average of the next metrics.jsonl line: a resumed run then
+                    # logs the same curves as an uninterrupted one
+                    "loss_sums": sums.detach().cpu().tolist(), "loss_count": n_sum}
 
         def validate(it: int) -> None:
             nonlocal best_metric, best_iter
@@ -545,7 +564,9 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         bar = tqdm(total=opts.iters, initial=start, desc="fit", unit="it", dynamic_ncols=True,
                    disable=(not progress) or (not dist_.main)) if dist_.main else None
         sums = torch.zeros(len(LOSS_KEYS), device=device)
-        n_sum = 0
+        n_sum = loss_state[1]
+        if loss_state[0] is not None and len(loss_state[0]) == len(LOSS_KEYS):
+            sums = torch.tensor(loss_state[0], dtype=torch.float32, device=device)
         t_log = time.perf_counter()
         t0 = time.perf_counter()
         ran = 0
@@ -644,8 +665,8 @@ def fit(dataset, pseudo: str | os.PathLike, wsss: str | os.PathLike, out: str | 
         seconds = time.perf_counter() - t0
 
         if dist_.main and it >= opts.iters:
-            if val_dataset is None and not best_path.exists():
-                # No validation: best.pt is the final model.
+            if val_dataset is None and (ran or not best_path.exists()):
+                # No validation: best.pt is the final model (also of an extended run).
                 best_metric, best_iter = None, it
                 save_checkpoint(best_path, state(it))
             elif val_dataset is not None and not best_path.exists():

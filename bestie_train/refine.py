@@ -36,9 +36,9 @@ import torch
 
 from bestie_labels.targets import group_pixels, make_targets
 
-from .postprocess import (CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, MIN_REGION_AREA,
-                          NMS_KERNEL, OFFSET_THRESHOLD, _per_region_sum, own_class_probability,
-                          region_instances)
+from .centers import CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, NMS_KERNEL, OFFSET_THRESHOLD
+from .postprocess import region_instances
+from .regions import MIN_REGION_AREA, own_class_probability, per_region_sum
 
 #: Official self-refinement values (clovaai/BESTIE: --refine_thresh, utils MAXIMUM_NUM_INST).
 REFINE_THRESHOLD = 0.3
@@ -74,7 +74,7 @@ def refine_targets(outputs: dict, batch: dict, *, sup: str = "cls", cluster: boo
         kernel, threshold, top_k: center NMS (official 41, 0.3; ``top_k`` caps candidates per
             image); max_instances: regions with more centers are skipped (official 5);
         min_area: smaller regions are skipped (official 50); the remaining keywords: center
-            clustering (see :func:`bestie_train.postprocess.cluster_centers`).
+            clustering (see :func:`bestie_train.centers.cluster_centers`).
 
     Returns:
         dict on the outputs' device: ``center (B, C, H, W) float32``, ``offset (B, 2, H, W)
@@ -99,24 +99,24 @@ def refine_targets(outputs: dict, batch: dict, *, sup: str = "cls", cluster: boo
                          offset_threshold=offset_threshold, cluster_area=cluster_area, beta=beta,
                          cluster_min_center=cluster_min_center, cluster_far=cluster_far,
                          min_area=min_area, max_per_region=max_instances)
-    valid = r["valid"]
-    score = r["center_score"]
-    seg = r["seg_score"]
+    valid = r.valid
+    score = r.center_score
+    seg = r.seg_score
     # region centroids (floored), the fallback center of an instance without a confident peak
-    reg = r["regions"]
+    reg = r.regions
     ones = (reg > 0).float()
     ys = torch.arange(h, device=dev, dtype=torch.float32).view(1, h, 1).expand(b, h, w)
     xs = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
-    cnt = _per_region_sum(reg, ones).clamp(min=1)
-    gy = torch.floor(_per_region_sum(reg, ys * ones) / cnt).gather(1, r["region"])
-    gx = torch.floor(_per_region_sum(reg, xs * ones) / cnt).gather(1, r["region"])
+    cnt = per_region_sum(reg, ones).clamp(min=1)
+    gy = torch.floor(per_region_sum(reg, ys * ones) / cnt).gather(1, r.region)
+    gx = torch.floor(per_region_sum(reg, xs * ones) / cnt).gather(1, r.region)
     weak = score < threshold
-    cy = torch.where(weak, gy, r["peak_y"].float())
-    cx = torch.where(weak, gx, r["peak_x"].float())
+    cy = torch.where(weak, gy, r.peak_y.float())
+    cx = torch.where(weak, gx, r.peak_x.float())
     conf = torch.where(weak, seg, score * seg).clamp(0.0, 1.0) * valid
     centers = torch.stack([cx, cy], 2)
-    classes = r["classes"].clamp(min=0)
-    inst = r["instances"]
+    classes = r.classes.clamp(min=0)
+    inst = r.instances
     outs = [make_targets(inst[i], centers[i], classes[i], c, sigma) for i in range(b)]
     table = torch.cat([torch.zeros(b, 1, device=dev), conf], 1)
     weight = table.gather(1, inst.reshape(b, -1)).reshape(b, h, w)

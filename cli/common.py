@@ -21,16 +21,39 @@ from bestie_labels.errors import BestieError
 
 def _close_progress_bars() -> None:
     """Close the tqdm bars an exception left open, so that the message starts on its own line
-    (a bar left half drawn on stderr would otherwise swallow the start of the error line)."""
+    (a bar left half drawn on stderr would otherwise swallow the start of the error line). In a
+    log file (stderr not a terminal) a closed bar leaves its last line without a newline: end it."""
     std = sys.modules.get("tqdm.std")
     if std is None:
         return
-    for bar in sorted(list(getattr(std.tqdm, "_instances", ())), key=lambda b: -abs(getattr(b, "pos", 0))):
+    bars = sorted(list(getattr(std.tqdm, "_instances", ())), key=lambda b: -abs(getattr(b, "pos", 0)))
+    drawn = False
+    for bar in bars:
         try:
+            drawn = drawn or not bar.disable
             bar.leave = False
             bar.close()
         except Exception:
             pass
+    if drawn and not _stderr_is_tty():
+        click.echo("", err=True)
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+#: tqdm's minimum seconds between two redraws when stderr is a file (a log): one line per
+#: update would flood it.
+LOG_MININTERVAL = "30"
+
+
+def _quiet_bars_in_logs() -> None:
+    if not _stderr_is_tty():
+        os.environ.setdefault("TQDM_MININTERVAL", LOG_MININTERVAL)
 
 
 #: errno values that are the machine's state, not a bug: reported in one line, no traceback.
@@ -59,6 +82,7 @@ def command(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _quiet_bars_in_logs()
         prev = _install_sigint()
         try:
             return fn(*args, **kwargs)
@@ -76,6 +100,16 @@ def command(fn):
                 raise
             _close_progress_bars()
             click.echo(f"Error: {msg}", err=True)
+            sys.exit(1)
+        except RuntimeError as e:  # HDF5 reports a full disk as RuntimeError, its errno in the text
+            from bestie_labels.fileio import _NO_SPACE
+
+            if not any(s in str(e) for s in _NO_SPACE):
+                raise
+            _close_progress_bars()
+            m = re.search(r"name = '([^']*)'", str(e))
+            click.echo(f"Error: {m.group(1) + ': ' if m else ''}No space left on device; earlier outputs are "
+                       "intact and a rerun resumes", err=True)
             sys.exit(1)
         finally:
             _restore_sigint(prev)

@@ -25,7 +25,14 @@ def command(out, n_images, size, seed, force):
     class_names.txt and points/<id>.txt (one GT point per instance, 'x y cls conf').
     """
     from bestie_labels.demo_data import make_demo_dataset
+    from bestie_labels.demo_stage import demo_options, demo_state
 
+    opts = demo_options(n_images, size, seed)
     with guard("bestie-labels demo-data", outputs=[out], force=force):
-        path = make_demo_dataset(out, n_images=n_images, size=size, seed=seed, force=force, progress=True)
+        state = demo_state(out, opts, force=force)
+        if state == "current":
+            click.echo(f"demo-data: {out} is up to date ({n_images} images of {size}x{size}, seed {seed})")
+            return
+        path = make_demo_dataset(out, n_images=n_images, size=size, seed=seed, force=state == "replace",
+                                 progress=True, marker=opts)
     click.echo(f"wrote {n_images} images of {size}x{size} to {path}")

@@ -2,7 +2,7 @@
 
 import click
 
-from .common import command
+from .common import command, guard
 
 
 @click.command("pipeline")
@@ -11,7 +11,7 @@ from .common import command
 @click.option("--work", default="work", show_default=True, help="Output folder.")
 @click.option("--sup", type=click.Choice(["cls", "point"]), default="cls", show_default=True)
 @click.option("--points-dir", default="", help="Point files for --sup point (default: <root>/points).")
-@click.option("--wsss-dir", default="", help="Import these WSSS PNGs instead of the CAM baseline.")
+@click.option("--wsss-dir", default="", help="Import these WSSS PNGs instead of the built-in IRN (train-irn + wsss).")
 @click.option("--cls-backbone", default="", help="Classifier backbone (default: the recipe's: cuda vgg16, cpu tiny).")
 @click.option("--backbone", default="", help="Segmentation backbone (default: the recipe's: cuda hrnet_w48, cpu tiny).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
@@ -23,6 +23,7 @@ from .common import command
 @click.option("--pam-epochs", default="", help="train-pam epochs (default: the command's default for the backbone).")
 @click.option("--fit-iters", default="", help="fit iterations (default: the command's default for the backbone).")
 @click.option("--batch-size", default="", help="fit batch size (default: the command's default for the backbone).")
+@click.option("--irn-epochs", default="", help="train-irn epochs (default: the command's default for the backbone).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--emit-make", type=click.Path(), default=None, help="Write Make rules for the stages instead of running them.")
@@ -30,7 +31,7 @@ from .common import command
 @click.option("--dry-run", is_flag=True, help="List the stages and whether each is current.")
 @command
 def command(emit_make, stage, dry_run, **kw):
-    """Run the whole method: demo data, train-pam, cues, wsss, transfer, report, export, fit, evaluate."""
+    """Run the whole method: demo data, train-pam, cues, train-irn, wsss, transfer, report, export, fit, evaluate."""
     from bestie_labels import pipeline as P
 
     cfg = P.PipelineConfig(**kw)
@@ -41,12 +42,18 @@ def command(emit_make, stage, dry_run, **kw):
     elif stage:
         P.run_stage(cfg, stage, log=click.echo)
     elif dry_run:
+        # Nothing is written: the stamps stay as they are, so the next real run (and dry run) sees
+        # the same changes. A stage after one that runs runs too, as in a real run.
         stages = P.build_stages(cfg)
-        P.write_stamps(cfg, stages)
+        stale = False
         for s in stages:
-            click.echo(f"{'current' if P.is_current(cfg, s) else 'to run ':8} {s.name:10} {s.command()}")
+            stale = stale or not P.is_current(cfg, s, stages)
+            click.echo(f"{'to run ' if stale else 'current':8} {s.name:10} {s.command()}")
     else:
-        P.run_pipeline(cfg, log=click.echo)
+        # One pipeline per work folder (each stage also locks its own output; Make's --stage
+        # runs, possibly in parallel, lock only those).
+        with guard("bestie-labels pipeline", outputs=[cfg.work]):
+            P.run_pipeline(cfg, log=click.echo)
         from bestie_labels.summary import format_summary, read_summary
 
         click.echo(format_summary(read_summary(cfg.work)))

@@ -9,20 +9,23 @@ from .common import command, data_options, force_option, guard, open_data, sampl
 
 @click.command(name="report")
 @data_options
-@click.option("--pseudo", "pseudo_path", required=True, type=click.Path(), help="pseudo.h5 from `bestie-labels transfer`.")
+@click.option("--pseudo", "pseudo_path", type=click.Path(), default=None, help="pseudo.h5 from `bestie-labels transfer`.")
 @click.option("--out", "out_json", type=click.Path(), default=None, help="Write the counts as JSON (report.json).")
 @click.option("--overlays", "overlays_dir", type=click.Path(), default=None,
               help="Write <id>.png panels (image | WSSS | cues | pseudo instances) for a sample of images.")
 @click.option("--num-overlays", "n_overlays", default=8, show_default=True, type=click.IntRange(0))
 @click.option("--wsss", "wsss_path", type=click.Path(), default=None,
-              help="WSSS store for the overlays (default: the one next to --pseudo that made it).")
+              help="WSSS store: its mIoU against the GT class masks (per class, background included, void "
+                   "ignored) is printed and written; also used for the overlays (default there: the one "
+                   "next to --pseudo that made it).")
 @click.option("--cues", "cues_path", type=click.Path(), default=None,
               help="Cues store for the overlays (default: the one next to --pseudo that made it).")
 @force_option
 @command
 def command(data, split, data_format, images, labels_file, pseudo_path, out_json, overlays_dir, n_overlays,
             wsss_path, cues_path, force):
-    """Pseudo instances, true positives (IoU >= 0.5 with an unmatched GT of the class), precision, recall."""
+    """Pseudo instances, true positives (IoU >= 0.5 with an unmatched GT of the class), precision, recall;
+    with --wsss the WSSS mIoU. Give --pseudo, --wsss or both."""
     from bestie_labels.stages import run_report
 
     ds = open_data(data, split, data_format, images, labels_file)

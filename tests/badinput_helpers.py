@@ -94,6 +94,16 @@ def truncate_file(path: str | os.PathLike, keep: float = 0.5) -> None:
     Path(path).write_bytes(data[: max(1, int(len(data) * keep))])
 
 
+def zero_tail(path: str | os.PathLike, keep: float = 0.5) -> None:
+    """Zero the bytes of ``path`` after ``keep`` of them, keeping its size (a download cut short
+    into a pre-allocated file): the dataset fingerprint, which holds file sizes, does not change,
+    so stores made before still match and the damaged image itself is what gets reported."""
+    data = bytearray(Path(path).read_bytes())
+    cut = max(1, int(len(data) * keep))
+    data[cut:] = bytes(len(data) - cut)
+    Path(path).write_bytes(bytes(data))
+
+
 def write_rgb_png(path: str | os.PathLike, arr: np.ndarray) -> None:
     Image.fromarray(np.asarray(arr, np.uint8), mode="RGB").save(path)
 

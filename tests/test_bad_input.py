@@ -29,7 +29,7 @@ import pytest
 
 from badinput_helpers import (NUM_CLASSES, SIZE, TRAIN_IDS, VAL_IDS, assert_one_line_error, copy_tree,
                               invoke, make_pam_checkpoint, make_tiny_tree, make_train_checkpoint, snapshot,
-                              truncate_file, write_palette_png, write_rgb_png)
+                              truncate_file, write_palette_png, write_rgb_png, zero_tail)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -204,7 +204,7 @@ for _c in ("cues", "wsss", "transfer", "evaluate", "train-pam", "fit"):
 # --- truncated JPEG ---------------------------------------------------------------------
 @cell("truncated JPEG", "report --overlays")
 def _trunc_report(w: Work) -> Cell:
-    truncate_file(w.voc / "JPEGImages" / f"{TRAIN_IDS[1]}.jpg")
+    zero_tail(w.voc / "JPEGImages" / f"{TRAIN_IDS[1]}.jpg")
     return Cell("labels", ["report", *w.data(), "--pseudo", w.inp / "pseudo.h5", "--out", w.out / "r.json",
                            "--overlays", w.out / "ov"], f"{TRAIN_IDS[1]}.jpg", JPEG_BAD)
 
@@ -234,7 +234,7 @@ def _trunc_train_pam(w: Work) -> Cell:
 
 @cell("truncated JPEG", "fit", needs="cli.train_fit")
 def _trunc_fit(w: Work) -> Cell:
-    truncate_file(w.voc / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg")
+    zero_tail(w.voc / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg")
     g, a = _argv(w, "fit", w.data())
     return Cell(g, a, f"{TRAIN_IDS[0]}.jpg", JPEG_BAD)
 
@@ -806,7 +806,7 @@ def _ck_kind(w: Work) -> Cell:
     if not (w.ckpt / "pam4.pt").exists():
         pytest.skip("no PAM checkpoint (classifier package missing)")
     return Cell("train", ["evaluate", "--checkpoint", w.ckpt / "pam4.pt", *w.data("val"), "--out", w.out / "m.json"],
-                "pam4.pt", r"not a bestie-train checkpoint \(no kind/model entries\)")
+                "pam4.pt", r"is a PAM classifier checkpoint of `bestie-labels train-pam`: not a bestie-train checkpoint")
 
 
 @cell("checkpoint of the other kind", "cues --method pam (a bestie-train checkpoint)",

@@ -171,5 +171,13 @@ def test_cli_demo_data(tmp_path):
     r = CliRunner().invoke(main, ["demo-data", str(out), "--images", "4", "--size", "48", "--seed", "1"])
     assert r.exit_code == 0, r.output
     assert len(_stems(out, "trainval")) == 4 and len(_stems(out, "train")) == 3
+    r = CliRunner().invoke(main, ["demo-data", str(out), "--images", "4", "--size", "48", "--seed", "1"])
+    assert r.exit_code == 0 and "is up to date" in r.output, r.output
+    # other options: its own tree is replaced (demo-data is a stage like the others)
     r = CliRunner().invoke(main, ["demo-data", str(out), "--images", "4", "--size", "48"])
+    assert r.exit_code == 0 and "wrote 4 images" in r.output, r.output
+    # a folder it did not write is refused
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.txt").write_text("x")
+    r = CliRunner().invoke(main, ["demo-data", str(tmp_path / "mine"), "--images", "4", "--size", "48"])
     assert r.exit_code == 1 and "output exists" in r.output

@@ -10,7 +10,6 @@ from pycocotools.coco import COCO
 
 from bestie_labels import rle
 from bestie_labels.datasets.base import Dataset, Record
-from bestie_labels.errors import BestieError
 from bestie_labels.export import (export_bestie_txt, export_coco, export_voc, pseudo_to_voc,
                                   results_to_coco_instances)
 from bestie_labels.fileio import read_index_png

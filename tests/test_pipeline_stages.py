@@ -24,7 +24,7 @@ def _make_all_current(cfg):
 
 def test_demo_stage_order_and_point_supervision(tmp_path):
     cls = [s.name for s in build_stages(PipelineConfig(work=str(tmp_path)))]
-    assert cls == ["demo-data", "train-pam", "cues", "wsss", "transfer", "report", "export",
+    assert cls == ["demo-data", "train-pam", "cues", "train-irn", "wsss", "transfer", "report", "export",
                    "fit", "evaluate", "evaluate-last", "summary"]
     point = build_stages(PipelineConfig(work=str(tmp_path), sup="point"))
     cues = next(s for s in point if s.name == "cues")

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from bestie_labels.targets import group_pixels
-from bestie_train.postprocess import (center_nms, cluster_centers,
-                                      predict_instances, region_instances, window_max)
+from bestie_train.centers import cluster_centers, nms_candidates, window_max
+from bestie_train.postprocess import predict_instances, region_instances
 
 
 def offsets_to(h, w, assign):
@@ -32,6 +32,14 @@ def test_window_max_is_the_square_max_pool():
         window_max(x, 4)
 
 
+def center_nms(heat, **kw):
+    """The centers :func:`nms_candidates` finds in one ``(C, H, W)`` heatmap (valid slots only)."""
+    cand = nms_candidates(heat[None], **kw)
+    v = cand["valid"][0]
+    return {"centers": torch.stack([cand["x"][0][v], cand["y"][0][v]], 1),
+            "classes": cand["channel"][0][v], "scores": cand["score"][0][v]}
+
+
 def test_center_nms_kernel_threshold_ties_and_top_k():
     heat = torch.zeros(2, 20, 30)
     heat[0, 4, 3] = 0.9   # (x=3, y=4)
@@ -50,6 +58,10 @@ def test_center_nms_kernel_threshold_ties_and_top_k():
     assert len(center_nms(heat, kernel=11, threshold=0.29)["scores"]) == 4
     top2 = center_nms(heat, kernel=11, threshold=0.29, top_k=2)
     assert top2["scores"].tolist() == pytest.approx([0.9, 0.7])
+    # fixed size: top_k slots, the ones beyond the centers invalid with score -inf
+    cand = nms_candidates(heat[None], kernel=11, threshold=0.3, top_k=5)
+    assert cand["valid"][0].tolist() == [True, True, True, False, False]
+    assert cand["score"][0, 3:].tolist() == [float("-inf")] * 2
 
 
 def test_group_pixels_with_groups_is_eq1_per_group():
@@ -124,22 +136,22 @@ def test_clustering_adds_a_missed_center():
     pc = torch.where(region > 0, 0, -1)
     common = dict(kernel=41, threshold=0.3)
     r0 = region_instances(heat[None], off[None], region[None], pc[None], cluster=False, **common)
-    assert int(r0["valid"].sum()) == 1  # NMS finds A only; B's pixels join A
-    assert int((r0["instances"][0] > 0).sum()) == int(region.sum())
+    assert int(r0.valid.sum()) == 1  # NMS finds A only; B's pixels join A
+    assert int((r0.instances[0] > 0).sum()) == int(region.sum())
     r1 = region_instances(heat[None], off[None], region[None], pc[None], cluster=True, **common)
-    v = r1["valid"][0]
+    v = r1.valid[0]
     assert int(v.sum()) == 2
     ids = torch.nonzero(v).reshape(-1)
-    cl = ids[r1["is_cluster"][0][ids]]
+    cl = ids[r1.is_cluster[0][ids]]
     assert cl.numel() == 1
     k = int(cl[0])
-    assert (int(r1["center_x"][0, k]), int(r1["center_y"][0, k])) == (140, 80)
-    assert torch.equal(r1["instances"][0] == k + 1, b)
-    assert float(r1["center_score"][0, k]) == 1.0  # a clustered center counts 1
+    assert (int(r1.center_x[0, k]), int(r1.center_y[0, k])) == (140, 80)
+    assert torch.equal(r1.instances[0] == k + 1, b)
+    assert float(r1.center_score[0, k]) == 1.0  # a clustered center counts 1
     # the clustered center at (100, 80) is 80 px from A's peak: not added (rule: > 100 px)
     heat2, off2, region2, _, _ = disc_region_scene(far_x=100)
     r2 = region_instances(heat2[None], off2[None], region2[None], pc[None], cluster=True, **common)
-    assert int(r2["valid"].sum()) == 1
+    assert int(r2.valid.sum()) == 1
 
 
 def two_blob_outputs():

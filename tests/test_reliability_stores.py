@@ -8,7 +8,6 @@ dataset's images, a store made from another dataset with the same image ids, and
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import h5py

@@ -105,11 +105,11 @@ def test_summarise_and_table():
     s = summarise(per_image, ["cow", "dog"])
     assert s["num_images"] == 2
     assert s["classes"]["cow"] == {"num_pseudo": 3, "tp": 2, "num_gt": 4,
-                                   "precision": pytest.approx(2 / 3), "recall": 0.5}
+                                   "precision": pytest.approx(200 / 3), "recall": 50.0}
     assert s["classes"]["dog"] == {"num_pseudo": 3, "tp": 0, "num_gt": 0, "precision": 0.0,
                                    "recall": None}
-    assert s["total"] == {"num_pseudo": 6, "tp": 2, "num_gt": 4, "precision": pytest.approx(1 / 3),
-                          "recall": 0.5}
+    assert s["total"] == {"num_pseudo": 6, "tp": 2, "num_gt": 4, "precision": pytest.approx(100 / 3),
+                          "recall": 50.0}
     json.dumps(s)  # JSON-ready
     table = format_table(s)
     lines = table.splitlines()

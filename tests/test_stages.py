@@ -284,7 +284,7 @@ def test_report_counts_and_overlays(demo, tmp_path):
     run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
     r = run_report(ds, tmp_path / "gt.h5", out_json=tmp_path / "r.json")
     n_gt = sum(len(ds.load_gt(rec).classes) for rec in ds.records)
-    assert r["total"] == {"num_pseudo": n_gt, "tp": n_gt, "num_gt": n_gt, "precision": 1.0, "recall": 1.0}
+    assert r["total"] == {"num_pseudo": n_gt, "tp": n_gt, "num_gt": n_gt, "precision": 100.0, "recall": 100.0}
     assert read_json(tmp_path / "r.json")["total"]["tp"] == n_gt
     # Transfer next to its cues / wsss stores: the overlays find them through the fingerprints.
     for name in ("cues.h5", "wsss.h5"):

@@ -7,7 +7,7 @@
 * :func:`cam_to_mask` (``cam_wsss.py``).
 """
 
-from .cam_wsss import DEFAULT_BG_THRESHOLD, cam_to_mask, crf_available
+from .cam_wsss import DEFAULT_BG_THRESHOLD, cam_to_mask
 from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from .maps import activation_maps, load_classifier
 from .model import BACKBONES, PAMClassifier, build_classifier
@@ -17,7 +17,7 @@ from .train import DEFAULTS, average_precision, mean_average_precision, train_pa
 
 __all__ = [
     "BACKBONES", "DEFAULTS", "DEFAULT_BG_THRESHOLD", "PAM", "PAMClassifier", "activation_maps",
-    "average_precision", "build_classifier", "cam_to_mask", "crf_available", "extract_peaks",
+    "average_precision", "build_classifier", "cam_to_mask", "extract_peaks",
     "load_checkpoint", "load_classifier", "load_pretrained", "mean_average_precision",
     "pam_disabled", "save_checkpoint", "set_pam", "train_pam",
 ]

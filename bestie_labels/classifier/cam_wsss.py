@@ -2,19 +2,19 @@
 
 ``cam_to_mask`` turns normalised class activation maps into a class mask: the background gets
 a constant score ``bg_threshold`` and every pixel takes the arg-max over [background, classes of
-the image-level label]. With ``crf=True`` the result is refined by a fully connected CRF from
-`pydensecrf <https://github.com/lucasb-eyer/pydensecrf>`_ when that package is installed (it is
-not a dependency of this project).
+the image-level label]. No dense-CRF refinement: no maintained CRF package installs here
+(pydensecrf is unmaintained; its fork pydensecrf2 ships only a source archive whose C++ build
+did not finish in 400 s on the 2-core machine).
 
-This is a baseline: a stronger WSSS method (PMM, IRN, ...) imported with ``wsss --import``
-gives better instances (paper Table 4).
+This is the baseline (``wsss --method cam``); the built-in default is IRN
+(:mod:`bestie_labels.irn`), and a stronger WSSS method can be imported with ``wsss --import``
+(paper Table 4).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BestieError
 
 #: Default background score for activation maps divided by their max: a pixel is background
 #: unless some labelled class reaches 30% of its peak there. Chosen on the demo data (train
@@ -24,26 +24,13 @@ from ..errors import BestieError
 DEFAULT_BG_THRESHOLD = 0.3
 
 
-def crf_available() -> bool:
-    """True when ``pydensecrf`` can be imported."""
-    try:
-        import pydensecrf.densecrf  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def cam_to_mask(maps, labels, bg_threshold: float = DEFAULT_BG_THRESHOLD, image: np.ndarray | None = None,
-                crf: bool = False, crf_iters: int = 10) -> np.ndarray:
+def cam_to_mask(maps, labels, bg_threshold: float = DEFAULT_BG_THRESHOLD) -> np.ndarray:
     """Class mask from normalised activation maps.
 
     Args:
         maps: ``(C, H, W)`` float in about [0, 1] (numpy or torch).
         labels: ``(C,) bool`` image-level label; only these classes can win.
         bg_threshold: constant background score.
-        image: ``(H, W, 3) uint8`` RGB, needed for ``crf=True``.
-        crf: refine with a dense CRF (needs ``pydensecrf``; a BestieError if missing).
-        crf_iters: mean-field iterations of the CRF.
 
     Returns:
         ``(H, W) uint8``: 0 background, ``k + 1`` for class k.
@@ -59,27 +46,5 @@ def cam_to_mask(maps, labels, bg_threshold: float = DEFAULT_BG_THRESHOLD, image:
     if cls.size == 0:
         return np.zeros((h, w), np.uint8)
     scores = np.concatenate([np.full((1, h, w), bg_threshold, np.float32), maps[cls]], axis=0)
-    if crf:
-        if image is None:
-            raise ValueError("crf=True needs the image")
-        scores = _crf(image, scores, crf_iters)
     lut = np.concatenate([[0], cls + 1]).astype(np.uint8)
     return lut[np.argmax(scores, axis=0)]
-
-
-def _crf(image: np.ndarray, scores: np.ndarray, iters: int) -> np.ndarray:
-    """Dense-CRF posterior ``(L, H, W)`` from scores ``(L, H, W)`` (pydensecrf)."""
-    try:
-        import pydensecrf.densecrf as dcrf
-        from pydensecrf.utils import unary_from_softmax
-    except ImportError:
-        raise BestieError("--crf needs the pydensecrf package, which is not installed") from None
-    n, h, w = scores.shape
-    # Scores are in [0, 1]; a softmax with temperature turns them into label probabilities.
-    e = np.exp((scores - scores.max(0, keepdims=True)) * 10.0)
-    prob = (e / e.sum(0, keepdims=True)).astype(np.float32)
-    d = dcrf.DenseCRF2D(w, h, n)
-    d.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(prob)))
-    d.addPairwiseGaussian(sxy=3, compat=3)
-    d.addPairwiseBilateral(sxy=50, srgb=13, rgbim=np.ascontiguousarray(image), compat=10)
-    return np.asarray(d.inference(iters), np.float32).reshape(n, h, w)

@@ -1,0 +1,112 @@
+"""IRN inference: class mask by random walk of CAMs within learned boundaries, instances cut apart.
+
+Per image (IRN's ``make_sem_seg_labels`` plus the cut):
+
+1. the classifier's CAMs (PAM off, flip TTA) of the labelled classes, resized to the boundary
+   map's grid (stride 4 of the classifier's inference size);
+2. the boundary map ``B`` (flip TTA: mean of the logits, then sigmoid);
+3. ``random_walk(CAM * (1 - B))`` with the affinities of ``B`` within ``radius`` (IRN: 5),
+   ``beta`` 10, ``2^exp_times`` steps; resized to the image and divided by its maximum;
+4. arg-max over ``[bg_score, propagated maps]`` (IRN: ``sem_seg_bg_thres`` 0.25);
+5. instances cut apart (:func:`cut_instances`): in each class region, the parts where ``B`` is
+   below ``cut_threshold`` seed a watershed of ``B`` restricted to the region, and the
+   watershed lines between two parts become ignore (255), so that touching instances of a
+   class are separate connected components for the semantic knowledge transfer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..classifier.maps import activation_maps, resize_short, to_tensor
+from .affinity import boundary_to_affinity
+from .random_walk import random_walk
+
+IGNORE = 255
+
+
+@dataclass(frozen=True)
+class IrnParams:
+    """Inference settings (recorded in the wsss store's options)."""
+
+    radius: int = 5
+    beta: float = 10.0
+    exp_times: int = 8
+    bg_score: float = 0.25
+    cut_threshold: float = 0.5
+    min_part: int = 20
+
+
+@torch.no_grad()
+def boundary_map(net, image: np.ndarray, size: int | None, device="cpu") -> torch.Tensor:
+    """``(h, w) float32`` boundary probabilities on the stride-4 grid of ``image`` resized so its
+    shorter side is ``size`` (flip test-time augmentation as IRN)."""
+    x = to_tensor(resize_short(image, size)).to(device)
+    logits = net(torch.stack([x, x.flip(-1)]))
+    return torch.sigmoid(logits[0] / 2 + logits[1].flip(-1) / 2)
+
+
+def cut_instances(mask: np.ndarray, boundary: np.ndarray, threshold: float, min_part: int) -> np.ndarray:
+    """Cut each class region of ``mask`` along the boundary map.
+
+    Args:
+        mask: ``(H, W) uint8`` class mask (0 background, k + 1 class k, 255 ignore).
+        boundary: ``(H, W) float`` in [0, 1] at the same size.
+        threshold: parts of a region where ``boundary < threshold`` are the watershed markers.
+        min_part: markers with fewer pixels are dropped (their pixels are flooded from others).
+
+    Returns:
+        ``(H, W) uint8``: ``mask`` with the watershed lines between two markers of one region set
+        to 255; a region with at most one marker is unchanged.
+    """
+    from skimage.segmentation import watershed
+
+    out = mask.copy()
+    for v in np.unique(mask):
+        if v in (0, IGNORE):
+            continue
+        region = mask == v
+        n, parts = cv2.connectedComponents((region & (boundary < threshold)).view(np.uint8), connectivity=4)
+        area = np.bincount(parts.ravel(), minlength=n)
+        keep = area >= min_part
+        keep[0] = False
+        if keep.sum() < 2:
+            continue
+        lut = np.where(keep, np.cumsum(keep), 0).astype(np.int32)
+        flood = watershed(boundary, markers=lut[parts], mask=region, watershed_line=True)
+        out[region & (flood == 0)] = IGNORE
+    return out
+
+
+def irn_class_mask(classifier, net, image: np.ndarray, labels, params: IrnParams = IrnParams(),
+                   device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Class mask of one image; returns ``(mask (H, W) uint8, boundary (H, W) float32)``.
+
+    ``mask``: 0 background, ``k + 1`` class k, 255 cut lines (see the module docstring).
+    """
+    labels = np.asarray(labels, bool)
+    h, w = image.shape[:2]
+    edge = boundary_map(net, image, getattr(classifier, "test_size", None), device)
+    edge_up = F.interpolate(edge[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    edge_np = edge_up.clamp(0, 1).cpu().numpy()
+    cls = np.flatnonzero(labels)
+    if cls.size == 0:
+        return np.zeros((h, w), np.uint8), edge_np
+    maps = activation_maps(classifier, image, labels, device, pam=False)[cls]
+    cams = torch.from_numpy(maps).to(edge.device)[None]
+    cams = F.interpolate(cams, size=edge.shape, mode="bilinear", align_corners=False, antialias=True)[0]
+    aff = boundary_to_affinity(edge[None], params.radius)[0]
+    rw = random_walk(cams * (1 - edge), aff, params.radius, params.beta, params.exp_times)
+    rw = F.interpolate(rw[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    rw = rw / (rw.max() + 1e-5)
+    scores = torch.cat([torch.full((1, h, w), params.bg_score, dtype=rw.dtype, device=rw.device), rw])
+    lut = np.concatenate([[0], cls + 1]).astype(np.uint8)
+    mask = lut[scores.argmax(0).cpu().numpy()]
+    if params.cut_threshold < 1:
+        mask = cut_instances(mask, edge_np, params.cut_threshold, params.min_part)
+    return mask, edge_np

@@ -1,0 +1,50 @@
+"""The ``wsss --method irn`` work function and option handling (called by ``stages.run_wsss``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import BestieError
+from .infer import IrnParams, irn_class_mask
+from .model import threads_for
+
+
+def irn_params(bg_score: float | None = None, radius: int | None = None, beta: float | None = None,
+               exp_times: int | None = None, cut_threshold: float | None = None) -> IrnParams:
+    """:class:`IrnParams` with the given values, defaults for None; bad values are a BestieError."""
+    d = IrnParams()
+    p = IrnParams(radius=d.radius if radius is None else int(radius),
+                  beta=d.beta if beta is None else float(beta),
+                  exp_times=d.exp_times if exp_times is None else int(exp_times),
+                  bg_score=d.bg_score if bg_score is None else float(bg_score),
+                  cut_threshold=d.cut_threshold if cut_threshold is None else float(cut_threshold),
+                  min_part=d.min_part)
+    if p.radius < 2 or p.beta <= 0 or not 0 <= p.exp_times <= 12 or not 0 < p.cut_threshold <= 1:
+        raise BestieError("IRN options: radius >= 2, beta > 0, 0 <= exp-times <= 12, 0 < cut-threshold <= 1")
+    return p
+
+
+def irn_options(params: IrnParams) -> dict[str, Any]:
+    """The options a wsss store made by IRN records."""
+    return {"method": "irn", **asdict(params)}
+
+
+def wsss_irn(ctx: Mapping, ids: list[str]) -> list:
+    """``[(image_id, {"mask": (H, W) uint8}, warnings), ...]`` for ``stages._execute``; ``ctx``
+    holds ``dataset``, ``classifier``, ``net``, ``params``, ``device``."""
+    ds = ctx["dataset"]
+    out = []
+    with threads_for(ctx["classifier"].backbone_name, ctx["device"]):
+        for image_id in ids:
+            rec = ds.record(image_id)
+            image = ds.load_image(rec)
+            mask, _ = irn_class_mask(ctx["classifier"], ctx["net"], image, rec.labels, ctx["params"], ctx["device"])
+            warn: Counter = Counter()
+            if not ((mask > 0) & (mask != 255)).any():
+                warn["no_foreground"] += 1
+            out.append((image_id, {"mask": np.asarray(mask, np.uint8)}, warn))
+    return out

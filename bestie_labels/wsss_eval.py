@@ -1,0 +1,36 @@
+"""``report --wsss``: mIoU of a WSSS store against the GT class masks of its split."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from .datasets.base import Dataset
+from .errors import BestieError
+from .evaluation.miou import confusion, miou_summary
+
+
+def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike) -> dict:
+    """Per-class IoU and mIoU (percent, background included, GT void ignored) of the masks in
+    ``wsss_path`` over every image of ``dataset`` (see :mod:`bestie_labels.evaluation.miou`).
+
+    Returns the :func:`~bestie_labels.evaluation.miou.miou_summary` dict plus ``path``,
+    ``fingerprint`` and ``method`` (the store's ``method`` option) of the store.
+    """
+    from .stages import WSSS, open_input
+
+    n = dataset.num_classes + 1
+    conf = np.zeros((n, n), np.int64)
+    with open_input(wsss_path, WSSS, dataset, "--wsss") as store:
+        for rec in tqdm(dataset.records, desc="wsss mIoU", unit="img", disable=None):
+            mask = store.read(rec.image_id)["mask"]
+            gt = dataset.load_gt(rec).semantic()
+            if mask.shape != gt.shape:
+                raise BestieError(f"image {rec.image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} but the "
+                                  f"GT is {gt.shape[1]}x{gt.shape[0]}", store.path)
+            conf += confusion(mask, gt, dataset.num_classes)
+        info = {"path": os.fspath(wsss_path), "fingerprint": store.fingerprint,
+                "method": store.options.get("method")}
+    return {**miou_summary(conf, dataset.class_names), **info}
