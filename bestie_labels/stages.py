@@ -34,7 +34,7 @@ from .constants import VOID
 from .datasets.base import Dataset
 from .errors import BestieError
 from .fileio import read_index_png, sha256_file
-from .store import Store, StoreWriter, merge_stores
+from .store import Store, StoreWriter, merge_stores, pack_arrays
 from .store_checks import read_cues, read_pseudo, read_wsss
 from .transfer import gt_to_pseudo, transfer_instances
 
@@ -108,6 +108,12 @@ def _files_digest(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
+def _packed(work: Callable, ctx: Mapping, ids: list[str]) -> list:
+    """``work(ctx, ids)`` with its arrays compressed here, in the worker (see
+    :func:`bestie_labels.store.pack_arrays`): the process writing the store only copies bytes."""
+    return [(image_id, pack_arrays(arrays), warn) for image_id, arrays, warn in work(ctx, ids)]
+
+
 def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, desc: str) -> tuple[int, Counter]:
     """Run ``work(ctx, ids) -> [(image_id, arrays, warnings), ...]`` over ``writer.pending``.
 
@@ -127,7 +133,7 @@ def _execute(writer: StoreWriter, work: Callable, ctx: Mapping, workers: int, de
 
         size = max(1, min(_MAX_CHUNK, len(pending) // (4 * workers)))
         chunks = [pending[k:k + size] for k in range(0, len(pending), size)]
-        results = Parallel(n_jobs=workers, return_as="generator")(delayed(work)(ctx, c) for c in chunks)
+        results = Parallel(n_jobs=workers, return_as="generator")(delayed(_packed)(work, ctx, c) for c in chunks)
     written = 0
     bar = tqdm(total=len(pending), desc=desc, unit="img", disable=None)
     try:

@@ -6,7 +6,9 @@ Layout of a finished store (``cues.h5``, ``wsss.h5``, ``pseudo.h5``, ...)::
                                   shard ("i/n" or ""), created_by
     /meta/image_ids        (N,) bytes   image ids held by this file, in split order
     /meta/split_ids        (M,) bytes   every image id of the split (M == N unless sharded)
-    /images/<image_id>/    one group per image: gzip-compressed datasets (stage-specific)
+    /images/<image_id>/    one group per image: one dataset per array (stage-specific);
+                           arrays of 4 KiB or more gzip-compressed (shuffle, level 1, the
+                           whole array one chunk), smaller ones plain
 
 While a stage runs, finished images go to ``<out>.parts/``: ``header.json`` (stage, options,
 inputs) and ``part-NNNNNN.h5`` files of a few dozen images each, every one written to a
@@ -27,11 +29,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import h5py
 import numpy as np
+from h5py import h5d, h5g, h5p, h5s, h5t
 
 from . import __version__
 from .errors import BestieError, StaleOutputError
@@ -39,6 +44,11 @@ from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temp
 
 FORMAT = 1
 _PART_SIZE = 64
+#: Arrays of at least this many bytes are stored compressed (byte shuffle + deflate level
+#: GZIP_LEVEL, one chunk per array); smaller ones plain: a chunked, filtered dataset costs more
+#: than it saves for a few numbers.
+COMPRESS_MIN_BYTES = 4096
+GZIP_LEVEL = 1
 
 
 def default_part_size() -> int:
@@ -102,18 +112,98 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+@dataclass(frozen=True)
+class Packed:
+    """An array already compressed the way the store keeps it (byte shuffle, then deflate, as
+    one chunk): what :func:`pack_arrays` makes in a worker, so that the process writing the
+    store only copies bytes."""
+
+    shape: tuple
+    dtype: np.dtype
+    chunk: bytes
+
+
+def _packable(a: np.ndarray) -> bool:
+    return a.ndim >= 1 and a.nbytes >= COMPRESS_MIN_BYTES and a.dtype.kind in "biuf"
+
+
+def _pack(a: np.ndarray) -> Packed:
+    a = np.ascontiguousarray(a)
+    # HDF5's shuffle filter: byte k of every element together, for k = 0 .. itemsize - 1
+    raw = a.view(np.uint8).reshape(-1, a.itemsize).T.tobytes() if a.itemsize > 1 else a.tobytes()
+    return Packed(tuple(a.shape), a.dtype, zlib.compress(raw, GZIP_LEVEL))
+
+
+def pack_arrays(arrays: Mapping[str, np.ndarray]) -> dict:
+    """``arrays`` with each one the store compresses replaced by its :class:`Packed` form.
+
+    Optional: :meth:`StoreWriter.add` packs what is not packed yet. The stage engine calls it in
+    its worker processes, which takes the compression off the one process that writes.
+    """
+    return {k: _pack(v) if isinstance(v, np.ndarray) and _packable(v) else v for k, v in arrays.items()}
+
+
+def _property_lists():
+    gcpl = h5p.create(h5p.GROUP_CREATE)
+    gcpl.set_link_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
+    lcpl = h5p.create(h5p.LINK_CREATE)
+    lcpl.set_create_intermediate_group(True)
+    return gcpl, lcpl
+
+
+_GCPL, _LCPL = _property_lists()
+
+
+def _dcpl(chunk: tuple | None):
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    if chunk is not None:
+        dcpl.set_chunk(chunk)
+        dcpl.set_shuffle()
+        dcpl.set_deflate(GZIP_LEVEL)
+    return dcpl
+
+
+def _write_array(gid, name: str, a) -> None:
+    """One dataset, through HDF5's low-level API (h5py's ``create_dataset`` costs several times
+    more per call, and a store has a few datasets per image)."""
+    if not isinstance(a, Packed):
+        a = np.ascontiguousarray(a)
+        if a.dtype.kind not in "biuf":  # not a number array: h5py's general path
+            h5py.Group(gid).create_dataset(name, data=a, track_times=False)
+            return
+        if _packable(a):
+            a = _pack(a)
+    if isinstance(a, Packed):
+        d = h5d.create(gid, name.encode(), h5t.py_create(a.dtype, logical=True), h5s.create_simple(a.shape),
+                       dcpl=_dcpl(a.shape))
+        d.write_direct_chunk((0,) * len(a.shape), a.chunk)
+        return
+    space = h5s.create_simple(a.shape) if a.ndim else h5s.create(h5s.SCALAR)
+    d = h5d.create(gid, name.encode(), h5t.py_create(a.dtype, logical=True), space, dcpl=_dcpl(None))
+    if a.size:
+        d.write(h5s.ALL, h5s.ALL, a)
+
+
+def _read_array(d) -> np.ndarray:
+    """One dataset through the low-level API (as :func:`_write_array`, for speed)."""
+    if d.dtype.kind not in "biuf":
+        return h5py.Dataset(d)[()]
+    out = np.empty(d.shape, d.dtype)
+    if out.size:
+        d.read(h5s.ALL, h5s.ALL, out)
+    return out
+
+
 def _write_group(h5: h5py.File, image_id: str, arrays: Mapping[str, np.ndarray],
                  attrs: Mapping | None) -> None:
-    g = h5.create_group(f"images/{image_id}", track_order=True)
+    gid = h5g.create(h5.id, f"images/{image_id}".encode(), lcpl=_LCPL, gcpl=_GCPL)
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        if a.size == 0 or a.ndim == 0:
-            g.create_dataset(name, data=a, track_times=False)
-        else:
-            g.create_dataset(name, data=a, compression="gzip", compression_opts=4, shuffle=True,
-                             track_times=False)
-    for k, v in sorted((attrs or {}).items()):
-        g.attrs[k] = v
+        _write_array(gid, name, arrays[name])
+    if attrs:
+        g = h5py.Group(gid)
+        for k, v in sorted(attrs.items()):
+            g.attrs[k] = v
 
 
 def _write_ids(h5: h5py.File, name: str, ids: Sequence[str]) -> None:
@@ -184,12 +274,12 @@ class Store:
     def read(self, image_id: str) -> dict[str, np.ndarray]:
         """All datasets of one image as numpy arrays (names as written by the stage)."""
         try:
-            g = self._h5[f"images/{image_id}"]
+            gid = h5g.open(self._h5.id, f"images/{image_id}".encode())
         except KeyError:
             raise BestieError(f"image {image_id} is not in this store", self.path) from None
         try:
-            return {k: g[k][()] for k in g}
-        except (OSError, KeyError, ValueError) as e:  # a damaged (e.g. truncated) file
+            return {name.decode(): _read_array(h5d.open(gid, name)) for name in gid}
+        except (OSError, KeyError, ValueError, TypeError) as e:  # a damaged (e.g. truncated) file
             raise BestieError(f"store is damaged: cannot read image {image_id} ({type(e).__name__})",
                               self.path) from None
 

@@ -181,22 +181,6 @@ def _targets_dense(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Ten
     return dict(center=center, offset=offset, weight=weight)
 
 
-def make_targets_batch(instances: torch.Tensor, centers: list, classes: list, num_classes: int,
-                       sigma: float = 6.0) -> dict[str, torch.Tensor]:
-    """:func:`make_targets` for a batch.
-
-    Args:
-        instances: ``(B, H, W)`` integer tensor.
-        centers: B tensors ``(N_b, 2)`` (x, y); classes: B tensors ``(N_b,)``.
-
-    Returns:
-        dict of ``center (B, C, H, W)``, ``offset (B, 2, H, W)``, ``weight (B, H, W)``, float32.
-    """
-    outs = [make_targets(instances[b], centers[b], classes[b], num_classes, sigma)
-            for b in range(instances.shape[0])]
-    return {k: torch.stack([o[k] for o in outs]) for k in ("center", "offset", "weight")}
-
-
 def group_pixels(offset: torch.Tensor, centers: torch.Tensor, mask: torch.Tensor | None = None,
                  center_group: torch.Tensor | None = None, pixel_group: torch.Tensor | None = None,
                  chunk_pixels: int = 1 << 22) -> torch.Tensor:

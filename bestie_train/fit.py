@@ -43,7 +43,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,6 @@ class FitOptions:
     world_size: int = 1
     num_classes: int = 0
     split: str = ""
-    extra: dict = field(default_factory=dict)
 
     def resolve(self, n_train: int) -> "FitOptions":
         """Fill backbone defaults; ``epochs`` becomes ``iters``."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bestie_labels.targets import _targets_dense, group_pixels, kernel_radius, make_targets, make_targets_batch
+from bestie_labels.targets import _targets_dense, group_pixels, kernel_radius, make_targets
 
 E = math.exp
 
@@ -149,18 +149,12 @@ def test_group_pixels_eq1_by_hand():
     assert group_pixels(offset, torch.zeros(0, 2), mask).tolist() == [[0, 0, 0, 0]]
 
 
-def test_batch_matches_single():
-    inst = torch.from_numpy(_shapes_map())
-    centers = torch.from_numpy(_centroids(_shapes_map(), 5))
-    classes = torch.tensor([0, 0, 1, 0, 2])
-    empty = torch.zeros_like(inst)
-    b = make_targets_batch(torch.stack([inst, empty]), [centers, torch.zeros(0, 2)],
-                           [classes, torch.zeros(0, dtype=torch.long)], 3)
-    one = make_targets(inst, centers, classes, 3)
-    assert b["center"].shape == (2, 3, 40, 50)
+def test_no_instance_gives_zero_targets():
+    empty = torch.zeros(40, 50, dtype=torch.long)
+    t = make_targets(empty, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), 3)
+    assert t["center"].shape == (3, 40, 50) and t["offset"].shape == (2, 40, 50)
     for k in ("center", "offset", "weight"):
-        assert torch.equal(b[k][0], one[k])
-        assert b[k][1].abs().sum() == 0
+        assert t[k].abs().sum() == 0
 
 
 def test_cpu_path_equals_dense_torch_path():
