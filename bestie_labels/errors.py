@@ -25,3 +25,17 @@ class NoSpaceError(BestieError):
 
 class StaleOutputError(BestieError):
     """An existing output was made with other options or inputs (rerun with --force)."""
+
+
+def one_line(e: BestieError) -> BestieError:
+    """``e`` with a one-line message. A BestieError re-raised by a worker process (a DataLoader
+    worker) carries the worker's traceback in its message; keep the original message, its last
+    line, without the exception's class name."""
+    msg = str(e).strip()
+    if "\n" not in msg:
+        return e
+    last = msg.splitlines()[-1]
+    for prefix in ("bestie_labels.errors.BestieError: ", "BestieError: "):
+        if last.startswith(prefix):
+            last = last[len(prefix):]
+    return BestieError(last)

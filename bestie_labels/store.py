@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5g, h5p, h5s, h5t
 
-from . import __version__
+from . import __version__, interrupt
 from .errors import BestieError, StaleOutputError
 from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
 
@@ -65,21 +65,9 @@ def default_part_size() -> int:
     return n
 
 
-# A Ctrl-C can land while Python runs a weakref callback or a ``__del__`` (h5py closes files
-# that way); Python then prints the KeyboardInterrupt and drops it. The CLI's SIGINT handler
-# also sets this flag, and the writers check it at every image, so the stage still stops there.
-_INTERRUPT = {"requested": False}
-
-
-def request_interrupt(flag: bool = True) -> None:
-    """Set (or clear, ``flag=False``) the interrupt request checked by :meth:`StoreWriter.add`."""
-    _INTERRUPT["requested"] = bool(flag)
-
-
-def check_interrupt() -> None:
-    """Raise KeyboardInterrupt if a Ctrl-C was requested (see :func:`request_interrupt`)."""
-    if _INTERRUPT["requested"]:
-        raise KeyboardInterrupt
+# Old names of the interrupt flag (now in :mod:`bestie_labels.interrupt`), kept for callers.
+request_interrupt = interrupt.request
+check_interrupt = interrupt.check
 
 
 def _describe_change(old: Mapping, new: Mapping) -> str:
@@ -286,6 +274,19 @@ class Store:
     def image_attrs(self, image_id: str) -> dict:
         return dict(self._h5[f"images/{image_id}"].attrs)
 
+    def shape(self, image_id: str, name: str) -> tuple[int, ...]:
+        """Shape of one image's dataset ``name``, read from its header (no data read)."""
+        return tuple(self._h5[f"images/{image_id}/{name}"].shape)
+
+    def attr_totals(self) -> dict[str, int]:
+        """Integer attributes of every image group summed over the store (the stages' per-image
+        warning counts), sorted by name."""
+        total: dict[str, int] = {}
+        for g in self._h5["images"].values():
+            for k, v in g.attrs.items():
+                total[k] = total.get(k, 0) + int(v)
+        return dict(sorted(total.items()))
+
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the file's bytes: what downstream stages record as this input."""
@@ -421,7 +422,7 @@ class StoreWriter:
 
     def add(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:
         """Queue one image's arrays; every ``part_size`` images are written as a part."""
-        check_interrupt()
+        interrupt.check()
         self._buffer.append((image_id, arrays, attrs))
         if len(self._buffer) >= self.part_size:
             self.flush()

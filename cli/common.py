@@ -2,7 +2,8 @@
 
 Commands only parse options and call library functions. :func:`command` wraps a command body
 so that a :class:`~bestie_labels.errors.BestieError` prints one line (``Error: FILE: problem``)
-and exits 1, and Ctrl-C exits 130 saying that a rerun resumes.
+and exits 1, and Ctrl-C exits 130 saying that a rerun resumes (the SIGINT handling itself is
+:mod:`bestie_labels.interrupt`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import errno
 import functools
 import os
 import re
-import signal
 import sys
 
 import click
 
+from bestie_labels import interrupt
 from bestie_labels.errors import BestieError
 
 
@@ -83,9 +84,9 @@ def command(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         _quiet_bars_in_logs()
-        prev = _install_sigint()
         try:
-            return fn(*args, **kwargs)
+            with interrupt.stop_now():
+                return fn(*args, **kwargs)
         except BestieError as e:
             _close_progress_bars()
             click.echo(f"Error: {e}", err=True)
@@ -111,55 +112,8 @@ def command(fn):
             click.echo(f"Error: {m.group(1) + ': ' if m else ''}No space left on device; earlier outputs are "
                        "intact and a rerun resumes", err=True)
             sys.exit(1)
-        finally:
-            _restore_sigint(prev)
 
     return wrapper
-
-
-def _set_interrupt_flag(flag: bool) -> None:
-    # Only the stage writers read the flag; if their module is not loaded, none is running.
-    store = sys.modules.get("bestie_labels.store")
-    if store is not None:
-        store.request_interrupt(flag)
-
-
-def _on_sigint(signum, frame):
-    """Ctrl-C: raise KeyboardInterrupt, and tell the stage writers.
-
-    Python prints and then drops an exception raised while it runs a weakref callback or a
-    ``__del__`` (h5py closes files that way). There the flag alone is set, and the stage stops at
-    its next image (:func:`bestie_labels.store.check_interrupt`) instead of losing the Ctrl-C.
-    """
-    _set_interrupt_flag(True)
-    f, depth = frame, 0
-    while f is not None and depth < 64:
-        if f.f_code.co_name == "__del__" or f.f_code.co_filename.endswith(("weakref.py", "_weakrefset.py")):
-            return
-        f, depth = f.f_back, depth + 1
-    raise KeyboardInterrupt
-
-
-def _install_sigint():
-    """Install :func:`_on_sigint` (main thread only); returns what to restore, or None."""
-    import threading
-
-    _set_interrupt_flag(False)
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        return signal.signal(signal.SIGINT, _on_sigint)
-    except (ValueError, OSError):
-        return None
-
-
-def _restore_sigint(prev) -> None:
-    _set_interrupt_flag(False)
-    if prev is not None:
-        try:
-            signal.signal(signal.SIGINT, prev)
-        except (ValueError, OSError):
-            pass
 
 
 def data_options(fn=None, *, split: str = "train"):
