@@ -212,9 +212,11 @@ def _write_group_before(h5, image_id, arrays, attrs):
         g.attrs[k] = v
 
 
-def _unpacked(work, ctx, ids):
+def _unpacked(per_image, job, ids):
     """The engine's worker call before the fast path: arrays go to the writer uncompressed."""
-    return work(ctx, ids)
+    from bestie_labels.stages.engine import _run
+
+    return _run(per_image, job, ids)
 
 
 def stage_inputs(d: Path, n: int, seed: int):
@@ -240,19 +242,20 @@ def stage_inputs(d: Path, n: int, seed: int):
 
 def stage_speed(args) -> None:
     import bestie_labels.stages as stages
+    import bestie_labels.stages.engine as engine
     import bestie_labels.store as store
 
     d = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
     try:
         ds = stage_inputs(d, args.stage_images, args.seed)
-        now = (store._write_group, stages._packed)
+        now = (store._write_group, engine._packed)
         before = (_write_group_before, _unpacked)
         best = {"today": np.inf, "before": np.inf}
         cpu = {"today": np.inf, "before": np.inf}
         outputs = {}
         for _ in range(args.repeat):
             for name, (write, worker) in (("today", now), ("before", before)):
-                store._write_group, stages._packed = write, worker
+                store._write_group, engine._packed = write, worker
                 out = d / f"pseudo_{name}.h5"
                 out.unlink(missing_ok=True)  # an existing current output would be skipped
                 t0 = time.perf_counter()
@@ -265,7 +268,7 @@ def stage_speed(args) -> None:
                 c0 = time.process_time()
                 stages.run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, workers=1, force=True)
                 cpu[name] = min(cpu[name], time.process_time() - c0)
-        store._write_group, stages._packed = now
+        store._write_group, engine._packed = now
         with store.Store(outputs["today"]) as a, store.Store(outputs["before"]) as b:
             for i in ds.image_ids:  # the same content, whichever writer
                 ra, rb = a.read(i), b.read(i)

@@ -98,7 +98,7 @@ def test_sigint_transfer_then_rerun_is_identical(chain, tmp_path):
     # The transfer command, slowed down to ~0.2 s per image, leaving a mark after each image.
     code = (
         "import sys, time, pathlib\n"
-        "import bestie_labels.stages as S\n"
+        "import bestie_labels.stages.transfer as S\n"
         "real = S.transfer_instances\n"
         "def slow(*a, **k):\n"
         "    r = real(*a, **k)\n"

@@ -176,7 +176,7 @@ def test_sigint_inside_del_is_not_lost(tree, tmp_path):
     out = tmp_path / "out" / "pseudo.h5"
     args = _args("transfer", tree, out)
     code = ("import os, signal, sys\n"
-            "import bestie_labels.stages as S\n"
+            "import bestie_labels.stages.transfer as S\n"
             "real = S.transfer_instances\n"
             "n = [0]\n"
             "class Bomb:\n"

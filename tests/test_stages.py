@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from bestie_labels import stages
+from bestie_labels.stages import transfer as transfer_stage
 from bestie_labels.datasets import open_dataset
 from bestie_labels.errors import BestieError, StaleOutputError
 from bestie_labels.fileio import write_index_png
@@ -68,7 +68,7 @@ def test_interrupted_transfer_resumes_byte_identical(demo, tmp_path, monkeypatch
     full = tmp_path / "full.h5"
     run_transfer(ds, d / "cues.h5", d / "wsss.h5", full)
     out = tmp_path / "resumed.h5"
-    real = stages.transfer_instances
+    real = transfer_stage.transfer_instances
     calls = []
 
     def interrupt_after_4(*a, **k):
@@ -77,10 +77,10 @@ def test_interrupted_transfer_resumes_byte_identical(demo, tmp_path, monkeypatch
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(stages, "transfer_instances", interrupt_after_4)
+    monkeypatch.setattr(transfer_stage, "transfer_instances", interrupt_after_4)
     with pytest.raises(KeyboardInterrupt):
         run_transfer(ds, d / "cues.h5", d / "wsss.h5", out)
-    monkeypatch.setattr(stages, "transfer_instances", real)
+    monkeypatch.setattr(transfer_stage, "transfer_instances", real)
     assert not out.exists() and (tmp_path / "resumed.h5.parts").is_dir()
     s = run_transfer(ds, d / "cues.h5", d / "wsss.h5", out)
     assert s["written"] == 5  # the 4 finished images were kept

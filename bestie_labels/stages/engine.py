@@ -1,0 +1,244 @@
+"""The per-image engine every store-writing stage runs on.
+
+A stage is a *job* (a frozen dataclass of its options and inputs, ``job.dataset`` the split)
+and a pure per-image function ``per_image(job, record) -> (arrays, warnings)``. :func:`run_stage`
+does the rest, the same way for every stage:
+
+1. a :class:`~bestie_labels.store.StoreWriter` with the options that determine the content and
+   the fingerprints of the inputs; an output made with the same header is "up to date" and
+   skipped, one made with another header is refused unless ``force``;
+2. the images still pending (an interrupted run resumes) go through ``per_image``, with
+   ``workers`` processes (joblib) when > 1; the main process alone writes, in split order;
+3. on Ctrl-C the finished images are flushed to ``<out>.parts/`` first, so a rerun resumes
+   from them (a :class:`BestieError`, a bad input, removes the parts instead: fixing it changes
+   the header they were made with); ``finish()`` writes the store in split order, byte-identical
+   however the run was split (``shard``), parallelised or interrupted.
+
+It returns a small summary dict (``stage``, ``out``, ``images``, ``written``, ``up_to_date``,
+``warnings`` {name: count}); :func:`format_summary` prints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from tqdm import tqdm
+
+from ..datasets.base import Dataset, Record
+from ..errors import BestieError, NoSpaceError
+from ..fileio import sha256_file
+from ..store import Store, StoreWriter, pack_arrays
+
+#: Stage names recorded in the stores (``Store(path, stage=...)``).
+CUES, WSSS, PSEUDO = "cues", "wsss", "pseudo"
+
+#: ``per_image(job, record) -> (arrays {name: ndarray}, warnings Counter)``.
+PerImage = Callable[[Any, Record], "tuple[dict, Counter]"]
+
+_MAX_CHUNK = 16
+
+
+# ----------------------------------------------------------------------------------------
+# inputs
+# ----------------------------------------------------------------------------------------
+_STORE_CACHE: dict[tuple, Store] = {}
+
+
+def cached_store(path: str, stage: str) -> Store:
+    """A read handle kept open across images (also inside joblib workers)."""
+    st = os.stat(path)
+    key = (os.fspath(path), stage, st.st_ino, st.st_mtime_ns, st.st_size)
+    s = _STORE_CACHE.get(key)
+    if s is None:
+        s = _STORE_CACHE[key] = Store(path, stage=stage)
+    return s
+
+
+def _close_cached() -> None:
+    for s in _STORE_CACHE.values():
+        s.close()
+    _STORE_CACHE.clear()
+
+
+def open_input(path: str | os.PathLike, stage: str, dataset: Dataset, option: str,
+               same_data: bool = False) -> Store:
+    """Open an upstream store, checking its stage and that it holds every image of ``dataset``.
+
+    ``option`` (``"--cues"``, ...) names the command-line option in the messages. With
+    ``same_data`` the store must have been made from this very split (same dataset fingerprint:
+    images, image-level labels, image files), as transfer needs.
+    """
+    s = Store(path, stage=stage)
+    try:
+        if s.shard:
+            raise BestieError(f"{option}: this is shard {s.shard} of a sharded run; join the parts "
+                              "with `bestie-labels merge` first", path)
+        missing = [i for i in dataset.image_ids if i not in s]
+        if missing:
+            raise BestieError(f"{option}: {len(missing)} of the {len(dataset)} images of split "
+                              f"'{dataset.split}' are not in this store (first: {missing[0]})", path)
+        if same_data and s.inputs.get("data") not in (None, dataset.fingerprint()):
+            raise BestieError(f"{option}: made from another version of split '{dataset.split}' (other "
+                              "images, image-level labels or image files, e.g. another --labels file); "
+                              "rerun that stage with the same data options", path)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def files_digest(paths: Sequence[Path]) -> str:
+    """SHA-256 over the bytes of ``paths`` (a missing file counts as such)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(os.fspath(p.name).encode() + b"\0")
+        h.update(sha256_file(p).encode() if p.is_file() else b"missing")
+    return h.hexdigest()
+
+
+def check_checkpoint(checkpoint, method: str, what: str) -> None:
+    """``--method METHOD`` needs an existing ``--checkpoint`` (``what`` says which kind)."""
+    if checkpoint is None:
+        raise BestieError(f"--method {method} needs --checkpoint ({what})")
+    if not Path(checkpoint).is_file():
+        raise BestieError("checkpoint not found", checkpoint)
+
+
+# ----------------------------------------------------------------------------------------
+# the loop
+# ----------------------------------------------------------------------------------------
+def _run(per_image: PerImage, job, ids: list[str]) -> list:
+    """``[(image_id, arrays, warnings), ...]`` for ``ids``."""
+    ds: Dataset = job.dataset
+    return [(image_id, *per_image(job, ds.record(image_id))) for image_id in ids]
+
+
+def _packed(per_image: PerImage, job, ids: list[str]) -> list:
+    """:func:`_run` with its arrays compressed here, in the worker (see
+    :func:`bestie_labels.store.pack_arrays`): the process writing the store only copies bytes."""
+    return [(image_id, pack_arrays(arrays), warn) for image_id, arrays, warn in _run(per_image, job, ids)]
+
+
+def _results(per_image: PerImage, job, pending: list[str], workers: int):
+    """Chunks of results in split order: one image at a time here, or joblib processes."""
+    if workers <= 1:
+        return (_run(per_image, job, [i]) for i in pending)
+    from joblib import Parallel, delayed
+
+    size = max(1, min(_MAX_CHUNK, len(pending) // (4 * workers)))
+    chunks = [pending[k:k + size] for k in range(0, len(pending), size)]
+    return Parallel(n_jobs=workers, return_as="generator")(delayed(_packed)(per_image, job, c) for c in chunks)
+
+
+def execute(writer: StoreWriter, job, per_image: PerImage, workers: int, desc: str) -> tuple[int, Counter]:
+    """Run ``per_image`` over ``writer.pending`` and write the store; returns the number of
+    images written and this run's warning counts."""
+    pending = writer.pending
+    warnings: Counter = Counter()
+    if not pending:
+        writer.finish()  # e.g. an empty shard (--shard I/N with I beyond the image count)
+        return 0, warnings
+    results = _results(per_image, job, pending, workers)
+    written = 0
+    bar = tqdm(total=len(pending), desc=desc, unit="img", disable=None)
+    try:
+        for chunk in results:
+            for image_id, arrays, warn in chunk:
+                writer.add(image_id, arrays, {k: int(v) for k, v in sorted(warn.items()) if v} or None)
+                warnings.update({k: v for k, v in warn.items() if v})
+                written += 1
+                bar.update()
+    except BestieError as e:
+        # Bad input: fixing it changes the inputs or options the parts were made with, so they
+        # could never be resumed; leave nothing behind. A full disk keeps them: a rerun resumes.
+        if not isinstance(e, NoSpaceError):
+            shutil.rmtree(writer.parts_dir, ignore_errors=True)
+        raise
+    except BaseException:
+        # Ctrl-C (or a crash): keep what is finished; a rerun resumes after it.
+        try:
+            writer.flush()
+        except Exception:
+            pass
+        discard_if_empty(writer)
+        raise
+    finally:
+        bar.close()
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        _close_cached()
+    writer.finish()
+    return written, warnings
+
+
+def discard_if_empty(writer: StoreWriter) -> None:
+    """Remove ``<out>.parts/`` when it holds no finished image (nothing to resume from)."""
+    if writer.n_done == 0 and writer.parts_dir.is_dir():
+        shutil.rmtree(writer.parts_dir, ignore_errors=True)
+
+
+def run_stage(name: str, stage: str, out: Path, job, per_image: PerImage, options: Mapping,
+              inputs: Mapping, *, workers: int = 1, force: bool = False, shard=None,
+              load: Callable | None = None, extra: Callable[[], dict] | None = None) -> dict:
+    """Write the ``stage`` store ``out`` for ``job.dataset``; returns the summary of :func:`summary`.
+
+    ``load(job) -> job`` runs only when there is work to do (e.g. a model to load) and then
+    forces one process; ``extra()`` gives keys added to the summary once ``out`` is written.
+    """
+    writer = StoreWriter(out, stage, options, inputs, job.dataset.image_ids, shard=shard, force=force)
+    if writer.is_current:
+        return summary(name, out, writer, 0, up_to_date=True, **(extra() if extra else {}))
+    if load is not None:
+        try:
+            job = load(job)
+        except BaseException:
+            discard_if_empty(writer)
+            raise
+        workers = 1
+    written, _ = execute(writer, job, per_image, workers, desc=f"{name} ({options['method']})"
+                         if "method" in options else name)
+    return summary(name, out, writer, written, **(extra() if extra else {}))
+
+
+# ----------------------------------------------------------------------------------------
+# summaries
+# ----------------------------------------------------------------------------------------
+def stored_warnings(path: str | os.PathLike) -> dict[str, int]:
+    """Warning counts of a finished store, summed over its images.
+
+    Each image's warnings (``missing_points_file``, ``cues_not_in_label``, ``cleaned_classes``,
+    ``no_foreground``, ``no_instance``, ``empty_label``) are stored as attributes of its group,
+    so the counts cover the whole store however many runs it took to write.
+    """
+    with Store(path) as s:
+        return s.attr_totals()
+
+
+def summary(name: str, out: Path, writer: StoreWriter, written: int, up_to_date: bool = False, **extra) -> dict:
+    """The summary of a stage run; ``warnings`` are those stored for every image of ``out``."""
+    return {"stage": name, "out": os.fspath(out), "images": len(writer.image_ids), "written": written,
+            "up_to_date": up_to_date, "warnings": stored_warnings(out), **extra}
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """One or two lines for the CLI."""
+    if s.get("up_to_date") and not s.get("written"):
+        head = f"{s['stage']}: {s['out']} is up to date ({s['images']} images)"
+    elif s["stage"] in (CUES, WSSS, "transfer"):
+        head = f"{s['stage']}: wrote {s['out']} ({s['images']} images, {s['written']} computed now)"
+    else:
+        head = f"{s['stage']}: wrote {s['out']} ({s['images']} images)"
+    extra = {k: v for k, v in s.items()
+             if k not in ("stage", "out", "images", "written", "up_to_date", "warnings")}
+    lines = [head]
+    if extra:
+        lines.append("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+    if s.get("warnings"):
+        lines.append("  warnings: " + ", ".join(f"{k} x{v}" for k, v in s["warnings"].items()))
+    return "\n".join(lines)

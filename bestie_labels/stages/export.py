@@ -1,0 +1,37 @@
+"""The ``merge`` and ``export`` stages: join shards of a store; write a pseudo store in the
+COCO, VOC or BESTIE text formats."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from ..datasets.base import Dataset
+from ..errors import BestieError
+from ..store import Store, merge_stores
+from .engine import PSEUDO, open_input
+
+EXPORT_FORMATS = ("coco", "voc", "bestie-txt")
+
+
+def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> dict:
+    """Join ``--shard I/N`` stores into one (see :func:`bestie_labels.store.merge_stores`)."""
+    path = merge_stores(parts, out, force=force)
+    with Store(path) as s:
+        return {"stage": "merge", "out": os.fspath(path), "images": len(s), "written": len(s),
+                "up_to_date": False, "warnings": {}, "parts": len(parts), "merged_stage": s.stage}
+
+
+def run_export(dataset: Dataset, pseudo_path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> dict:
+    """Export a pseudo store: ``coco`` (instances JSON), ``voc`` (SegmentationObject/ and
+    SegmentationClass/ PNG trees under ``out``) or ``bestie-txt`` (``out/Center_points/``)."""
+    from .. import export
+
+    if fmt not in EXPORT_FORMATS:
+        raise BestieError(f"unknown export format {fmt!r} ({', '.join(EXPORT_FORMATS)})")
+    fn = {"coco": export.export_coco, "voc": export.export_voc, "bestie-txt": export.export_bestie_txt}[fmt]
+    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as store:
+        counts = fn(dataset, store, out)
+    return {"stage": f"export {fmt}", "out": os.fspath(out), "images": counts["images"],
+            "written": counts["images"], "up_to_date": False, "warnings": {},
+            "instances": counts["instances"]}

@@ -1,0 +1,159 @@
+"""The ``report`` stage: pseudo-label quality against the GT, the WSSS mIoU, overlay images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..datasets.base import Dataset
+from ..errors import BestieError
+from ..store import Store
+from ..store_checks import read_cues, read_pseudo, read_wsss
+from .engine import CUES, PSEUDO, WSSS, open_input
+
+
+def _find_upstream(pseudo: Store, name: str, stage: str) -> Path | None:
+    """The store next to ``pseudo`` whose bytes are the ``name`` input the pseudo store records."""
+    want = pseudo.inputs.get(name)
+    if not want:
+        return None
+    for p in sorted(pseudo.path.parent.glob("*.h5")):
+        try:
+            with Store(p) as s:
+                if s.stage == stage and s.fingerprint == want:
+                    return p
+        except BestieError:
+            continue
+    return None
+
+
+def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
+    """``n`` ids spread evenly over the split (first and last included), in split order."""
+    if n <= 0 or not image_ids:
+        return []
+    idx = np.unique(np.linspace(0, len(image_ids) - 1, min(n, len(image_ids))).round().astype(int))
+    return [image_ids[i] for i in idx]
+
+
+def _has_gt(dataset: Dataset) -> bool:
+    return type(dataset).load_gt is not Dataset.load_gt
+
+
+def _counts(dataset: Dataset, pseudo: Store, iou_thr: float) -> list[np.ndarray]:
+    """Per image ``(C, 3) int64`` counts (see :mod:`bestie_labels.report`)."""
+    from ..report import NUM_PSEUDO, match_pseudo_to_gt
+
+    has_gt, counts = _has_gt(dataset), []
+    for rec in tqdm(dataset.records, desc="report", unit="img", disable=None):
+        d = read_pseudo(pseudo, rec, dataset.num_classes)
+        if not has_gt:
+            c = np.zeros((dataset.num_classes, 3), np.int64)
+            np.add.at(c[:, NUM_PSEUDO], d["classes"].astype(np.int64), 1)
+            counts.append(c)
+            continue
+        gt = dataset.load_gt(rec)
+        if d["instances"].shape != gt.void.shape:
+            raise BestieError(f"image {rec.image_id}: pseudo instances are {d['instances'].shape[1]}x"
+                              f"{d['instances'].shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
+                              pseudo.path)
+        counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
+    return counts
+
+
+def _overlays(dataset: Dataset, pseudo: Store, overlays_dir, n: int, wsss_path, cues_path) -> list[str]:
+    """Write ``overlays_dir/<id>.png`` for ``n`` images; returns their paths."""
+    from ..export import overlay_panels, write_rgb_png
+
+    wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
+    cues_path = cues_path if cues_path is not None else _find_upstream(pseudo, "cues", CUES)
+    wsss = open_input(wsss_path, WSSS, dataset, "--wsss", same_data=True) if wsss_path else None
+    cues = open_input(cues_path, CUES, dataset, "--cues", same_data=True) if cues_path else None
+    c = dataset.num_classes
+    try:
+        # Build every panel first: a bad image half way must leave no overlay behind.
+        panels = []
+        for image_id in overlay_sample(dataset.image_ids, n):
+            rec = dataset.record(image_id)
+            d = read_pseudo(pseudo, rec, c)
+            panels.append((Path(overlays_dir) / f"{image_id}.png",
+                           overlay_panels(dataset.load_image(rec), read_wsss(wsss, rec, c) if wsss else None,
+                                          read_cues(cues, rec, c) if cues else None,
+                                          d["instances"], d["classes"], d["centers"])))
+        written = []
+        for p, panel in panels:
+            write_rgb_png(p, panel)
+            written.append(os.fspath(p))
+        return written
+    finally:
+        for s in (wsss, cues):
+            if s is not None:
+                s.close()
+
+
+def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json: str | os.PathLike | None = None,
+               overlays_dir: str | os.PathLike | None = None, n_overlays: int = 8,
+               wsss_path: str | os.PathLike | None = None, cues_path: str | os.PathLike | None = None,
+               iou_thr: float = 0.5) -> dict:
+    """Pseudo-label quality against GT instances, and overlay images.
+
+    Counts per class and in total: pseudo instances, true positives (IoU >= ``iou_thr`` with an
+    unmatched GT of the same class), GT instances, precision and recall (percent), see
+    :mod:`bestie_labels.report`. ``out_json`` gets that dict plus the pseudo store's path and
+    fingerprint. ``overlays_dir`` gets ``<id>.png`` (image | WSSS | cues | pseudo instances) for
+    ``n_overlays`` images spread over the split; the WSSS and cues stores are ``wsss_path`` /
+    ``cues_path`` or, when not given, the stores next to ``pseudo_path`` whose fingerprints the
+    pseudo store recorded as its inputs.
+
+    A split without GT (a folder dataset) gets the pseudo-instance counts and the overlays, and
+    a note that precision and recall need GT. An explicit ``wsss_path`` also gets its mIoU
+    against the GT class masks (key ``wsss`` of the summary, see
+    :func:`bestie_labels.wsss_eval.wsss_miou`); ``pseudo_path`` may then be None (mIoU only).
+
+    Returns the summary dict with ``table`` (text) added.
+    """
+    from ..fileio import write_json
+    from ..report import format_table, summarise, summarise_without_gt
+
+    if pseudo_path is None:
+        return _report_wsss_only(dataset, wsss_path, out_json)
+    miou = None
+    if wsss_path is not None:
+        from ..wsss_eval import wsss_miou
+
+        miou = wsss_miou(dataset, wsss_path)
+    with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
+        counts = _counts(dataset, pseudo, iou_thr)
+        summary = (summarise if _has_gt(dataset) else summarise_without_gt)(counts, dataset.class_names)
+        summary["iou_threshold"] = iou_thr
+        summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
+        table = format_table(summary)
+        if miou is not None:
+            from ..evaluation.miou import format_miou
+
+            summary["wsss"] = miou
+            table += "\n\nWSSS " + os.fspath(wsss_path) + "\n" + format_miou(miou)
+        written = []
+        if overlays_dir is not None:
+            written = _overlays(dataset, pseudo, overlays_dir, n_overlays, wsss_path, cues_path)
+    if out_json is not None:
+        write_json(out_json, summary, indent=1)
+    return {**summary, "table": table, "overlays": written}
+
+
+def _report_wsss_only(dataset: Dataset, wsss_path, out_json) -> dict:
+    """``report --wsss`` without ``--pseudo``: the WSSS mIoU alone."""
+    from ..evaluation.miou import format_miou
+    from ..fileio import write_json
+    from ..wsss_eval import wsss_miou
+
+    if wsss_path is None:
+        raise BestieError("report needs --pseudo, --wsss or both")
+    summary = {"wsss": wsss_miou(dataset, wsss_path)}
+    if out_json is not None:
+        write_json(out_json, summary, indent=1)
+    return {**summary, "table": "WSSS " + os.fspath(wsss_path) + "\n" + format_miou(summary["wsss"]),
+            "overlays": []}

@@ -1,0 +1,121 @@
+"""The ``transfer`` stage: ``pseudo.h5``, per image the pseudo instances made by semantic
+knowledge transfer from a ``cues`` and a ``wsss`` store (or the GT instances, ``from_gt``)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..datasets.base import Dataset, Record
+from ..errors import BestieError
+from ..store import Store
+from ..store_checks import read_cues, read_wsss
+from ..transfer import gt_to_pseudo, transfer_instances
+from .engine import CUES, PSEUDO, WSSS, cached_store, open_input, run_stage
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Transfer from the stores ``cues`` and ``wsss`` (paths) with these options."""
+
+    dataset: Dataset
+    cues: str
+    wsss: str
+    min_area: int = 50
+    connectivity: int = 8
+    center: str = "centroid"
+
+
+@dataclass(frozen=True)
+class GtPseudo:
+    """The GT instances as pseudo instances; ``center`` ``centroid`` or ``point`` (deepest pixel)."""
+
+    dataset: Dataset
+    center: str = "centroid"
+
+
+def _pseudo_arrays(r: Mapping) -> tuple[dict, Counter]:
+    arrays = {"instances": np.asarray(r["instances"], np.uint16),
+              "classes": np.asarray(r["classes"], np.int32).reshape(-1),
+              "centers": np.asarray(r["centers"], np.float32).reshape(-1, 2),
+              "scores": np.asarray(r["scores"], np.float32).reshape(-1)}
+    warn: Counter = Counter()
+    if len(arrays["classes"]) == 0:
+        warn["no_instance"] += 1
+    return arrays, warn
+
+
+def transferred(job: Transfer, rec: Record) -> tuple[dict, Counter]:
+    """``({"instances" (H, W) uint16, "classes" (N,) int32, "centers" (N, 2) float32,
+    "scores" (N,) float32}, warnings)`` of one image."""
+    c = job.dataset.num_classes
+    mask = read_wsss(cached_store(job.wsss, WSSS), rec, c)
+    pts = read_cues(cached_store(job.cues, CUES), rec, c)
+    return _pseudo_arrays(transfer_instances(mask, pts, rec.labels, min_area=job.min_area,
+                                             connectivity=job.connectivity, center=job.center))
+
+
+def gt_pseudo(job: GtPseudo, rec: Record) -> tuple[dict, Counter]:
+    """As :func:`transferred`, from the image's GT instances."""
+    return _pseudo_arrays(gt_to_pseudo(job.dataset.load_gt(rec), center=job.center))
+
+
+def _transfer_job(dataset: Dataset, cues_path, wsss_path, min_area: int, connectivity: int,
+                  center: str) -> tuple[Transfer, dict, dict]:
+    if cues_path is None or wsss_path is None:
+        raise BestieError("transfer needs --cues and --wsss (or --from-gt)")
+    inputs = {"data": dataset.fingerprint()}
+    with open_input(cues_path, CUES, dataset, "--cues", same_data=True) as cues, \
+            open_input(wsss_path, WSSS, dataset, "--wsss", same_data=True) as wsss:
+        if center == "auto":
+            center = "point" if cues.options.get("method") == "points" else "centroid"
+        inputs.update(cues=cues.fingerprint, wsss=wsss.fingerprint)
+    options = {"from_gt": False, "min_area": int(min_area), "connectivity": int(connectivity), "center": center}
+    job = Transfer(dataset, os.fspath(cues_path), os.fspath(wsss_path), int(min_area), int(connectivity), center)
+    return job, options, inputs
+
+
+def run_transfer(dataset: Dataset, cues_path: str | os.PathLike | None, wsss_path: str | os.PathLike | None,
+                 out: str | os.PathLike, min_area: int = 50, connectivity: int = 8, center: str = "auto",
+                 from_gt: bool = False, workers: int = 1, force: bool = False,
+                 shard: tuple[int, int] | None = None) -> dict:
+    """Write ``pseudo.h5`` by semantic knowledge transfer (or from GT with ``from_gt``).
+
+    Per image: ``instances (H, W) uint16`` (0 none, n = instance n - 1), ``classes (N,) int32``,
+    ``centers (N, 2) float32`` (x, y), ``scores (N,) float32``.
+
+    Args:
+        cues_path, wsss_path: a ``cues`` and a ``wsss`` store covering the split (ignored with
+            ``from_gt``).
+        min_area: components smaller than this (pixels) are dropped.
+        connectivity: 4 or 8.
+        center: ``"centroid"``, ``"point"``, or ``"auto"``: the cue itself when the cues store was
+            made from points files (point supervision), else the component's centroid.
+        from_gt: write the GT instances in the same format (upper bound, test oracle); the
+            center is the centroid (``auto``) or the deepest pixel (``point``).
+    """
+    out = Path(out)
+    if connectivity not in (4, 8):
+        raise BestieError(f"connectivity must be 4 or 8, got {connectivity}")
+    if center not in ("auto", "centroid", "point"):
+        raise BestieError(f"center must be auto, centroid or point, got {center!r}")
+    if from_gt:
+        center = "centroid" if center == "auto" else center
+        job, per_image = GtPseudo(dataset, center), gt_pseudo
+        options, inputs = {"from_gt": True, "center": center}, {"data": dataset.fingerprint()}
+    else:
+        job, options, inputs = _transfer_job(dataset, cues_path, wsss_path, min_area, connectivity, center)
+        per_image = transferred
+    return run_stage("transfer", PSEUDO, out, job, per_image, options, inputs, workers=workers, force=force,
+                     shard=shard, extra=lambda: {"instances": count_instances(out)})
+
+
+def count_instances(path: str | os.PathLike) -> int:
+    """Pseudo instances in a finished ``pseudo`` store."""
+    with Store(path, stage=PSEUDO) as s:
+        return int(sum(s.shape(i, "classes")[0] for i in s.image_ids))
