@@ -34,7 +34,8 @@ from .constants import VOID
 from .datasets.base import Dataset
 from .errors import BestieError
 from .fileio import read_index_png, sha256_file
-from .store import Store, StoreWriter, merge_stores, pack_arrays
+from .h5io import pack_arrays
+from .store import Store, StoreWriter, merge_stores
 from .transfer import gt_to_pseudo, transfer_instances
 
 #: Stage names recorded in the stores (``Store(path, stage=...)``).
