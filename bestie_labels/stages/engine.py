@@ -32,7 +32,8 @@ from tqdm import tqdm
 from ..datasets.base import Dataset, Record
 from ..errors import BestieError, NoSpaceError
 from ..fileio import sha256_file
-from ..store import Store, StoreWriter, pack_arrays
+from ..h5io import pack_arrays
+from ..store import Store, StoreWriter
 
 #: Stage names recorded in the stores (``Store(path, stage=...)``).
 CUES, WSSS, PSEUDO = "cues", "wsss", "pseudo"
@@ -120,7 +121,7 @@ def _run(per_image: PerImage, job, ids: list[str]) -> list:
 
 def _packed(per_image: PerImage, job, ids: list[str]) -> list:
     """:func:`_run` with its arrays compressed here, in the worker (see
-    :func:`bestie_labels.store.pack_arrays`): the process writing the store only copies bytes."""
+    :func:`bestie_labels.h5io.pack_arrays`): the process writing the store only copies bytes."""
     return [(image_id, pack_arrays(arrays), warn) for image_id, arrays, warn in _run(per_image, job, ids)]
 
 
