@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,8 +36,9 @@ from torch.utils.data import DataLoader
 from ..errors import BestieError, StaleOutputError
 from ..training import previous_run, progress_bar, resolve_device, rng_state, set_rng_state
 from .checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
-from .maps import resize_short, to_tensor
-from .model import PAMClassifier, build_classifier
+from .image_ap import mean_average_precision, predict_scores
+from .model import build_classifier
+from .train_data import TrainImages
 from .train_options import DEFAULTS, PamOptions
 
 # Options that must match to resume a run (epochs may grow).
@@ -51,109 +51,6 @@ def decay_points(epochs: int) -> list[int]:
     (``[5, 10]`` for 15 epochs, as the official recipe)."""
     pts = sorted({round(epochs * 5 / 15), round(epochs * 10 / 15)})
     return [p for p in pts if 2 <= p <= epochs]
-
-
-# ------------------------------------------------------------------------------------------
-# metric
-# ------------------------------------------------------------------------------------------
-def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Average precision of ``(N,) float`` scores for ``(N,) bool`` targets.
-
-    The area under the step precision-recall curve, thresholds at distinct scores (tied scores
-    form one step), as ``sklearn.metrics.average_precision_score``. NaN without positives.
-    """
-    scores = np.asarray(scores, np.float64).ravel()
-    targets = np.asarray(targets, bool).ravel()
-    npos = int(targets.sum())
-    if npos == 0:
-        return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    s, t = scores[order], targets[order]
-    tp = np.cumsum(t)
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # end of each tie group
-    tp = tp[last]
-    precision = tp / (last + 1)
-    recall = tp / npos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes (with at least one positive) of :func:`average_precision`.
-
-    ``scores (N, C) float``, ``targets (N, C) bool``; NaN if no class has a positive.
-    """
-    scores = np.asarray(scores)
-    targets = np.asarray(targets, bool)
-    aps = [average_precision(scores[:, k], targets[:, k]) for k in range(scores.shape[1]) if targets[:, k].any()]
-    return float(np.mean(aps)) if aps else float("nan")
-
-
-# ------------------------------------------------------------------------------------------
-# data
-# ------------------------------------------------------------------------------------------
-def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.3,
-                 contrast: float = 0.3, saturation: float = 0.3, hue: float = 0.1) -> np.ndarray:
-    """Random brightness, contrast, saturation and hue change of ``(H,W,3) uint8`` RGB
-    (factors as torchvision's ``ColorJitter``)."""
-    img = image.astype(np.float32)
-    img *= rng.uniform(1 - brightness, 1 + brightness)
-    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    c = rng.uniform(1 - contrast, 1 + contrast)
-    img = img * c + (1 - c) * grey.mean()
-    s = rng.uniform(1 - saturation, 1 + saturation)
-    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    img = img * s + (1 - s) * grey[..., None]
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    dh = rng.uniform(-hue, hue)
-    if dh:
-        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)
-        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(round(dh * 256))) % 256
-        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
-    return img
-
-
-class TrainImages(torch.utils.data.Dataset):
-    """Augmented training samples ``(x (3,crop,crop) float32, labels (C,) float32)``.
-
-    The augmentation of sample ``i`` in epoch ``e`` depends only on ``(seed, e, i)``.
-    """
-
-    def __init__(self, ds, input_size: int, crop_size: int, seed: int, hue: float = 0.1) -> None:
-        self.ds, self.input_size, self.crop_size, self.seed, self.hue = ds, input_size, crop_size, seed, hue
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.ds.records)
-
-    def __getitem__(self, i: int):
-        rec = self.ds.records[i]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        img = resize_short(self.ds.load_image(rec), self.input_size)
-        if rng.random() < 0.5:
-            img = img[:, ::-1]
-        img = color_jitter(np.ascontiguousarray(img), rng, hue=self.hue)
-        x = to_tensor(img)
-        cs = self.crop_size
-        _, h, w = x.shape
-        if h < cs or w < cs:  # pad with 0 (= the mean colour after normalisation)
-            x = F.pad(x, (0, max(0, cs - w), 0, max(0, cs - h)))
-            _, h, w = x.shape
-        y0 = int(rng.integers(0, h - cs + 1))
-        x0 = int(rng.integers(0, w - cs + 1))
-        return x[:, y0:y0 + cs, x0:x0 + cs].contiguous(), torch.from_numpy(rec.labels.astype(np.float32))
-
-
-@torch.no_grad()
-def predict_scores(model: PAMClassifier, ds, size: int | None, device) -> tuple[np.ndarray, np.ndarray]:
-    """Image-level sigmoid scores ``(N, C) float32`` and labels ``(N, C) bool`` of a split
-    (each image resized so its shorter side is ``size``)."""
-    model.eval()
-    scores = np.zeros((len(ds.records), model.num_classes), np.float32)
-    for i, rec in enumerate(ds.records):
-        x = to_tensor(resize_short(ds.load_image(rec), size))[None].to(device)
-        scores[i] = torch.sigmoid(model(x))[0].float().cpu().numpy()
-    labels = np.stack([r.labels for r in ds.records]).astype(bool) if ds.records else np.zeros((0, model.num_classes), bool)
-    return scores, labels
 
 
 # ------------------------------------------------------------------------------------------
