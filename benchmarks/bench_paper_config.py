@@ -1,20 +1,22 @@
 """The paper's configuration, measured: VGG-16 PAM training, HRNet-W48 training, prediction.
 
 Builds a VOC-sized tree (demo images drawn at 500 px, cut to 500x375 as most VOC photos;
-GT class masks as the WSSS, GT instances as the pseudo labels: the costs do not depend on
-where the labels come from), then runs each phase in its own process so that its peak memory
+GT points as cues and GT class masks as the WSSS: the costs do not depend on where the
+labels come from), then runs each phase in its own process so that its peak memory
 is its own:
 
 * ``pam``: ``train-pam --backbone vgg16`` (official recipe: input 384, crop 321, batch 5) for
   one epoch of ``2 x batch`` images: seconds per iteration (data loading included);
-* ``fit``: ``fit --backbone hrnet_w48 --crop 416 --batch-size 2`` with refinement, a few
+* ``fit``: ``fit --backbone hrnet_w48 --crop 416 --batch-size 2 --cues cues.h5`` (the paper
+  recipe: per-crop transfer, official scale pipeline, photometric distortion) with refinement, a few
   iterations: seconds per iteration (median over the iterations after the first, data
   loading included);
 * ``predict``: the prediction of one 500x375 image with the W48 network of ``fit``, with and
   without flip: seconds per image (the checkpoint load is reported apart);
 * ``loader``: the training loader's samples per second on one core (one process, one torch
-  and OpenCV thread) at VOC size, crop 416: reading, scale, crop, flip and the per-crop
-  targets of :class:`bestie_train.data.TrainData`, whatever it computes per crop.
+  and OpenCV thread) at VOC size, crop 416, paper recipe: reading, photometric distortion,
+  resize, scale, crop, flip, the per-crop transfer and targets of
+  :class:`bestie_train.data.TrainData`.
 
 Peak memory is the process's peak resident set (``ru_maxrss``; it includes Python and torch,
 about 0.3-0.4 GB) and, on CUDA, ``torch.cuda.max_memory_allocated``. With ``--device cuda``
@@ -44,12 +46,15 @@ H, W = 375, 500
 
 
 def make_voc_tree(work: Path, n_images: int) -> Path:
-    """``n_images`` demo images of 500x375 (75% train) with GT WSSS and pseudo stores."""
+    """``n_images`` demo images of 500x375 (75% train) with their GT points (those left in the
+    cut image) as cues, the GT class masks as WSSS, and the pseudo labels transferred from them
+    (the per-crop transfer of ``fit --cues`` needs a ``pseudo.h5`` made from ``cues.h5``)."""
     from PIL import Image
 
     from bestie_labels.datasets import open_dataset
     from bestie_labels.demo_data import DEMO_CLASSES, make_demo_dataset, write_voc_tree
-    from bestie_labels.stages import run_transfer, run_wsss
+    from bestie_labels.points import read_points, write_points
+    from bestie_labels.stages import run_cues, run_transfer, run_wsss
 
     root = work / "voc"
     if (work / "pseudo.h5").is_file():
@@ -64,9 +69,13 @@ def make_voc_tree(work: Path, n_images: int) -> Path:
     n_train = round(0.75 * len(stems))
     write_voc_tree(root, stems, imgs, cms, oms, class_names=DEMO_CLASSES,
                    splits={"train": stems[:n_train], "val": stems[n_train:], "one": stems[n_train:n_train + 1]})
+    for s in stems:
+        pts = read_points(big / "points" / f"{s}.txt", W, W, len(DEMO_CLASSES))
+        write_points(root / "points" / f"{s}.txt", pts[pts[:, 1] < H])
     ds = open_dataset(root, split="train")
+    run_cues(ds, work / "cues.h5", method="points", points_dir=root / "points")
     run_wsss(ds, work / "wsss.h5", from_gt=True)
-    run_transfer(ds, None, None, work / "pseudo.h5", from_gt=True)
+    run_transfer(ds, work / "cues.h5", work / "wsss.h5", work / "pseudo.h5")
     return root
 
 
@@ -111,7 +120,8 @@ def _fit(a, work: Path, out: Path, iters: int, batch: int, refine: bool = True) 
         ds = open_dataset(work / "voc", split="train")
         fit_module.fit(ds, work / "pseudo.h5", work / "wsss.h5", out, backbone="hrnet_w48", crop=416,
                        batch_size=batch, iters=iters, warmup=0, log_every=1, ckpt_every=10**6, val_every=10**6,
-                       device=a.device, refine=refine, force=True, progress=False, workers=a.workers)
+                       device=a.device, refine=refine, force=True, progress=False, workers=a.workers,
+                       cues=str(work / "cues.h5"), recipe="paper")
     finally:
         fit_module.MetricsLog.append = append
     return [t1 - t0 for t0, t1 in zip(stamps, stamps[1:])]
@@ -137,7 +147,7 @@ def batch_seconds(a, work: Path, batch: int) -> float:
     from bestie_train.data import TrainData, collate
 
     ds = open_dataset(work / "voc", split="train")
-    data = TrainData(ds, work / "pseudo.h5", work / "wsss.h5", crop=416)
+    data = TrainData(ds, work / "pseudo.h5", work / "wsss.h5", crop=416, cues=work / "cues.h5", recipe="paper")
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, num_workers=a.workers,
                                          collate_fn=collate)
     n, t0 = 0, time.perf_counter()
@@ -177,7 +187,7 @@ def phase_loader(a, work: Path) -> dict:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     ds = open_dataset(work / "voc", split="train")
-    data = TrainData(ds, work / "pseudo.h5", work / "wsss.h5", crop=416)
+    data = TrainData(ds, work / "pseudo.h5", work / "wsss.h5", crop=416, cues=work / "cues.h5", recipe="paper")
     data[(0, 0)]
     n = max(a.loader_samples, 1)
     t = time.perf_counter()

@@ -76,73 +76,29 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
 
     rows, cols = cue_pixels(cues, height, width)
     cue_cls = cues[:, 2].astype(np.int64)
-    instances = out["instances"]
     classes, centers, scores = [], [], []
     next_id = 1
     for c in np.flatnonzero(labels):
         sel = np.flatnonzero(cue_cls == c)
         if sel.size == 0:
             continue
-        mask = wsss == c + 1
-        ys_in = np.flatnonzero(mask.any(1))
-        if ys_in.size == 0:
+        found = _class_instances(wsss == c + 1, rows[sel], cols[sel], connectivity, min_area)
+        if found is None:
             continue
-        xs_in = np.flatnonzero(mask.any(0))
-        y0, y1, x0, x1 = ys_in[0], ys_in[-1] + 1, xs_in[0], xs_in[-1] + 1
-        h, w = y1 - y0, x1 - x0
-        # Label the class's bounding box only (components never leave it). Plain
-        # connectedComponents: OpenCV's "WithStats" variant is several times slower, and the
-        # few numbers needed come from bincounts below.
-        crop = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
-        n, comp = cv2.connectedComponents(crop, connectivity=connectivity, ltype=cv2.CV_32S)
-        cr, cc = rows[sel] - y0, cols[sel] - x0
-        inside = (cr >= 0) & (cr < h) & (cc >= 0) & (cc < w)
-        hit = np.zeros(sel.size, np.int64)  # component under each cue of this class (0 = none)
-        hit[inside] = comp[cr[inside], cc[inside]]
-        count = np.bincount(hit, minlength=n)
-        count[0] = 0
-        cand = np.flatnonzero(count == 1)
-        if cand.size == 0:
-            continue
-        # The one cue of each candidate component (one hit: a unique owner).
-        owner = np.full(n, -1, np.int64)
-        owner[hit] = sel
-        k = cand.size
-
-        # Pixels of the candidates, in raster order of the crop, with their candidate number
-        # 1..k (OpenCV's order); area, first pixel and centroid come from these pixels only.
-        lut = np.zeros(n, np.int32)
-        lut[cand] = np.arange(1, k + 1, dtype=np.int32)
-        fg = np.flatnonzero(crop)
-        v = lut[comp.ravel()[fg]]
-        cand_px = v > 0
-        nz, v = fg[cand_px], v[cand_px]
-        area = np.bincount(v, minlength=k + 1)[1:]
-        # OpenCV's label order depends on its algorithm and thread count: order the kept
-        # components by the raster index of their first pixel instead, which is canonical.
-        # Runs of equal labels in raster order; the first run of each label holds its first pixel.
-        starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
-        first_run = np.argmax(v[starts][:, None] == np.arange(1, k + 1)[None, :], axis=0)
-        order = np.argsort(nz[starts[first_run]], kind="stable")  # raster order of candidates
-        order = order[area[order] >= min_area]
+        py, px, v, order, area, owner = found
         kk = order.size
-        if kk == 0:
-            continue
-
-        glut = np.zeros(k + 1, np.uint16)  # candidate number -> instance id (0: too small)
         if next_id + kk - 1 > np.iinfo(np.uint16).max:
             raise ValueError("more than 65535 instances in one image")
+        glut = np.zeros(area.size + 1, np.uint16)  # candidate number -> instance id (0: too small)
         glut[1 + order] = np.arange(next_id, next_id + kk, dtype=np.uint16)
         next_id += kk
-        py, px = np.divmod(nz, w)
         # Only candidate pixels are written; classes never overlap, so nothing is overwritten.
-        instances.reshape(-1)[py * width + px + (y0 * width + x0)] = glut[v]
-
-        cue_of = owner[cand[order]]
+        out["instances"].reshape(-1)[py * width + px] = glut[v]
+        cue_of = sel[owner[order]]
         classes.append(np.full(kk, c, np.int32))
         if center == "centroid":
-            cy = np.bincount(v, weights=py, minlength=k + 1)[1:][order] / area[order] + y0
-            cx = np.bincount(v, weights=px, minlength=k + 1)[1:][order] / area[order] + x0
+            cy = np.bincount(v, weights=py, minlength=area.size + 1)[1:][order] / area[order]
+            cx = np.bincount(v, weights=px, minlength=area.size + 1)[1:][order] / area[order]
             centers.append(np.stack([cx, cy], 1))
         else:
             centers.append(cues[cue_of, :2])
@@ -152,6 +108,63 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
         out["centers"] = np.concatenate(centers).astype(np.float32).reshape(-1, 2)
         out["scores"] = np.concatenate(scores).astype(np.float32)
     return out
+
+
+def _class_instances(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, connectivity: int,
+                     min_area: int):
+    """The components of one class's mask that hold exactly one of its cues.
+
+    Args:
+        mask: ``(H, W) bool`` pixels of the class.
+        rows, cols: ``(Q,) int64`` pixels of the class's cues.
+
+    Returns None when no component qualifies, else ``(py, px, v, order, area, owner)``:
+    ``py, px`` the image coordinates of the candidates' pixels in raster order and ``v`` the
+    candidate number ``1..k`` of each; ``order`` the candidates kept (area ``>= min_area``) in
+    the raster order of their first pixel, which is canonical where OpenCV's label order
+    depends on its algorithm and thread count; ``area (k,)``; ``owner (k,)`` the index (into
+    ``rows``) of each candidate's one cue.
+    """
+    ys_in = np.flatnonzero(mask.any(1))
+    if ys_in.size == 0:
+        return None
+    xs_in = np.flatnonzero(mask.any(0))
+    y0, y1, x0, x1 = ys_in[0], ys_in[-1] + 1, xs_in[0], xs_in[-1] + 1
+    h, w = y1 - y0, x1 - x0
+    # Label the class's bounding box only (components never leave it). Plain
+    # connectedComponents: OpenCV's "WithStats" variant is several times slower, and the
+    # few numbers needed come from bincounts below.
+    crop = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
+    n, comp = cv2.connectedComponents(crop, connectivity=connectivity, ltype=cv2.CV_32S)
+    cr, cc = rows - y0, cols - x0
+    inside = (cr >= 0) & (cr < h) & (cc >= 0) & (cc < w)
+    hit = np.zeros(rows.size, np.int64)  # component under each cue (0 = none)
+    hit[inside] = comp[cr[inside], cc[inside]]
+    count = np.bincount(hit, minlength=n)
+    count[0] = 0
+    cand = np.flatnonzero(count == 1)
+    if cand.size == 0:
+        return None
+    owner = np.full(n, -1, np.int64)  # one hit: a unique owner
+    owner[hit] = np.arange(rows.size)
+    k = cand.size
+    # Pixels of the candidates, in raster order of the crop, with their candidate number 1..k.
+    lut = np.zeros(n, np.int32)
+    lut[cand] = np.arange(1, k + 1, dtype=np.int32)
+    fg = np.flatnonzero(crop)
+    v = lut[comp.ravel()[fg]]
+    keep = v > 0
+    nz, v = fg[keep], v[keep]
+    area = np.bincount(v, minlength=k + 1)[1:]
+    # Runs of equal labels in raster order; the first run of each label holds its first pixel.
+    starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
+    first_run = np.argmax(v[starts][:, None] == np.arange(1, k + 1)[None, :], axis=0)
+    order = np.argsort(nz[starts[first_run]], kind="stable")
+    order = order[area[order] >= min_area]
+    if order.size == 0:
+        return None
+    py, px = np.divmod(nz, w)
+    return py + y0, px + x0, v, order, area, owner[cand]
 
 
 def _deepest_pixels(instances: np.ndarray, num: int) -> np.ndarray:

@@ -178,6 +178,17 @@ def resolve_flip(flip: bool | None, model: torch.nn.Module) -> bool:
     return bool(flip) if flip is not None else getattr(model, "sup", "cls") == "point"
 
 
+@contextlib.contextmanager
+def _predictions(checkpoint, dataset, device: str, flip: bool | None, progress: bool, vis_dir, num_vis: int):
+    """The predictions of ``checkpoint`` on ``dataset`` (an iterator, as
+    :func:`iter_predictions`), with the figures of ``vis_dir`` drawn as they pass."""
+    model = load_model(checkpoint, dataset, device)
+    flip = resolve_flip(flip, model)
+    with _threads_for(model, _device(device)):
+        preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
+        yield preds if vis_dir is None else _with_figures(preds, dataset, vis_dir, num_vis)
+
+
 def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip: bool | None = None,
             fmt: str = "results", device: str = "cpu", progress: bool = True,
             vis_dir: str | os.PathLike | None = None, num_vis: int = 8) -> dict:
@@ -202,12 +213,7 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
     """
     if fmt not in ("results", "coco"):
         raise BestieError(f"unknown format {fmt!r} (results or coco)")
-    model = load_model(checkpoint, dataset, device)
-    flip = resolve_flip(flip, model)
-    with _threads_for(model, _device(device)):
-        preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
-        if vis_dir is not None:
-            preds = _with_figures(preds, dataset, vis_dir, num_vis)
+    with _predictions(checkpoint, dataset, device, flip, progress, vis_dir, num_vis) as preds:
         if fmt == "results":
             js = results_list(preds)
             n = len(js)
@@ -233,12 +239,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | No
     """
     from bestie_labels.evaluation.evaluate import evaluate_predictions
 
-    model = load_model(checkpoint, dataset, device)
-    flip = resolve_flip(flip, model)
-    with _threads_for(model, _device(device)):
-        preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
-        if vis_dir is not None:
-            preds = _with_figures(preds, dataset, vis_dir, num_vis)
+    with _predictions(checkpoint, dataset, device, flip, progress, vis_dir, num_vis) as preds:
         results = results_list(preds)
     metrics = evaluate_predictions(dataset, results, progress=progress)
     if out:

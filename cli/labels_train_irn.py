@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, device_option, force_option, open_data, seed_option, workers_option
+from .common import (check_device, command, data_options, device_option, force_option, guard, open_data, seed_option,
+                     workers_option)
 
 
 @click.command("train-irn")
@@ -41,9 +42,12 @@ def command(data, split, data_format, images, labels_file, checkpoint, out, epoc
     """
     from bestie_labels.irn.train import train_irn
 
+    check_device(device)
     ds = open_data(data, split, data_format, images, labels_file)
-    res = train_irn(ds, checkpoint, out, epochs=epochs, batch_size=batch_size, lr=lr, radius=radius,
-                    fg_threshold=fg_threshold, bg_threshold=bg_threshold, relation=relation, crop_size=crop_size,
-                    device=device, seed=seed, resume=resume, force=force, workers=workers, log=click.echo)
+    with guard("bestie-labels train-irn", outputs=[out], inputs=[checkpoint, labels_file], dataset=ds, force=force):
+        res = train_irn(ds, checkpoint, out, epochs=epochs, batch_size=batch_size, lr=lr, radius=radius,
+                        fg_threshold=fg_threshold, bg_threshold=bg_threshold, relation=relation,
+                        crop_size=crop_size, device=device, seed=seed, resume=resume, force=force, workers=workers,
+                        log=click.echo)
     last = res["history"][-1] if res["history"] else None
     click.echo(f"wrote {res['path']} (epoch {res['epoch']}" + (f", loss {last['loss']:.4f})" if last else ")"))

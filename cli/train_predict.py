@@ -5,19 +5,17 @@ from __future__ import annotations
 import click
 
 from .common import command, data_options, device_option, force_option, guard, open_data, sample_files
+from .inference_options import checkpoint_option, flip_option, vis_options
 
 
 @click.command(name="predict")
-@click.option("--checkpoint", required=True, type=click.Path(), help="best.pt or last.pt of a run.")
+@checkpoint_option
 @data_options(split="val")
 @click.option("--out", required=True, type=click.Path(), help="JSON file to write.")
-@click.option("--flip/--no-flip", default=None,
-              help="Horizontal-flip test-time augmentation [default: on for a point-supervised checkpoint].")
+@flip_option
 @click.option("--format", "fmt", type=click.Choice(["results", "coco"]), default="results", show_default=True,
               help="results: COCO results list (for evaluate); coco: instances JSON (e.g. to train Mask R-CNN).")
-@click.option("--vis", "vis_dir", type=click.Path(), default=None,
-              help="Also write PNGs (image | GT instances | predictions) to this folder.")
-@click.option("--num-vis", default=8, show_default=True, type=click.IntRange(0), help="How many images --vis draws.")
+@vis_options
 @device_option
 @force_option
 @command

@@ -161,6 +161,8 @@ def _argv(w: Work, command: str, data: list) -> tuple[str, list]:
         "fit": ("train", ["fit", *data, "--pseudo", i / "pseudo.h5", "--wsss", i / "wsss.h5",
                           "--iters", "1", "--batch-size", "2", "--crop", "32", "--val-split", "none",
                           "--out", o / "run"]),
+        "train-irn": ("labels", ["train-irn", *data, "--checkpoint", w.ckpt / "pam4.pt" if w.ckpt else "x",
+                                 "--epochs", "1", "--out", o / "irn.pt"]),
         "predict": ("train", ["predict", "--checkpoint", w.ckpt / "model4.pt" if w.ckpt else "x", *data,
                               "--out", o / "pred.json"]),
         "train-evaluate": ("train", ["evaluate", "--checkpoint", w.ckpt / "model4.pt" if w.ckpt else "x",
@@ -169,10 +171,10 @@ def _argv(w: Work, command: str, data: list) -> tuple[str, list]:
 
 
 _NEEDS = {"train-pam": "cli.labels_train_pam", "fit": "cli.train_fit", "predict": "cli.train_predict",
-          "train-evaluate": "cli.train_evaluate"}
-_CKPT = {"predict", "train-evaluate"}
+          "train-evaluate": "cli.train_evaluate", "train-irn": "cli.labels_train_irn"}
+_CKPT = {"predict", "train-evaluate", "train-irn"}
 ALL = ["cues", "wsss", "transfer", "report", "export", "evaluate", "train-pam", "fit", "predict",
-       "train-evaluate"]
+       "train-evaluate", "train-irn"]
 
 # --- dataset root -----------------------------------------------------------------------
 for _c in ALL:
@@ -190,7 +192,7 @@ for _c in ALL:
 
 
 # --- split listing a missing image ------------------------------------------------------
-for _c in ("cues", "wsss", "transfer", "evaluate", "train-pam", "fit"):
+for _c in ("cues", "wsss", "transfer", "evaluate", "train-pam", "fit", "train-irn"):
     def _split(w: Work, _c=_c) -> Cell:
         split = "val" if _c == "evaluate" else "train"
         (w.voc / "ImageSets/Segmentation" / f"{split}.txt").write_text(

@@ -73,7 +73,7 @@ def test_wrong_store_one_line(chain):
              "--min-area", "10", code=1)
     assert "min_area: 50 -> 10" in r.output and "--force" in r.output and len(r.output.strip().splitlines()) == 1
     r = _run("wsss", *data, "--out", d / "w.h5", code=1)
-    assert "exactly one of --import DIR, --method cam, --from-gt" in r.output
+    assert "exactly one of --import DIR, --checkpoint (with --method irn or cam), --from-gt" in r.output
 
 
 def test_label_commands_do_not_import_torch():

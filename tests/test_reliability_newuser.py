@@ -41,12 +41,14 @@ def test_dry_run_writes_no_stamp_and_sees_changes(tmp_path):
     args = ["pipeline", "--work", work, "--demo-images", "8", "--demo-size", "32", "--dry-run"]
     r = invoke("labels", args)
     assert r.exit_code == 0, r.output
-    assert all(line.startswith("current") for line in r.output.splitlines()), r.output
+    first, *lines = r.output.splitlines()
+    assert first.startswith("configuration: CPU recipe") and len(lines) == len(stages), r.output
+    assert all(line.startswith("current") for line in lines), r.output
     args[args.index("--demo-images") + 1] = "12"  # another demo size: everything reruns
     for _ in range(2):  # the second dry run sees the same change: the first rewrote nothing
         r = invoke("labels", args)
         assert r.exit_code == 0, r.output
-        lines = r.output.splitlines()
+        lines = r.output.splitlines()[1:]
         assert len(lines) == len(stages) and all(line.startswith("to run") for line in lines), r.output
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (work / ".stamps").iterdir()}
     assert after == before

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from badinput_helpers import (TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs,
-                              make_train_checkpoint, snapshot)
+                              make_pam_checkpoint, make_train_checkpoint, snapshot)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -59,6 +59,12 @@ def _ckpt(work: Path) -> Path:
     pytest.importorskip("torch")
     names = (work / "voc" / "class_names.txt").read_text().split()
     return make_train_checkpoint(work / "in" / "model.pt", names)
+
+
+def _pam_ckpt(work: Path) -> Path:
+    pytest.importorskip("torch")
+    names = (work / "voc" / "class_names.txt").read_text().split()
+    return make_pam_checkpoint(work / "in" / "pam.pt", names)
 
 
 # (name, group, argv builder(work, out)) of every command that writes one JSON file
@@ -230,6 +236,8 @@ def _writers(w: Path):
         "demo-data": ("labels", ["demo-data", o / "demo", "--images", "2", "--size", "32"], o / "demo"),
         "train-pam": ("labels", ["train-pam", *d, "--backbone", "tiny", "--epochs", "1", "--val-split", "none",
                                  "--out", o / "pam.pt"], o / "pam.pt"),
+        "train-irn": ("labels", ["train-irn", *d, "--checkpoint", i / "pam.pt", "--epochs", "1",
+                                 "--out", o / "irn.pt"], o / "irn.pt"),
         "fit": ("train", ["fit", *d, "--pseudo", i / "pseudo.h5", "--wsss", i / "wsss.h5", "--iters", "1",
                           "--batch-size", "2", "--crop", "32", "--val-split", "none", "--out", o / "run"], o / "run"),
         "bestie-train predict": ("train", ["predict", "--checkpoint", i / "model.pt", "--data", v,
@@ -256,6 +264,8 @@ _HOLDER = textwrap.dedent("""
 def test_second_concurrent_run_is_refused(name, work):
     if name.startswith("bestie-train") or name in ("fit", "train-pam"):
         _ckpt(work)
+    if name == "train-irn":
+        _pam_ckpt(work)
     group, argv, out = _writers(work)[name]
     if name == "summary":
         (work / "out" / "report.json").write_text('{"total": {}}')

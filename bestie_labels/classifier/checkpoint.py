@@ -34,9 +34,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    from ..safe_load import describe, kind_of, load_torch_file
+    from ..safe_load import load_torch_file
 
-    obj = load_torch_file(path)
+    return check_checkpoint(load_torch_file(path), path)
+
+
+def check_checkpoint(obj: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """``obj`` (a loaded file) if it is a valid checkpoint of ours, else a BestieError naming ``path``."""
+    from ..safe_load import describe, kind_of
+
     if kind_of(obj) != FORMAT:
         raise BestieError(f"is {describe(obj)}: not a bestie PAM classifier checkpoint (made by "
                           "`bestie-labels train-pam`)", path)

@@ -96,20 +96,19 @@ def official_classifier_checkpoint(obj: Any, path, num_classes: int | None = Non
 def read_classifier_checkpoint(path: str | os.PathLike, num_classes: int | None = None) -> dict[str, Any]:
     """Read a classifier checkpoint, official (``PAM.pth``) or of ``train-pam``.
 
-    The file is read once with ``weights_only=True``; an official one is converted by
-    :func:`official_classifier_checkpoint`, anything else goes to
-    :func:`~bestie_labels.classifier.checkpoint.load_checkpoint` (which validates ours).
+    The file is read once, with ``weights_only=True``
+    (:func:`bestie_labels.safe_load.load_torch_file`); an official one is converted by
+    :func:`official_classifier_checkpoint`, anything else is checked as ours
+    (:func:`~bestie_labels.classifier.checkpoint.check_checkpoint`).
     """
-    from .checkpoint import load_checkpoint
+    from ..safe_load import load_torch_file
+    from .checkpoint import check_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not loadable as plain weights: let the checkpoint reader say why
-        return load_checkpoint(path)
-    return official_classifier_checkpoint(obj, path, num_classes) or load_checkpoint(path)
+    obj = load_torch_file(path)
+    return official_classifier_checkpoint(obj, path, num_classes) or check_checkpoint(obj, path)
 
 
 def load_start_weights(model: nn.Module, path: str | os.PathLike, verbose: bool = True):

@@ -92,79 +92,85 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
         data = source
     if not isinstance(data, list):
         _fail(path, None, f"expected a JSON list of COCO results, got {type(data).__name__}")
-    num_classes = dataset.num_classes
-    split = getattr(dataset, "split", "?")
-
     per_image: dict[str, list[int]] = {r.image_id: [] for r in dataset.records}
-    rec_of: list = [None] * len(data)
     cls = np.zeros(len(data), np.int64)
     score = np.zeros(len(data), np.float64)
-    counts: list[bytes] = []
-    counts_entry: list[int] = []
+    compressed: list[int] = []  # entries whose counts are a compressed string, in file order
     rles: list = [None] * len(data)
     for i, e in enumerate(data):
-        if not isinstance(e, dict):
-            _fail(path, i, f"expected an object, got {type(e).__name__}")
-        for key in ("image_id", "category_id", "segmentation", "score"):
-            if key not in e:
-                _fail(path, i, f"missing '{key}'")
-        iid = e["image_id"]
-        rec = dataset.record_by_coco_id(iid) if _is_int(iid) else None
-        if rec is None:
-            _fail(path, i, f"image_id {_short(iid)} is not in split '{split}'")
-        cid = e["category_id"]
-        if not _is_int(cid) or not 1 <= cid <= num_classes:
-            _fail(path, i, f"category_id {_short(cid)} is not in 1..{num_classes}")
-        s = e["score"]
-        if not isinstance(s, (int, float, np.integer, np.floating)) or isinstance(s, bool) \
-                or not _finite(s):
-            _fail(path, i, f"score {_short(s)} is not a finite number")
-        seg = e["segmentation"]
-        if not isinstance(seg, dict) or "size" not in seg or "counts" not in seg:
-            _fail(path, i, "segmentation must be an RLE object with 'size' and 'counts'")
-        size = seg["size"]
-        if not (isinstance(size, (list, tuple)) and len(size) == 2
-                and all(_is_int(v) and v >= 0 for v in size)):
-            _fail(path, i, f"RLE size {_short(size)} is not [height, width]")
-        h, w = int(size[0]), int(size[1])
-        if (h, w) != (rec.height, rec.width):
-            _fail(path, i, f"RLE size {h}x{w} (h x w) differs from image {rec.image_id} "
-                           f"({rec.height}x{rec.width})")
-        cnt = seg["counts"]
-        if isinstance(cnt, (str, bytes)):
-            try:
-                b = cnt.encode("ascii") if isinstance(cnt, str) else bytes(cnt)
-            except UnicodeEncodeError:
-                _fail(path, i, "RLE counts string has non-ASCII characters")
-            counts.append(b)
-            counts_entry.append(i)
-            rles[i] = {"size": [h, w], "counts": b}
-        elif isinstance(cnt, list):
-            if not all(_is_int(v) and v >= 0 for v in cnt):
-                _fail(path, i, "RLE counts list must hold non-negative integers")
-            if sum(cnt) != h * w:
-                _fail(path, i, f"RLE counts sum to {_short(sum(cnt))}, expected {h}*{w} = {h * w}")
-            rles[i] = from_uncompressed([int(v) for v in cnt], h, w)
-        else:
-            _fail(path, i, f"RLE counts must be a string or a list, got {type(cnt).__name__}")
-        rec_of[i] = rec
-        cls[i] = cid - 1
-        score[i] = float(s)
+        rec, cls[i], score[i] = _check_entry(path, i, e, dataset)
+        rles[i], given_compressed = _check_rle(path, i, e["segmentation"], rec)
+        if given_compressed:
+            compressed.append(i)
         per_image[rec.image_id].append(i)
-
-    ok, total = decode_counts_totals(counts)
-    entry = np.asarray(counts_entry, np.int64)
-    expect = np.array([rles[i]["size"][0] * rles[i]["size"][1] for i in counts_entry], np.int64)
-    bad = np.flatnonzero(~ok | (total != expect))
-    if len(bad):
-        j = bad[0]  # the first bad entry in file order (counts are listed in file order)
-        if not ok[j]:
-            _fail(path, int(entry[j]), "malformed compressed RLE counts string")
-        h, w = rles[entry[j]]["size"]
-        _fail(path, int(entry[j]), f"RLE counts cover {total[j]} pixels, expected {h}*{w} = {h * w}")
-
+    _check_compressed_totals(path, rles, compressed)
     out = {}
     for image_id, idx in per_image.items():
         idx = np.asarray(idx, np.int64)
         out[image_id] = ImagePredictions([rles[j] for j in idx], cls[idx], score[idx], idx)
     return out
+
+
+def _check_entry(path, i: int, e, dataset) -> tuple:
+    """``(record, class 0..C-1, score)`` of results entry ``i``; its keys, image id, category id
+    and score are checked (one-line BestieError naming the entry)."""
+    if not isinstance(e, dict):
+        _fail(path, i, f"expected an object, got {type(e).__name__}")
+    for key in ("image_id", "category_id", "segmentation", "score"):
+        if key not in e:
+            _fail(path, i, f"missing '{key}'")
+    iid = e["image_id"]
+    rec = dataset.record_by_coco_id(iid) if _is_int(iid) else None
+    if rec is None:
+        _fail(path, i, f"image_id {_short(iid)} is not in split '{getattr(dataset, 'split', '?')}'")
+    cid = e["category_id"]
+    if not _is_int(cid) or not 1 <= cid <= dataset.num_classes:
+        _fail(path, i, f"category_id {_short(cid)} is not in 1..{dataset.num_classes}")
+    s = e["score"]
+    if not isinstance(s, (int, float, np.integer, np.floating)) or isinstance(s, bool) or not _finite(s):
+        _fail(path, i, f"score {_short(s)} is not a finite number")
+    return rec, cid - 1, float(s)
+
+
+def _check_rle(path, i: int, seg, rec) -> tuple[dict, bool]:
+    """``(rle, given_compressed)``: the RLE of entry ``i`` as ``{"size": [h, w], "counts":
+    bytes}``, and whether its counts came compressed (those are checked later, all at once, by
+    :func:`_check_compressed_totals`). Its size must be the image's; uncompressed counts are
+    checked and compressed here."""
+    if not isinstance(seg, dict) or "size" not in seg or "counts" not in seg:
+        _fail(path, i, "segmentation must be an RLE object with 'size' and 'counts'")
+    size = seg["size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v >= 0 for v in size)):
+        _fail(path, i, f"RLE size {_short(size)} is not [height, width]")
+    h, w = int(size[0]), int(size[1])
+    if (h, w) != (rec.height, rec.width):
+        _fail(path, i, f"RLE size {h}x{w} (h x w) differs from image {rec.image_id} "
+                       f"({rec.height}x{rec.width})")
+    cnt = seg["counts"]
+    if isinstance(cnt, (str, bytes)):
+        try:
+            b = cnt.encode("ascii") if isinstance(cnt, str) else bytes(cnt)
+        except UnicodeEncodeError:
+            _fail(path, i, "RLE counts string has non-ASCII characters")
+        return {"size": [h, w], "counts": b}, True
+    if isinstance(cnt, list):
+        if not all(_is_int(v) and v >= 0 for v in cnt):
+            _fail(path, i, "RLE counts list must hold non-negative integers")
+        if sum(cnt) != h * w:
+            _fail(path, i, f"RLE counts sum to {_short(sum(cnt))}, expected {h}*{w} = {h * w}")
+        return from_uncompressed([int(v) for v in cnt], h, w), False
+    _fail(path, i, f"RLE counts must be a string or a list, got {type(cnt).__name__}")
+
+
+def _check_compressed_totals(path, rles: list, entries: list[int]) -> None:
+    """Decode the compressed counts of ``entries`` in one batch: each must be well formed and
+    cover its image (pycocotools would decode a malformed string into a wrong mask)."""
+    ok, total = decode_counts_totals([rles[i]["counts"] for i in entries])
+    expect = np.array([rles[i]["size"][0] * rles[i]["size"][1] for i in entries], np.int64)
+    bad = np.flatnonzero(~ok | (total != expect))
+    if len(bad):
+        j = bad[0]  # the first bad entry in file order (entries are listed in file order)
+        if not ok[j]:
+            _fail(path, entries[j], "malformed compressed RLE counts string")
+        h, w = rles[entries[j]]["size"]
+        _fail(path, entries[j], f"RLE counts cover {total[j]} pixels, expected {h}*{w} = {h * w}")
