@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BestieError
+from .option_fields import NOT_AN_OPTION, option
 from .fileio import read_json, write_json, write_text
 
 
 @dataclass
 class PipelineConfig:
     """The Make variables of ``make voc-pipeline`` (empty string = not given).
+
+    Each field's ``metadata`` holds its ``bestie-labels pipeline`` help (:mod:`cli.options`).
 
     Attributes:
         voc_root: a VOC2012 tree; empty = generate the demo data under ``work/demo``.
@@ -48,26 +51,28 @@ class PipelineConfig:
             defaults for the backbone); ``batch_size`` is fit's.
     """
 
-    voc_root: str = ""
-    labels: str = ""
-    work: str = "work"
-    sup: str = "cls"
-    points_dir: str = ""
-    wsss_dir: str = ""
-    cls_backbone: str = ""
-    backbone: str = ""
-    device: str = "cpu"
-    pretrained_cls: str = ""
-    pretrained_seg: str = ""
-    demo_images: int = 240
-    demo_size: int = 128
-    pam_epochs: str = ""   # empty: train-pam's default for the backbone
-    fit_iters: str = ""    # empty: fit's default for the backbone
-    batch_size: str = ""   # empty: fit's default for the backbone
-    irn_epochs: str = ""   # empty: train-irn's default for the classifier's backbone
-    seed: int = 0
-    workers: int = 2
-    extra: dict = field(default_factory=dict)
+    voc_root: str = option("", "VOC2012 tree; empty: generate and use the demo data.")
+    labels: str = option("", "Image-level label file (BESTIE format, e.g. train_cls.txt).")
+    work: str = option("work", "Output folder.", show_default=True)
+    sup: str = option("cls", choices=("cls", "point"), show_default=True)
+    points_dir: str = option("", "Point files for --sup point (default: <root>/points).")
+    wsss_dir: str = option("", "Import these WSSS PNGs instead of the built-in IRN (train-irn + wsss).")
+    cls_backbone: str = option("", "Classifier backbone (default: the recipe's: cuda vgg16, cpu tiny).")
+    backbone: str = option("", "Segmentation backbone (default: the recipe's: cuda hrnet_w48, cpu tiny).")
+    device: str = option("cpu", "Also picks the recipe: cuda = the paper's settings, cpu = tiny networks and CPU "
+                                "budgets.", choices=("cpu", "cuda"), show_default=True)
+    pretrained_cls: str = option("", "Local ImageNet weights for the classifier.")
+    pretrained_seg: str = option("", "Local ImageNet weights for the segmentation backbone.")
+    demo_images: int = option(240, show_default=True)
+    demo_size: int = option(128, show_default=True)
+    # empty budgets: the commands' defaults for the backbone (irn: for the classifier's backbone)
+    pam_epochs: str = option("", "train-pam epochs (default: the command's default for the backbone).")
+    fit_iters: str = option("", "fit iterations (default: the command's default for the backbone).")
+    batch_size: str = option("", "fit batch size (default: the command's default for the backbone).")
+    irn_epochs: str = option("", "train-irn epochs (default: the command's default for the backbone).")
+    seed: int = option(0, show_default=True)
+    workers: int = option(2, show_default=True)
+    extra: dict = field(default_factory=dict, metadata=NOT_AN_OPTION)
 
     @property
     def is_demo(self) -> bool:

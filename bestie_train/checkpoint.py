@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from bestie_labels.errors import BestieError
-from bestie_labels.fileio import atomic_path
+from bestie_labels.training import save_state
 
 FORMAT = 1
 KIND = "bestie-train"
@@ -40,9 +40,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     state = dict(state)
     state["format"] = FORMAT
     state["kind"] = KIND
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
+    return save_state(path, state)
 
 
 def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,

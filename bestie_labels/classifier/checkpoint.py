@@ -6,22 +6,19 @@ A PAM checkpoint is a ``torch.save``'d dict of tensors, numbers, strings, lists 
     format: "bestie-pam", version: 1,
     model: state_dict, options: dict (backbone, num_classes, alpha, pam, input/crop size, lr,
     ...), class_names: list[str], epoch: int (completed epochs), optimizer: state_dict,
-    rng: dict(torch, numpy, python), history: list of dict(epoch, loss, map)
+    rng: dict(torch, cuda, numpy, python) (:func:`bestie_labels.training.rng_state`), history: list of dict(epoch, loss, map)
 """
 
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
 from ..errors import BestieError
-from ..fileio import atomic_path
+from ..training import rng_state, save_state, set_rng_state  # noqa: F401  (train-irn imports them here)
 
 FORMAT = "bestie-pam"
 VERSION = 1
@@ -29,8 +26,7 @@ VERSION = 1
 
 def save_checkpoint(path: str | os.PathLike, obj: dict[str, Any]) -> None:
     """``torch.save`` ``obj`` to a temporary file next to ``path`` and rename it into place."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_state(path, obj)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -56,26 +52,6 @@ def check_checkpoint(obj: Any, path: str | os.PathLike) -> dict[str, Any]:
         if key not in obj:
             raise BestieError(f"checkpoint has no '{key}' entry", path)
     return obj
-
-
-def rng_state() -> dict[str, Any]:
-    """The state of torch's, numpy's and Python's global generators, as tensors, numbers and
-    lists only (so that the checkpoint loads with ``weights_only=True``)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "numpy": [str(name), torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss),
-                      float(cached)],
-            "python": [int(version), list(internal), gauss_next]}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, np.int64).astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
 
 
 def load_pretrained(module: nn.Module, path: str | os.PathLike, verbose: bool = True):

@@ -24,36 +24,23 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..errors import BestieError, StaleOutputError
-from .checkpoint import FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .maps import resize_short, to_tensor
-from .model import BACKBONES, PAMClassifier, build_classifier
+from ..training import previous_run, progress_bar, resolve_device, rng_state, set_rng_state
+from .checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
+from .image_ap import mean_average_precision, predict_scores
+from .model import build_classifier
+from .train_data import TrainImages
+from .train_options import DEFAULTS, PamOptions
 
-#: Recipe defaults per backbone (None in a ``train_pam`` argument means "use these").
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "vgg16": dict(epochs=15, batch_size=5, lr=1e-3, input_size=384, crop_size=321, hue=0.1,
-                  lr_mult=(1.0, 2.0, 10.0, 20.0), alpha=0.7, test_scale=1.0),
-    "resnet50": dict(epochs=15, batch_size=5, lr=1e-3, input_size=384, crop_size=321, hue=0.1,
-                     lr_mult=(1.0, 2.0, 10.0, 20.0), alpha=0.7, test_scale=1.0),
-    # The tiny network trains from scratch: every layer is new, so one lr for all (the x10/x20
-    # multipliers make the new layers diverge), and no hue jitter (the demo classes differ by
-    # colour family). From scratch, PAM with alpha 0.7 keeps too little of each channel to
-    # learn (val mAP 0.60 vs 0.98 with alpha 0.4 on the demo); at inference the image is
-    # upscaled to twice the crop size (224) so that the stride-8 maps separate neighbouring
-    # objects. test_size (shorter side at inference) = test_scale x crop_size.
-    "tiny": dict(epochs=16, batch_size=8, lr=5e-2, input_size=128, crop_size=112, hue=0.0,
-                 lr_mult=(1.0, 1.0, 1.0, 1.0), alpha=0.4, test_scale=2.0),
-}
 # Options that must match to resume a run (epochs may grow).
 _RESUME_KEYS = ("backbone", "alpha", "pam", "lr", "batch_size", "input_size", "crop_size", "seed",
                 "output_stride", "decay_points", "data_fingerprint", "pretrained")
@@ -67,251 +54,178 @@ def decay_points(epochs: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------
-# metric
-# ------------------------------------------------------------------------------------------
-def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Average precision of ``(N,) float`` scores for ``(N,) bool`` targets.
-
-    The area under the step precision-recall curve, thresholds at distinct scores (tied scores
-    form one step), as ``sklearn.metrics.average_precision_score``. NaN without positives.
-    """
-    scores = np.asarray(scores, np.float64).ravel()
-    targets = np.asarray(targets, bool).ravel()
-    npos = int(targets.sum())
-    if npos == 0:
-        return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    s, t = scores[order], targets[order]
-    tp = np.cumsum(t)
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # end of each tie group
-    tp = tp[last]
-    precision = tp / (last + 1)
-    recall = tp / npos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes (with at least one positive) of :func:`average_precision`.
-
-    ``scores (N, C) float``, ``targets (N, C) bool``; NaN if no class has a positive.
-    """
-    scores = np.asarray(scores)
-    targets = np.asarray(targets, bool)
-    aps = [average_precision(scores[:, k], targets[:, k]) for k in range(scores.shape[1]) if targets[:, k].any()]
-    return float(np.mean(aps)) if aps else float("nan")
-
-
-# ------------------------------------------------------------------------------------------
-# data
-# ------------------------------------------------------------------------------------------
-def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.3,
-                 contrast: float = 0.3, saturation: float = 0.3, hue: float = 0.1) -> np.ndarray:
-    """Random brightness, contrast, saturation and hue change of ``(H,W,3) uint8`` RGB
-    (factors as torchvision's ``ColorJitter``)."""
-    img = image.astype(np.float32)
-    img *= rng.uniform(1 - brightness, 1 + brightness)
-    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    c = rng.uniform(1 - contrast, 1 + contrast)
-    img = img * c + (1 - c) * grey.mean()
-    s = rng.uniform(1 - saturation, 1 + saturation)
-    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    img = img * s + (1 - s) * grey[..., None]
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    dh = rng.uniform(-hue, hue)
-    if dh:
-        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)
-        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(round(dh * 256))) % 256
-        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
-    return img
-
-
-class TrainImages(torch.utils.data.Dataset):
-    """Augmented training samples ``(x (3,crop,crop) float32, labels (C,) float32)``.
-
-    The augmentation of sample ``i`` in epoch ``e`` depends only on ``(seed, e, i)``.
-    """
-
-    def __init__(self, ds, input_size: int, crop_size: int, seed: int, hue: float = 0.1) -> None:
-        self.ds, self.input_size, self.crop_size, self.seed, self.hue = ds, input_size, crop_size, seed, hue
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.ds.records)
-
-    def __getitem__(self, i: int):
-        rec = self.ds.records[i]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        img = resize_short(self.ds.load_image(rec), self.input_size)
-        if rng.random() < 0.5:
-            img = img[:, ::-1]
-        img = color_jitter(np.ascontiguousarray(img), rng, hue=self.hue)
-        x = to_tensor(img)
-        cs = self.crop_size
-        _, h, w = x.shape
-        if h < cs or w < cs:  # pad with 0 (= the mean colour after normalisation)
-            x = F.pad(x, (0, max(0, cs - w), 0, max(0, cs - h)))
-            _, h, w = x.shape
-        y0 = int(rng.integers(0, h - cs + 1))
-        x0 = int(rng.integers(0, w - cs + 1))
-        return x[:, y0:y0 + cs, x0:x0 + cs].contiguous(), torch.from_numpy(rec.labels.astype(np.float32))
-
-
-@torch.no_grad()
-def predict_scores(model: PAMClassifier, ds, size: int | None, device) -> tuple[np.ndarray, np.ndarray]:
-    """Image-level sigmoid scores ``(N, C) float32`` and labels ``(N, C) bool`` of a split
-    (each image resized so its shorter side is ``size``)."""
-    model.eval()
-    scores = np.zeros((len(ds.records), model.num_classes), np.float32)
-    for i, rec in enumerate(ds.records):
-        x = to_tensor(resize_short(ds.load_image(rec), size))[None].to(device)
-        scores[i] = torch.sigmoid(model(x))[0].float().cpu().numpy()
-    labels = np.stack([r.labels for r in ds.records]).astype(bool) if ds.records else np.zeros((0, model.num_classes), bool)
-    return scores, labels
-
-
-# ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
-def _resolve_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BestieError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(device)
+_resolve_device = resolve_device  # the name train-irn imports
 
 
-def train_pam(train_ds, out: str | os.PathLike, val_ds=None, backbone: str = "vgg16",
-              epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-              alpha: float | None = None, pam: bool = True, pretrained: str | os.PathLike | None = None,
-              device: str = "cpu", seed: int = 0, resume: bool = False, force: bool = False,
-              input_size: int | None = None, crop_size: int | None = None, workers: int = 1,
-              output_stride: int = 16, log: Callable[[str], None] = print) -> dict[str, Any]:
+@dataclass
+class PamRun:
+    """A ``train_pam`` run: resolved options, what the checkpoint records (``options``,
+    ``history``), the training objects, and ``start``, the epochs already done."""
+
+    opts: PamOptions
+    out: Path
+    device: torch.device
+    options: dict
+    class_names: list
+    model: Any = None
+    optimizer: Any = None
+    base_lrs: list = field(default_factory=list)
+    start: int = 0
+    history: list = field(default_factory=list)
+
+
+def train_pam(train_ds, out: str | os.PathLike, val_ds=None, resume: bool = False, force: bool = False,
+              log: Callable[[str], None] = print, **options) -> dict[str, Any]:
     """Train the PAM (or, with ``pam=False``, plain CAM) classifier and write ``out``.
 
     Args:
         train_ds, val_ds: :class:`~bestie_labels.datasets.base.Dataset` of the training and
             (optional) validation split; image-level labels come from their records.
         out: checkpoint path, rewritten atomically after every epoch.
-        backbone: ``vgg16``, ``resnet50`` or ``tiny``; ``None`` recipe values come from
-            :data:`DEFAULTS` of that backbone.
-        alpha, pam: PAM controller value (None: 0.7, tiny 0.4), PAM on/off.
-        pretrained: torchvision-layout weights for the backbone (missing/unused keys printed).
         resume: continue the run in ``out`` (same options; ``epochs`` may be larger).
         force: start over even if ``out`` exists; with ``resume``, start over only when the
             checkpoint was made with other options or data (what a pipeline wants).
-        workers: data-loading worker processes (1 = in the main process).
+        **options: the fields of :class:`~bestie_labels.classifier.train_options.PamOptions`:
+            ``backbone`` (``vgg16``, ``resnet50`` or ``tiny``; ``None`` recipe values come from
+            :data:`DEFAULTS` of that backbone), ``epochs``, ``batch_size``, ``lr``, ``alpha``
+            and ``pam`` (PAM controller value, PAM on/off), ``pretrained`` (torchvision-layout
+            weights for the backbone; missing/unused keys printed), ``input_size``,
+            ``crop_size``, ``device``, ``seed``, ``workers`` (data-loading worker processes,
+            1 = in the main process), ``output_stride``.
 
     Returns:
         ``dict(path, epoch, history=[dict(epoch, loss, map, seconds)], options)``.
     """
-    if backbone not in BACKBONES:
-        raise BestieError(f"unknown backbone '{backbone}' (choose from {', '.join(BACKBONES)})")
-    d = DEFAULTS[backbone]
-    epochs = d["epochs"] if epochs is None else int(epochs)
-    batch_size = d["batch_size"] if batch_size is None else int(batch_size)
-    lr = d["lr"] if lr is None else float(lr)
-    input_size = d["input_size"] if input_size is None else int(input_size)
-    crop_size = d["crop_size"] if crop_size is None else int(crop_size)
-    alpha = d["alpha"] if alpha is None else float(alpha)
-    if epochs < 1 or batch_size < 1 or lr <= 0 or crop_size < 8 or input_size < 8:
-        raise BestieError("epochs, batch size, lr, input and crop size must be positive")
+    run = _prepare(train_ds, out, val_ds, PamOptions(**options).resolve(), resume, force, log)
+    opts = run.opts
+    data = TrainImages(train_ds, opts.input_size, opts.crop_size, opts.seed, hue=DEFAULTS[opts.backbone]["hue"])
+    for epoch in range(run.start + 1, opts.epochs + 1):
+        t0 = time.time()
+        loss = _train_epoch(run, data, epoch)
+        mAP = float("nan")
+        if val_ds is not None and len(val_ds.records):
+            mAP = mean_average_precision(*predict_scores(run.model, val_ds, opts.crop_size, run.device))
+        rec = dict(epoch=epoch, loss=loss, map=mAP, seconds=time.time() - t0)
+        run.history.append(rec)
+        log(f"epoch {epoch}/{opts.epochs}: loss {rec['loss']:.4f}  val mAP {mAP:.4f}  ({rec['seconds']:.1f} s)")
+        _save(run, epoch)
+    if run.start >= opts.epochs:
+        log(f"{run.out} already holds {run.start} epochs (asked for {opts.epochs}); nothing to do")
+    return {"path": str(run.out), "epoch": max(run.start, opts.epochs), "history": run.history,
+            "options": run.options}
+
+
+def _prepare(train_ds, out, val_ds, opts: PamOptions, resume: bool, force: bool, log) -> PamRun:
+    """Check the splits, resume or start the run, build the network and the optimizer."""
     if len(train_ds.records) == 0:
         raise BestieError(f"the '{train_ds.split}' split has no images", train_ds.root)
     if val_ds is not None and list(val_ds.class_names) != list(train_ds.class_names):
         raise BestieError("the validation split has other class names than the training split", val_ds.root)
-    out = Path(out)
-    dev = _resolve_device(device)
-    options = dict(backbone=backbone, alpha=float(alpha), pam=bool(pam), lr=lr, batch_size=batch_size,
-                   input_size=input_size, crop_size=crop_size, test_size=round(d["test_scale"] * crop_size),
-                   seed=int(seed), output_stride=int(output_stride),
-                   decay_points=decay_points(epochs) if not resume else None, epochs=epochs,
-                   num_classes=train_ds.num_classes, split=train_ds.split,
-                   val_split=None if val_ds is None else val_ds.split,
-                   data_fingerprint=train_ds.fingerprint(),
-                   pretrained=None if pretrained is None else os.path.abspath(pretrained))
+    run = PamRun(opts=opts, out=Path(out), device=resolve_device(opts.device),
+                 options=_recorded_options(opts, train_ds, val_ds, resume), class_names=list(train_ds.class_names))
+    ck = _resumed_checkpoint(run, resume, force)
+    if run.options["decay_points"] is None:
+        run.options["decay_points"] = decay_points(opts.epochs)
+    _build(run, ck, log)
+    return run
 
-    ck = None
-    if out.exists():
-        if resume:
-            ck = load_checkpoint(out)
-            old = ck["options"]
-            options["decay_points"] = old.get("decay_points")
-            diff = [k for k in _RESUME_KEYS if old.get(k) != options.get(k)]
-            if (diff or list(ck["class_names"]) != list(train_ds.class_names)) and force:
-                ck = None  # --resume --force: continue a matching run, else start over
-                options["decay_points"] = None
-            elif diff or list(ck["class_names"]) != list(train_ds.class_names):
-                raise StaleOutputError("checkpoint was made with other options or data ("
-                                       + ", ".join(f"{k}: {old.get(k)!r} -> {options.get(k)!r}" for k in diff)
-                                       + "); rerun with --force to start over", out)
-        elif not force:
-            raise BestieError("checkpoint exists; pass --resume to continue it or --force to start over", out)
-    if options["decay_points"] is None:
-        options["decay_points"] = decay_points(epochs)
 
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    model = build_classifier(backbone, train_ds.num_classes, pam=pam, alpha=alpha, output_stride=output_stride)
+def _recorded_options(opts: PamOptions, train_ds, val_ds, resume: bool) -> dict:
+    """The options a checkpoint records (``decay_points`` None when resuming: taken from it)."""
+    d = DEFAULTS[opts.backbone]
+    return dict(backbone=opts.backbone, alpha=opts.alpha, pam=bool(opts.pam), lr=opts.lr,
+                batch_size=opts.batch_size, input_size=opts.input_size, crop_size=opts.crop_size,
+                test_size=round(d["test_scale"] * opts.crop_size), seed=int(opts.seed),
+                output_stride=int(opts.output_stride),
+                decay_points=decay_points(opts.epochs) if not resume else None, epochs=opts.epochs,
+                num_classes=train_ds.num_classes, split=train_ds.split,
+                val_split=None if val_ds is None else val_ds.split, data_fingerprint=train_ds.fingerprint(),
+                pretrained=None if opts.pretrained is None else os.path.abspath(opts.pretrained))
+
+
+def _resumed_checkpoint(run: PamRun, resume: bool, force: bool) -> dict | None:
+    """The checkpoint in ``out`` when the run continues it (same options and data), else None."""
+    options = run.options
+
+    def check(ck: dict) -> None:
+        old = ck["options"]
+        options["decay_points"] = old.get("decay_points")
+        diff = [k for k in _RESUME_KEYS if old.get(k) != options.get(k)]
+        if diff or list(ck["class_names"]) != run.class_names:
+            options["decay_points"] = None
+            raise StaleOutputError("checkpoint was made with other options or data ("
+                                   + ", ".join(f"{k}: {old.get(k)!r} -> {options.get(k)!r}" for k in diff)
+                                   + "); rerun with --force to start over", run.out)
+
+    return previous_run(run.out, resume, force, load_checkpoint, check,
+                        exists="checkpoint exists; pass --resume to continue it or --force to start over")
+
+
+def _build(run: PamRun, ck: dict | None, log) -> None:
+    """Seed, build the classifier (start weights or ``ck``) and its SGD optimizer."""
+    opts = run.opts
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed % 2**32)
+    run.model = build_classifier(opts.backbone, run.options["num_classes"], pam=opts.pam, alpha=opts.alpha,
+                                 output_stride=opts.output_stride)
     if ck is None:
-        if pretrained is not None:
+        if opts.pretrained is not None:
             from .official import load_start_weights
 
-            load_start_weights(model, pretrained)  # ImageNet trunk, official PAM.pth or ours
-        elif backbone != "tiny":
-            log(f"WARNING: no --pretrained weights: the {backbone} backbone trains from scratch "
+            load_start_weights(run.model, opts.pretrained)  # ImageNet trunk, official PAM.pth or ours
+        elif opts.backbone != "tiny":
+            log(f"WARNING: no --pretrained weights: the {opts.backbone} backbone trains from scratch "
                 "(the official recipe starts from ImageNet weights)")
-    model.to(dev)
-    groups = model.parameter_groups()
-    optimizer = torch.optim.SGD(
-        [{"params": g, "lr": lr * m} for g, m in zip(groups, d["lr_mult"]) if g],
-        lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    start, history = 0, []
+    run.model.to(run.device)
+    groups = run.model.parameter_groups()
+    run.optimizer = torch.optim.SGD(
+        [{"params": g, "lr": opts.lr * m} for g, m in zip(groups, DEFAULTS[opts.backbone]["lr_mult"]) if g],
+        lr=opts.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     if ck is not None:
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
+        run.model.load_state_dict(ck["model"])
+        run.optimizer.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
-        start, history = int(ck["epoch"]), list(ck.get("history", []))
-        options["epochs"] = epochs
-        log(f"resuming {out} after epoch {start}")
-    base = [g["lr"] for g in optimizer.param_groups]
+        run.start, run.history = int(ck["epoch"]), list(ck.get("history", []))
+        log(f"resuming {run.out} after epoch {run.start}")
+    run.base_lrs = [g["lr"] for g in run.optimizer.param_groups]
 
-    data = TrainImages(train_ds, input_size, crop_size, seed, hue=d["hue"])
-    n = len(data)
-    drop_last = n > batch_size  # a batch of one would break BatchNorm statistics
 
-    for epoch in range(start + 1, epochs + 1):
-        decays = sum(p <= epoch for p in options["decay_points"])
-        for g, b in zip(optimizer.param_groups, base):
-            g["lr"] = b * 0.1 ** decays
-        data.epoch = epoch
-        gen = torch.Generator().manual_seed(int(seed) * 100003 + epoch)
-        loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=gen, drop_last=drop_last,
-                            num_workers=0 if workers <= 1 else workers, pin_memory=dev.type == "cuda")
-        model.train()
-        t0 = time.time()
-        total, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True)
-        for x, y in bar:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            loss = F.multilabel_soft_margin_loss(model(x), y)
-            if not torch.isfinite(loss):
-                raise BestieError(f"training diverged (loss {loss.item()}) in epoch {epoch}; lower --lr", out)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * x.shape[0]
-            seen += x.shape[0]
-            bar.set_postfix(loss=f"{total / seen:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2g}")
-        bar.close()
-        mAP = float("nan")
-        if val_ds is not None and len(val_ds.records):
-            mAP = mean_average_precision(*predict_scores(model, val_ds, crop_size, dev))
-        rec = dict(epoch=epoch, loss=total / max(seen, 1), map=mAP, seconds=time.time() - t0)
-        history.append(rec)
-        log(f"epoch {epoch}/{epochs}: loss {rec['loss']:.4f}  val mAP {mAP:.4f}  ({rec['seconds']:.1f} s)")
-        save_checkpoint(out, {
-            "format": FORMAT, "version": VERSION, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "options": options, "class_names": list(train_ds.class_names), "epoch": epoch,
-            "optimizer": optimizer.state_dict(), "rng": rng_state(), "history": history,
-        })
-    if start >= epochs:
-        log(f"{out} already holds {start} epochs (asked for {epochs}); nothing to do")
-    return {"path": str(out), "epoch": max(start, epochs), "history": history, "options": options}
+def _train_epoch(run: PamRun, data: TrainImages, epoch: int) -> float:
+    """One epoch (lr divided by 10 at each decay point passed); returns its mean loss."""
+    opts, dev, optimizer = run.opts, run.device, run.optimizer
+    decays = sum(p <= epoch for p in run.options["decay_points"])
+    for g, b in zip(optimizer.param_groups, run.base_lrs):
+        g["lr"] = b * 0.1 ** decays
+    data.epoch = epoch
+    gen = torch.Generator().manual_seed(int(opts.seed) * 100003 + epoch)
+    loader = DataLoader(data, batch_size=opts.batch_size, shuffle=True, generator=gen,
+                        drop_last=len(data) > opts.batch_size,  # a batch of one would break BatchNorm statistics
+                        num_workers=0 if opts.workers <= 1 else opts.workers, pin_memory=dev.type == "cuda")
+    run.model.train()
+    total, seen = 0.0, 0
+    bar = progress_bar(loader, desc=f"epoch {epoch}/{opts.epochs}", leave=False)
+    for x, y in bar:
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        loss = F.multilabel_soft_margin_loss(run.model(x), y)
+        if not torch.isfinite(loss):
+            raise BestieError(f"training diverged (loss {loss.item()}) in epoch {epoch}; lower --lr", run.out)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * x.shape[0]
+        seen += x.shape[0]
+        bar.set_postfix(loss=f"{total / seen:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2g}")
+    bar.close()
+    return total / max(seen, 1)
+
+
+def _save(run: PamRun, epoch: int) -> None:
+    """Rewrite the checkpoint after ``epoch`` (layout in :mod:`.checkpoint`)."""
+    save_checkpoint(run.out, {
+        "format": FORMAT, "version": VERSION,
+        "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        "options": run.options, "class_names": run.class_names, "epoch": epoch,
+        "optimizer": run.optimizer.state_dict(), "rng": rng_state(), "history": run.history,
+    })
