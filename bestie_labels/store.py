@@ -39,7 +39,7 @@ from h5py import h5d, h5g
 from . import __version__, interrupt
 from .errors import BestieError, StaleOutputError
 from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
-from .h5io import _read_array, _write_group, _write_ids
+from .h5io import _GCPL, _LCPL, _read_array, _write_group, _write_ids
 
 FORMAT = 1
 _PART_SIZE = 64
@@ -372,13 +372,27 @@ class StoreWriter:
                         p = self._done[image_id]
                         if p not in opened:
                             opened[p] = h5py.File(p, "r")
-                        opened[p].copy(f"images/{image_id}", out["images"], name=image_id)
+                        _copy_group(opened[p]["images"][image_id], out, image_id)
         finally:
             for h in opened.values():
                 h.close()
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.is_current = True
         return self.path
+
+
+def _copy_group(src: h5py.Group, out: h5py.File, image_id: str) -> None:
+    """Copy one image's group into the final store, dataset by dataset in name order.
+
+    Copying the group whole carries over its object-header layout, which depends on the part
+    file it was written to; rebuilt this way the final store's bytes do not depend on how the
+    run was split into parts or interrupted. Datasets are copied raw (no recompression)."""
+    gid = h5g.create(out.id, f"images/{image_id}".encode(), lcpl=_LCPL, gcpl=_GCPL)
+    g = h5py.Group(gid)
+    for name in sorted(src):
+        src.file.copy(src[name], g, name=name)
+    for k, v in sorted(src.attrs.items()):
+        g.attrs[k] = v
 
 
 def _ids_digest(ids: Iterable[str]) -> str:

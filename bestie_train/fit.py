@@ -35,17 +35,15 @@ module holds the loop.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import torch
 
-from bestie_labels.errors import BestieError
+from bestie_labels import interrupt
+from bestie_labels.errors import BestieError, one_line
 from bestie_labels.training import MetricsLog, check_device, device_is_cpu, progress_bar
 
 from .checkpoint import save_checkpoint
@@ -137,10 +135,11 @@ def _prepare(dataset, pseudo, wsss, out, val_dataset, opts: FitOptions, dist_, r
 def _train(run: RunState, batches, stop_after: int | None) -> None:
     """Train until ``opts.iters`` (or ``stop_after`` iterations of this call, or a Ctrl-C)."""
     opts = run.opts
-    with _ctrl_c_finishes_iteration(run.dist.world) as interrupted:
+    # Ctrl-C (single process): finish the iteration, write last.pt, stop; a second one stops at once.
+    with interrupt.finish_step(enabled=run.dist.world == 1) as poll:
         while run.it < opts.iters:
-            batch = _next_batch(batches, interrupted)
-            if interrupted["flag"]:
+            batch = _next_batch(batches, poll)
+            if poll.requested:
                 _stop_interrupted(run)
             _train_step(run, batch)
             _after_step(run)
@@ -150,48 +149,15 @@ def _train(run: RunState, batches, stop_after: int | None) -> None:
                 break
 
 
-@contextlib.contextmanager
-def _ctrl_c_finishes_iteration(world: int):
-    """Ctrl-C (single process) sets ``flag``: the loop finishes the iteration, writes last.pt,
-    then stops. A second Ctrl-C stops at once (the last periodic checkpoint is kept)."""
-    interrupted = {"flag": False}
-    prev_handler = None
-    if world == 1 and threading.current_thread() is threading.main_thread():
-        def on_sigint(signum, frame):
-            if interrupted["flag"]:
-                raise KeyboardInterrupt
-            interrupted["flag"] = True
-
-        prev_handler = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield interrupted
-    finally:
-        if prev_handler is not None:
-            signal.signal(signal.SIGINT, prev_handler)
-
-
-def _next_batch(batches, interrupted: dict) -> dict | None:
+def _next_batch(batches, poll) -> dict | None:
     try:
         return next(batches)
     except BestieError as e:
-        raise _one_line(e) from None
+        raise one_line(e) from None
     except Exception:
-        if not interrupted["flag"]:
+        if not poll.requested:
             raise
         return None  # DataLoader workers got the Ctrl-C too
-
-
-def _one_line(e: BestieError) -> BestieError:
-    """A BestieError re-raised by a DataLoader worker carries the worker's traceback in its
-    message; keep the original one-line message (its last line)."""
-    msg = str(e).strip()
-    if "\n" not in msg:
-        return e
-    last = msg.splitlines()[-1]
-    for prefix in ("bestie_labels.errors.BestieError: ", "BestieError: "):
-        if last.startswith(prefix):
-            last = last[len(prefix):]
-    return BestieError(last)
 
 
 def _stop_interrupted(run: RunState) -> None:
