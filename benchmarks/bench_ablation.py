@@ -24,7 +24,7 @@ same, so an interrupted benchmark resumes. Writes ``<out>/ablation.json`` and pr
 tables.
 
     .venv/bin/python benchmarks/bench_ablation.py --work /tmp/pw --out /tmp/abl --seeds 0,1,2
-        [--parts fig6,table4,table3] [--iters 600] [--threads 1] [--jobs 1]
+        [--parts fig6,table4,table3] [--iters 600] [--pam-epochs N] [--irn-epochs N] [--threads 1] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -77,14 +77,14 @@ class Runner:
         return output
 
 
-def label_stages(run: Runner, data: list[str], sd: Path, seed: int, shared: Path, parts: set) -> dict:
+def label_stages(run: Runner, data: list[str], sd: Path, seed: int, shared: Path, parts: set, args) -> dict:
     """Classifier, IRN, cues, class masks, transfers and reports of one seed; returns the paths."""
     L = _bin("bestie-labels")
     pam, irn = sd / "pam.pt", sd / "irn.pt"
-    run([L, "train-pam", *data, "--out", str(pam), "--backbone", "tiny", "--seed", str(seed), "--force"], pam,
-        f"s{seed}-train-pam")
-    run([L, "train-irn", *data, "--checkpoint", str(pam), "--out", str(irn), "--seed", str(seed), "--force"], irn,
-        f"s{seed}-train-irn")
+    run([L, "train-pam", *data, "--out", str(pam), "--backbone", "tiny", "--seed", str(seed), "--force"]
+        + (["--epochs", str(args.pam_epochs)] if args.pam_epochs else []), pam, f"s{seed}-train-pam")
+    run([L, "train-irn", *data, "--checkpoint", str(pam), "--out", str(irn), "--seed", str(seed), "--force"]
+        + (["--epochs", str(args.irn_epochs)] if args.irn_epochs else []), irn, f"s{seed}-train-irn")
     cues = {m: run([L, "cues", *data, "--method", m, "--checkpoint", str(pam), "--out", str(sd / f"cues_{m}.h5"),
                     "--force"], sd / f"cues_{m}.h5", f"s{seed}-cues-{m}") for m in ("pam", "cam")}
     wsss = {"irn": run([L, "wsss", *data, "--checkpoint", str(irn), "--out", str(sd / "wsss_irn.h5"), "--force"],
@@ -123,7 +123,7 @@ def one_seed(args, run: Runner, root: Path, shared: Path, seed: int, parts: set)
     sd = Path(args.out) / f"seed{seed}"
     sd.mkdir(parents=True, exist_ok=True)
     data = ["--data", str(root), "--split", "train"]
-    lab = label_stages(run, data, sd, seed, shared, parts)
+    lab = label_stages(run, data, sd, seed, shared, parts, args)
     rep = lab["reports"]
     res: dict = {}
     if "fig6" in parts:
@@ -207,6 +207,8 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (at least 3 for a spread)")
     p.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
     p.add_argument("--iters", type=int, default=600, help="fit iterations of every training run")
+    p.add_argument("--pam-epochs", type=int, default=0, help="train-pam epochs (0 = its default)")
+    p.add_argument("--irn-epochs", type=int, default=0, help="train-irn epochs (0 = its default)")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per command (0 = leave as is)")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
     args = p.parse_args(argv)

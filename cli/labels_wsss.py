@@ -24,6 +24,8 @@ from .common import (check_device, command, data_options, device_option, force_o
 @click.option("--exp-times", type=int, default=None, help="irn: 2^N random-walk steps [8].")
 @click.option("--cut-threshold", type=float, default=None,
               help="irn: boundary probability above which touching parts of a class region are cut apart [0.5; 1 = no cut].")
+@click.option("--peak-split/--no-peak-split", default=None,
+              help="irn: cut a class component holding several PAM peaks between them [on].")
 @click.option("--clean", is_flag=True,
               help="--import: set classes the image-level label does not list to background (counted) instead of failing.")
 @click.option("--from-gt", is_flag=True, help="Use the ground-truth class masks (upper bound, test oracle).")
@@ -34,11 +36,12 @@ from .common import (check_device, command, data_options, device_option, force_o
 @shard_option
 @command
 def command(data, split, data_format, images, labels_file, import_dir, method, checkpoint, bg_threshold, radius,
-            beta, exp_times, cut_threshold, clean, from_gt, out, device, workers, force, shard):
+            beta, exp_times, cut_threshold, peak_split, clean, from_gt, out, device, workers, force, shard):
     """Write wsss.h5: per image mask (H,W) uint8 (0 background, k+1 class k, 255 ignore)."""
     from bestie_labels.stages import format_summary, run_wsss
 
-    irn = {k: v for k, v in dict(radius=radius, beta=beta, exp_times=exp_times, cut_threshold=cut_threshold).items()
+    irn = {k: v for k, v in dict(radius=radius, beta=beta, exp_times=exp_times, cut_threshold=cut_threshold,
+                                  peak_split=peak_split).items()
            if v is not None}
     ds = open_data(data, split, data_format, images, labels_file)
     if method is not None or checkpoint is not None:

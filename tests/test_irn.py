@@ -106,6 +106,10 @@ def test_cam_seeds():
     s = cam_seeds(maps, labels, fg_threshold=0.7, bg_threshold=0.05)
     assert s.tolist() == [[1, 255, 0, 2]]
     assert cam_seeds(maps, np.zeros(3, bool), 0.3, 0.05).tolist() == [[0, 0, 0, 0]]
+    # ties go to the lower label, as IRN's arg-max over [threshold, maps]: a pixel exactly at
+    # bg_threshold is background, one exactly at fg_threshold is not a seed
+    tie = np.array([[[0.5, 0.75, 0.25]]], np.float32)
+    assert cam_seeds(tie, np.array([True]), fg_threshold=0.75, bg_threshold=0.5).tolist() == [[0, 255, 0]]
 
 
 def test_seed_regions():

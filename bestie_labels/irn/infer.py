@@ -11,7 +11,10 @@ Per image (IRN's ``make_sem_seg_labels`` plus the cut):
 5. instances cut apart (:func:`cut_instances`): in each class region, the parts where ``B`` is
    below ``cut_threshold`` seed a watershed of ``B`` restricted to the region, and the
    watershed lines between two parts become ignore (255), so that touching instances of a
-   class are separate connected components for the semantic knowledge transfer.
+   class are separate connected components for the semantic knowledge transfer;
+6. with ``peak_split``, each component of a class that holds several peaks of the classifier's
+   PAM maps (the instance cues, found as ``cues --method pam`` finds them) is cut between the
+   peaks by a watershed of ``PAM map - boundary`` (3-pixel ignore lines).
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from ..classifier.maps import activation_maps, resize_short, to_tensor
+from ..classifier.peaks import extract_peaks
 from .affinity import boundary_to_affinity
+from .data import PEAK_KERNEL, PEAK_MIN_CONF, PEAK_TOPK
 from .random_walk import random_walk
+from .seeds import split_at_peaks
 
 IGNORE = 255
 
@@ -40,6 +46,7 @@ class IrnParams:
     bg_score: float = 0.25
     cut_threshold: float = 0.5
     min_part: int = 20
+    peak_split: bool = True
 
 
 @torch.no_grad()
@@ -78,7 +85,9 @@ def cut_instances(mask: np.ndarray, boundary: np.ndarray, threshold: float, min_
         if keep.sum() < 2:
             continue
         lut = np.where(keep, np.cumsum(keep), 0).astype(np.int32)
-        flood = watershed(boundary, markers=lut[parts], mask=region, watershed_line=True)
+        # 8-connected flooding draws 4-connected lines, which the transfer's 8-connected
+        # components cannot cross diagonally.
+        flood = watershed(boundary, markers=lut[parts], mask=region, watershed_line=True, connectivity=2)
         out[region & (flood == 0)] = IGNORE
     return out
 
@@ -109,4 +118,35 @@ def irn_class_mask(classifier, net, image: np.ndarray, labels, params: IrnParams
     mask = lut[scores.argmax(0).cpu().numpy()]
     if params.cut_threshold < 1:
         mask = cut_instances(mask, edge_np, params.cut_threshold, params.min_part)
+    if params.peak_split:
+        pam = activation_maps(classifier, image, labels, device, pam=True)
+        peaks = extract_peaks(pam, labels, kernel=PEAK_KERNEL, topk=PEAK_TOPK, min_conf=PEAK_MIN_CONF)
+        mask = split_mask_at_peaks(mask, peaks, pam - edge_np[None])
     return mask, edge_np
+
+
+def split_mask_at_peaks(mask: np.ndarray, peaks: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """Cut every 8-connected component of a class holding several peaks of that class.
+
+    Args:
+        mask: ``(H, W) uint8`` class mask; peaks: ``(N, 4)`` rows ``x, y, cls, conf``;
+        maps: ``(C, H, W)`` elevation (high inside an instance), e.g. PAM map - boundary.
+
+    Returns:
+        ``mask`` with 3-pixel-wide watershed lines (255) between the parts of each such
+        component (see :func:`~bestie_labels.irn.seeds.split_at_peaks`).
+    """
+    regions = np.zeros(mask.shape, np.int32)
+    next_id = 1
+    for v in np.unique(mask):
+        if v in (0, IGNORE):
+            continue
+        n, comp = cv2.connectedComponents((mask == v).view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        sel = comp > 0
+        regions[sel] = comp[sel] + next_id - 1
+        next_id += n - 1
+    regions[mask == IGNORE] = -1
+    split = split_at_peaks(regions, peaks, maps, band=1)
+    out = mask.copy()
+    out[(split == -1) & (regions > 0)] = IGNORE
+    return out

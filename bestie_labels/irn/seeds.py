@@ -118,7 +118,8 @@ def split_at_peaks(regions: np.ndarray, peaks: np.ndarray, pam_maps: np.ndarray,
         region = regions == r
         markers = np.zeros((h, w), np.int32)
         markers[ys[sel], xs[sel]] = np.arange(1, sel.size + 1)
-        parts = watershed(-np.asarray(pam_maps[c], np.float32), markers=markers, mask=region, watershed_line=True)
+        parts = watershed(-np.asarray(pam_maps[c], np.float32), markers=markers, mask=region, watershed_line=True,
+                          connectivity=2)
         line = region & (parts == 0)
         if band > 0:
             k = np.ones((2 * band + 1, 2 * band + 1), np.uint8)

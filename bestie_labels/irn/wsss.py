@@ -14,7 +14,8 @@ from .model import threads_for
 
 
 def irn_params(bg_score: float | None = None, radius: int | None = None, beta: float | None = None,
-               exp_times: int | None = None, cut_threshold: float | None = None) -> IrnParams:
+               exp_times: int | None = None, cut_threshold: float | None = None,
+               peak_split: bool | None = None) -> IrnParams:
     """:class:`IrnParams` with the given values, defaults for None; bad values are a BestieError."""
     d = IrnParams()
     p = IrnParams(radius=d.radius if radius is None else int(radius),
@@ -22,7 +23,7 @@ def irn_params(bg_score: float | None = None, radius: int | None = None, beta: f
                   exp_times=d.exp_times if exp_times is None else int(exp_times),
                   bg_score=d.bg_score if bg_score is None else float(bg_score),
                   cut_threshold=d.cut_threshold if cut_threshold is None else float(cut_threshold),
-                  min_part=d.min_part)
+                  min_part=d.min_part, peak_split=d.peak_split if peak_split is None else bool(peak_split))
     if p.radius < 2 or p.beta <= 0 or not 0 <= p.exp_times <= 12 or not 0 < p.cut_threshold <= 1:
         raise BestieError("IRN options: radius >= 2, beta > 0, 0 <= exp-times <= 12, 0 < cut-threshold <= 1")
     return p
