@@ -41,7 +41,7 @@ def test_train_irn_resume_wsss_and_miou(demo_root, tmp_path):
     for k in a["head"]:
         torch.testing.assert_close(a["head"][k], b["head"][k])
     with pytest.raises(BestieError, match="other options"):  # another threshold is another run
-        train_irn(ds, pam, tmp_path / "one.pt", epochs=2, resume=True, fg_threshold=0.5, **kw)
+        train_irn(ds, pam, tmp_path / "one.pt", epochs=2, resume=True, fg_threshold=0.6, **kw)
 
     # wsss with only a checkpoint is IRN; the store equals the library call
     s = run_wsss(ds, tmp_path / "wsss.h5", checkpoint=tmp_path / "two.pt")
