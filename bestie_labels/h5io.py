@@ -122,3 +122,17 @@ def _write_group(h5: h5py.File, image_id: str, arrays: Mapping[str, np.ndarray],
 def _write_ids(h5: h5py.File, name: str, ids: Sequence[str]) -> None:
     h5.create_dataset(name, data=np.array([s.encode() for s in ids], dtype=object),
                       dtype=h5py.string_dtype(), track_times=False)
+
+
+def copy_group(src: h5py.Group, out: h5py.File, image_id: str) -> None:
+    """Copy one image's group into the final store, dataset by dataset in name order.
+
+    Copying the group whole carries over its object-header layout, which depends on the part
+    file it was written to; rebuilt this way the final store's bytes do not depend on how the
+    run was split into parts or interrupted. Datasets are copied raw (no recompression)."""
+    gid = h5g.create(out.id, f"images/{image_id}".encode(), lcpl=_LCPL, gcpl=_GCPL)
+    g = h5py.Group(gid)
+    for name in sorted(src):
+        src.file.copy(src[name], g, name=name)
+    for k, v in sorted(src.attrs.items()):
+        g.attrs[k] = v

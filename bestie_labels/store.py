@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -39,7 +39,8 @@ from h5py import h5d, h5g
 from . import __version__, interrupt
 from .errors import BestieError, StaleOutputError
 from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
-from .h5io import _GCPL, _LCPL, _read_array, _write_group, _write_ids
+from .store_header import describe_change, flat, ids_digest
+from .h5io import _read_array, _write_group, _write_ids, copy_group
 
 FORMAT = 1
 _PART_SIZE = 64
@@ -62,25 +63,6 @@ def default_part_size() -> int:
 # Old names of the interrupt flag (now in :mod:`bestie_labels.interrupt`), kept for callers.
 request_interrupt = interrupt.request
 check_interrupt = interrupt.check
-
-
-def _describe_change(old: Mapping, new: Mapping) -> str:
-    """What differs between two flattened headers, short: a changed input is named (its
-    fingerprint is a long hash that says nothing), a changed option shows both values."""
-    if old.get("stage") != new.get("stage"):
-        return f"it is a {old.get('stage')!r} store, not a {new.get('stage')!r} store"
-    keys = sorted(set(old) | set(new))
-    diffs = []
-    for k in keys:
-        if old.get(k) == new.get(k):
-            continue
-        if k.startswith("inputs.") or k == "image_ids_sha":
-            what = {"image_ids_sha": "the image list"}.get(k, k)
-            state = "added" if k not in old else "removed" if k not in new else "changed"
-            diffs.append(f"{what} {state}")
-        else:
-            diffs.append(f"{k}: {old.get(k)!r} -> {new.get(k)!r}")
-    return ", ".join(diffs[:4]) + (" ..." if len(diffs) > 4 else "")
 
 
 def _header(stage: str, options: Mapping, inputs: Mapping, shard: str) -> dict:
@@ -233,7 +215,7 @@ class StoreWriter:
             self.image_ids = list(self.split_ids)
             shard_s = ""
         self.header = _header(stage, options, inputs, shard_s)
-        self.header["image_ids_sha"] = _ids_digest(self.image_ids)
+        self.header["image_ids_sha"] = ids_digest(self.image_ids)
         self.part_size = default_part_size() if part_size is None else int(part_size)
         self._buffer: list[tuple[str, Mapping, Mapping | None]] = []
         self._done: dict[str, Path] = {}
@@ -243,7 +225,7 @@ class StoreWriter:
             try:
                 with Store(self.path) as old:
                     old_h = old.header()
-                    old_h["image_ids_sha"] = _ids_digest(old.image_ids)
+                    old_h["image_ids_sha"] = ids_digest(old.image_ids)
             except BestieError:
                 old_h = None
             if old_h == self.header:
@@ -255,7 +237,7 @@ class StoreWriter:
                     raise StaleOutputError("exists and is not a store of this stage; rerun with --force to replace it", self.path)
                 raise StaleOutputError(
                     "was made with other options or inputs ("
-                    + _describe_change(_flat(old_h), _flat(self.header))
+                    + describe_change(flat(old_h), flat(self.header))
                     + "); rerun with --force to replace it", self.path)
         remove_stale_temporaries(self.path)
         self._open_parts(force)
@@ -283,8 +265,8 @@ class StoreWriter:
             if old != self.header:
                 if not force and old is not None:
                     raise StaleOutputError(
-                        f"an unfinished run with other options or inputs left parts here ("
-                        + _describe_change(_flat(old), _flat(self.header))
+                        "an unfinished run with other options or inputs left parts here ("
+                        + describe_change(flat(old), flat(self.header))
                         + "); rerun with --force to discard them", self.parts_dir)
                 shutil.rmtree(self.parts_dir)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -372,44 +354,13 @@ class StoreWriter:
                         p = self._done[image_id]
                         if p not in opened:
                             opened[p] = h5py.File(p, "r")
-                        _copy_group(opened[p]["images"][image_id], out, image_id)
+                        copy_group(opened[p]["images"][image_id], out, image_id)
         finally:
             for h in opened.values():
                 h.close()
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.is_current = True
         return self.path
-
-
-def _copy_group(src: h5py.Group, out: h5py.File, image_id: str) -> None:
-    """Copy one image's group into the final store, dataset by dataset in name order.
-
-    Copying the group whole carries over its object-header layout, which depends on the part
-    file it was written to; rebuilt this way the final store's bytes do not depend on how the
-    run was split into parts or interrupted. Datasets are copied raw (no recompression)."""
-    gid = h5g.create(out.id, f"images/{image_id}".encode(), lcpl=_LCPL, gcpl=_GCPL)
-    g = h5py.Group(gid)
-    for name in sorted(src):
-        src.file.copy(src[name], g, name=name)
-    for k, v in sorted(src.attrs.items()):
-        g.attrs[k] = v
-
-
-def _ids_digest(ids: Iterable[str]) -> str:
-    from .fileio import sha256_json
-
-    return sha256_json(list(ids))
-
-
-def _flat(h: Mapping) -> dict:
-    out = {}
-    for k, v in h.items():
-        if isinstance(v, Mapping):
-            for k2, v2 in v.items():
-                out[f"{k}.{k2}"] = v2
-        else:
-            out[k] = v
-    return out
 
 
 def merge_stores(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> Path:
