@@ -39,6 +39,9 @@ def _cases(voc, inp, evil, out):
         "cues --method pam": ("labels", ["cues", *data, "--method", "pam", "--checkpoint", evil, "--out", out / "c.h5"]),
         "cues --method cam": ("labels", ["cues", *data, "--method", "cam", "--checkpoint", evil, "--out", out / "c.h5"]),
         "wsss --method cam": ("labels", ["wsss", *data, "--method", "cam", "--checkpoint", evil, "--out", out / "w.h5"]),
+        "wsss --method irn": ("labels", ["wsss", *data, "--method", "irn", "--checkpoint", evil, "--out", out / "w.h5"]),
+        "train-irn --checkpoint": ("labels", ["train-irn", *data, "--checkpoint", evil, "--epochs", "1",
+                                              "--out", out / "irn.pt"]),
         "train-pam --resume": ("labels", ["train-pam", *data, "--backbone", "tiny", "--epochs", "1", "--val-split",
                                           "none", "--resume", "--out", evil]),
         "train-pam --pretrained": ("labels", ["train-pam", *data, "--backbone", "tiny", "--epochs", "1",
@@ -50,7 +53,8 @@ def _cases(voc, inp, evil, out):
     }
 
 
-CASES = ["cues --method pam", "cues --method cam", "wsss --method cam", "train-pam --resume",
+CASES = ["cues --method pam", "cues --method cam", "wsss --method cam", "wsss --method irn", "train-irn --checkpoint",
+         "train-pam --resume",
          "train-pam --pretrained", "fit --pretrained", "fit --resume", "bestie-train predict",
          "bestie-train evaluate"]
 

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from ..classifier.model import build_classifier
 from ..errors import BestieError
@@ -30,10 +29,9 @@ def read_irn_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for corrupt files
-        raise BestieError(f"cannot read checkpoint ({type(e).__name__}: {e})", path) from None
+    from ..safe_load import load_torch_file
+
+    obj = load_torch_file(path)  # weights_only: a crafted file runs no code
     if isinstance(obj, dict) and obj.get("format") == "bestie-pam":
         raise BestieError("this is a PAM classifier checkpoint: train the IRN boundary network from it "
                           "with `bestie-labels train-irn`, or use `wsss --method cam`", path)
