@@ -49,20 +49,27 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if kind_of(obj) in ("bestie-pam", "bestie-train"):
         raise BestieError(f"is {describe(obj)}, not pretrained backbone weights (e.g. torchvision's "
                           "ImageNet files)", path)
+    state = state_dict_of(obj)
+    if state is None:
+        raise BestieError(f"expected a state dict, found {type(obj).__name__}", path)
+    if not state:
+        raise BestieError("the file holds no tensors", path)
+    return state
+
+
+def state_dict_of(obj) -> dict[str, torch.Tensor] | None:
+    """The ``{key: tensor}`` state dict of a loaded checkpoint: ``obj`` itself or the dict under
+    ``state_dict`` / ``model``, tensors only, a ``module.`` prefix (DataParallel / DDP) stripped;
+    None when ``obj`` is not a dict."""
     if isinstance(obj, dict):
         for k in ("state_dict", "model"):
             if isinstance(obj.get(k), dict):
                 obj = obj[k]
                 break
     if not isinstance(obj, dict):
-        raise BestieError(f"expected a state dict, found {type(obj).__name__}", path)
-    state = {}
-    for k, v in obj.items():
-        if isinstance(v, torch.Tensor):
-            state[k[len("module."):] if k.startswith("module.") else k] = v
-    if not state:
-        raise BestieError("the file holds no tensors", path)
-    return state
+        return None
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()
+            if isinstance(v, torch.Tensor)}
 
 
 def load_pretrained(module: nn.Module, path: str | os.PathLike, ignore_prefixes: tuple[str, ...] = ("fc.",),

@@ -74,9 +74,9 @@ def official_classifier_checkpoint(obj: Any, path, num_classes: int | None = Non
     None when ``obj`` is not one. A class-count mismatch is a BestieError naming ``path``."""
     if not isinstance(obj, dict):
         return None
-    state = obj.get("model", obj)
-    if isinstance(state, dict):
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    from ..backbones.weights import state_dict_of
+
+    state = state_dict_of(obj)
     info = official_pam_info(state)
     if info is None:
         return None

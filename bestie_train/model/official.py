@@ -62,9 +62,9 @@ def official_checkpoint(obj: Any, path: str | os.PathLike, num_classes: int | No
     ``obj`` is not one. Raises ``BestieError`` naming ``path`` on a class-count mismatch."""
     if not isinstance(obj, dict) or "kind" in obj:
         return None
-    state = obj.get("model", obj)
-    if isinstance(state, dict):
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    from bestie_labels.backbones.weights import state_dict_of
+
+    state = state_dict_of(obj)
     info = official_hrnet_info(state)
     if info is None:
         return None
