@@ -187,7 +187,17 @@ def make_good_inputs(base: str | os.PathLike, min_area: str = "4") -> tuple[Path
                   "--min-area", min_area, "--out", inp / "pseudo.h5"]):
         r = invoke("labels", args)
         assert r.exit_code == 0, r.output
+    assert "warnings" not in r.output, r.output  # every train image has pseudo instances
     return tree, inp
+
+
+def work_copy(good: Path, dst: Path) -> Path:
+    """``dst`` with a fresh copy of ``good``'s tree (``voc/``) and inputs (``in/``) and an empty
+    ``out/``: what each test of the reliability matrices starts from."""
+    copy_tree(good / "voc", dst / "voc")
+    copy_tree(good / "in", dst / "in")
+    (dst / "out").mkdir()
+    return dst
 
 
 def make_evil_checkpoint(path: str | os.PathLike, marker: str | os.PathLike, disguise: dict | None = None) -> Path:

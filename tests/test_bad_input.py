@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from badinput_helpers import (NUM_CLASSES, SIZE, TRAIN_IDS, VAL_IDS, assert_one_line_error, copy_tree,
-                              invoke, make_pam_checkpoint, make_tiny_tree, make_train_checkpoint, snapshot,
+                              invoke, make_pam_checkpoint, make_good_inputs, make_train_checkpoint, snapshot,
                               truncate_file, write_palette_png, write_rgb_png, zero_tail)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -55,17 +55,7 @@ def good(tmp_path_factory):
     """A tiny tree and good inputs: cues/wsss/pseudo stores of train, GT mask PNGs, and a valid
     predictions file of val (the GT itself)."""
     base = tmp_path_factory.mktemp("badinput")
-    tree = make_tiny_tree(base / "voc")
-    inp = base / "in"
-    inp.mkdir()
-    data = ["--data", tree, "--split", "train"]
-    for args in (["cues", *data, "--out", inp / "cues.h5"],
-                 ["wsss", *data, "--from-gt", "--out", inp / "wsss.h5"],
-                 ["transfer", *data, "--cues", inp / "cues.h5", "--wsss", inp / "wsss.h5",
-                  "--min-area", MIN_AREA, "--out", inp / "pseudo.h5"]):
-        r = invoke("labels", args)
-        assert r.exit_code == 0, r.output
-    assert "warnings" not in r.output, r.output  # every train image has pseudo instances
+    tree, inp = make_good_inputs(base, MIN_AREA)
     from bestie_labels.datasets import open_dataset
     from bestie_labels.evaluation.coco_ap import encode_masks
 

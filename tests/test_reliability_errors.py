@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from badinput_helpers import (TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs,
-                              make_pam_checkpoint, make_train_checkpoint, snapshot)
+from badinput_helpers import (TRAIN_IDS, assert_one_line_error, invoke, make_good_inputs, make_pam_checkpoint,
+                              make_train_checkpoint, snapshot, work_copy)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -24,10 +24,7 @@ def good(tmp_path_factory):
 
 @pytest.fixture
 def work(good, tmp_path):
-    copy_tree(good / "voc", tmp_path / "voc")
-    copy_tree(good / "in", tmp_path / "in")
-    (tmp_path / "out").mkdir()
-    return tmp_path
+    return work_copy(good, tmp_path)
 
 
 # --- empty shards -------------------------------------------------------------------------
