@@ -186,7 +186,8 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
 
     cues = str(work / "cues.h5")
     if cfg.sup == "cls":
-        argv = [L, "cues", *c.train_data, "--method", "pam", "--checkpoint", pam, "--out", cues, *c.dev, "--force"]
+        argv = [L, "cues", *c.train_data, "--method", "pam", "--checkpoint", pam, "--out", cues, *c.dev,
+                "--workers", str(cfg.workers), "--force"]
         cue_inputs = c.data_inputs + [pam]
     else:
         points = cfg.points_dir or str(Path(c.root) / "points")
@@ -205,7 +206,8 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
         argv = [L, "train-irn", *c.train_data, "--checkpoint", pam, "--out", irn, *c.dev, "--seed", str(cfg.seed),
                 "--resume", "--force"] + (["--epochs", str(cfg.irn_epochs)] if cfg.irn_epochs else [])
         stages.append(Stage("train-irn", argv, c.data_inputs + [pam], irn))
-        argv = [L, "wsss", *c.train_data, "--checkpoint", irn, "--out", wsss, *c.dev, "--force"]
+        argv = [L, "wsss", *c.train_data, "--checkpoint", irn, "--out", wsss, *c.dev, "--workers",
+                str(cfg.workers), "--force"]
         wsss_inputs = c.data_inputs + [irn]
     stages.append(Stage("wsss", argv, wsss_inputs, wsss))
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from bestie_labels.errors import BestieError
 from bestie_labels.fileio import write_json
+from bestie_labels.torch_threads import threads_for
 
 from .data import normalize_image
 
@@ -131,19 +132,6 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-@contextlib.contextmanager
-def _threads_for(model: torch.nn.Module, device: torch.device):
-    """One torch thread for the tiny backbone on the CPU (as ``fit``: small tensors lose far
-    more to shared cores than a second thread gains)."""
-    n = torch.get_num_threads()
-    if device.type == "cpu" and getattr(model, "backbone_name", None) == "tiny":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def load_model(checkpoint: str | os.PathLike, dataset, device: str = "cpu") -> torch.nn.Module:
     """The network of ``checkpoint``, checked against ``dataset``'s classes, in eval mode."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
@@ -184,7 +172,7 @@ def _predictions(checkpoint, dataset, device: str, flip: bool | None, progress: 
     :func:`iter_predictions`), with the figures of ``vis_dir`` drawn as they pass."""
     model = load_model(checkpoint, dataset, device)
     flip = resolve_flip(flip, model)
-    with _threads_for(model, _device(device)):
+    with threads_for(getattr(model, "backbone_name", None), _device(device)):
         preds = iter_predictions(model, dataset, device=_device(device), flip=flip, progress=progress)
         yield preds if vis_dir is None else _with_figures(preds, dataset, vis_dir, num_vis)
 

@@ -172,3 +172,33 @@ def test_split_at_peaks():
     assert (split_at_peaks(regions, peaks, pam, band=1)[:, 3:6] == -1).all()
     # one peak: nothing to split
     np.testing.assert_array_equal(split_at_peaks(regions, peaks[:1], pam), regions)
+
+
+def test_ridge_lines_by_hand():
+    from bestie_labels.irn.watershed import ridge_lines
+
+    labels = np.array([[1, 1, 2, 2]])
+    # the higher pixel of the differing pair is the line
+    assert ridge_lines(labels, np.array([[0.0, 1, 3, 0]])).tolist() == [[False, False, True, False]]
+    assert ridge_lines(labels, np.array([[0.0, 3, 1, 0]])).tolist() == [[False, True, False, False]]
+    # a tie: the higher label
+    assert ridge_lines(labels, np.zeros((1, 4))).tolist() == [[False, False, True, False]]
+    # diagonal neighbours are separated too; 0 (outside) is never a line nor a neighbour label
+    diag = np.array([[1, 0], [0, 2]])
+    assert ridge_lines(diag, np.array([[5.0, 0], [0, 1]])).tolist() == [[True, False], [False, False]]
+    anti = np.array([[0, 1], [2, 0]])
+    assert ridge_lines(anti, np.array([[0.0, 1], [5, 0]])).tolist() == [[False, False], [True, False]]
+    assert ridge_lines(np.array([[1, 0, 2]]), np.zeros((1, 3))).tolist() == [[False] * 3]
+
+
+def test_watershed_split_draws_the_line_on_the_ridge():
+    from bestie_labels.irn.watershed import watershed_split
+
+    elevation = np.tile(np.array([0, 1, 2, 3, 2, 1, 0], np.float32), (3, 1))
+    markers = np.zeros((3, 7), np.int32)
+    markers[1, 0], markers[1, 6] = 1, 2
+    mask = np.ones((3, 7), bool)
+    mask[:, 6] = [True, True, False]
+    out = watershed_split(elevation, markers, mask)
+    assert (out[:, 3] == 0).all() and (out[:, :3] == 1).all()
+    assert (out[:2, 4:] == 2).all() and (out[2, 4:6] == 2).all() and out[2, 6] == 0

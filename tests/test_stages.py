@@ -329,6 +329,9 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     ckpt = _save_classifier(tmp_path / "pam.pt", ds.class_names)
     s = run_cues(ds, tmp_path / "pam.h5", method="pam", checkpoint=ckpt, min_conf=0.5, save_maps=True)
     assert s["written"] == 3
+    # A CPU model goes to each worker: the same bytes as one process.
+    run_cues(ds, tmp_path / "pam2.h5", method="pam", checkpoint=ckpt, min_conf=0.5, save_maps=True, workers=2)
+    assert (tmp_path / "pam2.h5").read_bytes() == (tmp_path / "pam.h5").read_bytes()
     run_cues(ds, tmp_path / "cam.h5", method="cam", checkpoint=ckpt, min_conf=0.5)
     run_wsss(ds, tmp_path / "wsss.h5", method="cam", checkpoint=ckpt, bg_threshold=0.3)
     model, _ = load_classifier(ckpt)

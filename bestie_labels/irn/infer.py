@@ -32,6 +32,7 @@ from .affinity import boundary_to_affinity
 from .data import PEAK_KERNEL, PEAK_MIN_CONF, PEAK_TOPK
 from .random_walk import random_walk
 from .seeds import split_at_peaks
+from .watershed import watershed_split
 
 IGNORE = 255
 
@@ -71,8 +72,6 @@ def cut_instances(mask: np.ndarray, boundary: np.ndarray, threshold: float, min_
         ``(H, W) uint8``: ``mask`` with the watershed lines between two markers of one region set
         to 255; a region with at most one marker is unchanged.
     """
-    from skimage.segmentation import watershed
-
     out = mask.copy()
     for v in np.unique(mask):
         if v in (0, IGNORE):
@@ -85,9 +84,9 @@ def cut_instances(mask: np.ndarray, boundary: np.ndarray, threshold: float, min_
         if keep.sum() < 2:
             continue
         lut = np.where(keep, np.cumsum(keep), 0).astype(np.int32)
-        # 8-connected flooding draws 4-connected lines, which the transfer's 8-connected
-        # components cannot cross diagonally.
-        flood = watershed(boundary, markers=lut[parts], mask=region, watershed_line=True, connectivity=2)
+        # The lines leave no 8-adjacent pair of parts: the transfer's 8-connected components
+        # cannot cross them diagonally.
+        flood = watershed_split(boundary, lut[parts], region)
         out[region & (flood == 0)] = IGNORE
     return out
 

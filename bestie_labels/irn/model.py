@@ -12,8 +12,6 @@ concatenation goes through a ``1x1 conv`` to one boundary logit (IRN's ``fc_edge
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -89,16 +87,3 @@ class BoundaryNet(nn.Module):
         ys = [F.interpolate(h(feats[i].detach()), size=size, mode="bilinear", align_corners=False)
               for i, h in zip(self.levels, self.heads)]
         return self.out(torch.cat(ys, 1))[:, 0]
-
-
-@contextlib.contextmanager
-def threads_for(backbone: str, device) -> Iterator[None]:
-    """One torch thread for the ``tiny`` trunk on the CPU (as ``fit`` and ``predict``: its small
-    tensors gain little from a second thread and lose several-fold on shared cores)."""
-    n = torch.get_num_threads()
-    if torch.device(device).type == "cpu" and backbone == "tiny":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)

@@ -99,7 +99,7 @@ def split_at_peaks(regions: np.ndarray, peaks: np.ndarray, pam_maps: np.ndarray,
         ``(H, W) int32``: every region with ``k >= 2`` peaks of one class inside becomes ``k``
         regions (new numbers above the existing ones), one per peak; others unchanged.
     """
-    from skimage.segmentation import watershed
+    from .watershed import watershed_split
 
     out = regions.copy()
     h, w = regions.shape
@@ -118,8 +118,7 @@ def split_at_peaks(regions: np.ndarray, peaks: np.ndarray, pam_maps: np.ndarray,
         region = regions == r
         markers = np.zeros((h, w), np.int32)
         markers[ys[sel], xs[sel]] = np.arange(1, sel.size + 1)
-        parts = watershed(-np.asarray(pam_maps[c], np.float32), markers=markers, mask=region, watershed_line=True,
-                          connectivity=2)
+        parts = watershed_split(-np.asarray(pam_maps[c], np.float32), markers, region)
         line = region & (parts == 0)
         if band > 0:
             k = np.ones((2 * band + 1, 2 * band + 1), np.uint8)

@@ -32,7 +32,8 @@ from ..fileio import sha256_file
 from .checkpoint import FORMAT, VERSION, classifier_from, read_irn_checkpoint
 from .data import IrnSamples, compute_regions
 from .loss import affinity_loss
-from .model import BoundaryNet, threads_for
+from ..torch_threads import threads_for
+from .model import BoundaryNet
 from .seeds import RELATIONS
 
 _COMMON = dict(lr=0.1, radius=10, fg_threshold=0.30, bg_threshold=0.05, relation="instance")

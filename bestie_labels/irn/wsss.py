@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import BestieError
 from .infer import IrnParams, irn_class_mask
-from .model import threads_for
+from ..torch_threads import threads_for
 
 
 def irn_params(bg_score: float | None = None, radius: int | None = None, beta: float | None = None,

@@ -75,12 +75,14 @@ def cues_from_maps(job: MapCues, rec: Record) -> tuple[dict, Counter]:
     """``({"points": (N, 4) float32[, "maps", "map_classes"]}, warnings)`` of one image."""
     from ..classifier.maps import activation_maps
     from ..classifier.peaks import extract_peaks
+    from ..torch_threads import threads_for
 
     image = job.dataset.load_image(rec)
     if image.shape[:2] != (rec.height, rec.width):
         raise BestieError(f"image is {image.shape[1]}x{image.shape[0]} but its record says "
                           f"{rec.width}x{rec.height}", rec.file_name)
-    maps = activation_maps(job.model, image, rec.labels, job.device, pam=job.pam)
+    with threads_for(job.model.backbone_name, job.device):
+        maps = activation_maps(job.model, image, rec.labels, job.device, pam=job.pam)
     pts = np.asarray(extract_peaks(maps, rec.labels, kernel=job.kernel, topk=job.topk,
                                    min_conf=job.min_conf), np.float32).reshape(-1, 4)
     arrays = {"points": pts}
@@ -141,7 +143,7 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
         save_maps: (pam/cam) also store ``maps (C', H, W) float16`` of the labelled classes
             and ``map_classes (C',) int32``.
         export_txt: also write the cues as official text files ``<dir>/<id>.txt``.
-        workers: processes for ``points`` (pam/cam run in this process on ``device``).
+        workers: processes (pam/cam on a GPU ``device`` run in this process).
 
     A missing points file means no cue for that image and cues of classes the image-level label
     does not list are dropped; both are counted as warnings in the summary.

@@ -189,8 +189,10 @@ def run_stage(name: str, stage: str, out: Path, job, per_image: PerImage, option
               load: Callable | None = None, extra: Callable[[], dict] | None = None) -> dict:
     """Write the ``stage`` store ``out`` for ``job.dataset``; returns the summary of :func:`summary`.
 
-    ``load(job) -> job`` runs only when there is work to do (e.g. a model to load) and then
-    forces one process; ``extra()`` gives keys added to the summary once ``out`` is written.
+    ``load(job) -> job`` runs only when there is work to do (e.g. a model to load); a job whose
+    ``device`` is not the CPU then runs in this process (a CUDA context does not survive being
+    sent to a worker), a CPU model goes to each of the ``workers`` with its job. ``extra()`` gives
+    keys added to the summary once ``out`` is written.
     """
     writer = StoreWriter(out, stage, options, inputs, job.dataset.image_ids, shard=shard, force=force)
     if writer.is_current:
@@ -201,7 +203,8 @@ def run_stage(name: str, stage: str, out: Path, job, per_image: PerImage, option
         except BaseException:
             discard_if_empty(writer)
             raise
-        workers = 1
+        if str(getattr(job, "device", "cpu")).split(":")[0] != "cpu":
+            workers = 1
     written, _ = execute(writer, job, per_image, workers, desc=f"{name} ({options['method']})"
                          if "method" in options else name)
     return summary(name, out, writer, written, **(extra() if extra else {}))

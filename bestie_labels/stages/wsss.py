@@ -82,14 +82,17 @@ def cam_mask(job: CamMasks, rec: Record) -> tuple[dict, Counter]:
     from ..classifier.cam_wsss import cam_to_mask
     from ..classifier.maps import activation_maps
 
-    maps = activation_maps(job.model, job.dataset.load_image(rec), rec.labels, job.device, pam=False)
+    from ..torch_threads import threads_for
+
+    with threads_for(job.model.backbone_name, job.device):
+        maps = activation_maps(job.model, job.dataset.load_image(rec), rec.labels, job.device, pam=False)
     mask = np.asarray(cam_to_mask(maps, rec.labels, job.bg_threshold), np.uint8)
     return {"mask": mask}, _foreground_warning(mask)
 
 
 def irn_mask(job: IrnMasks, rec: Record) -> tuple[dict, Counter]:
     from ..irn.infer import irn_class_mask
-    from ..irn.model import threads_for
+    from ..torch_threads import threads_for
 
     with threads_for(job.classifier.backbone_name, job.device):
         mask, _ = irn_class_mask(job.classifier, job.net, job.dataset.load_image(rec), rec.labels,
