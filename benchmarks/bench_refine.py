@@ -2,7 +2,7 @@
 
 Builds the trainer network (``tiny`` backbone by default), a synthetic batch of ``B`` crops
 (1-4 ellipses of 2-3 classes per image as the WSSS mask, their components, image-level labels,
-pseudo targets from :func:`bestie_labels.targets.make_targets`), and times, in the same run:
+pseudo targets from :func:`bestie_train.targets.make_targets`), and times, in the same run:
 
 * one iteration without refinement: forward, :func:`bestie_train.losses.bestie_loss`,
   backward, Adam step;
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from bestie_labels.targets import make_targets
+from bestie_train.targets import make_targets
 from bestie_train.losses import bestie_loss
 from bestie_train.regions import component_map
 from bestie_train.refine import refine_targets

@@ -4,7 +4,7 @@ Synthetic VOC-size inputs (500x375, 20 classes, ~3 classes and ~6 instances per 
 share of same-class instances touching, a few spurious cues) go through
 
 * ours: :func:`bestie_labels.transfer.transfer_instances` then
-  :func:`bestie_labels.targets.make_targets` (torch, CPU);
+  :func:`bestie_train.targets.make_targets` (torch, CPU);
 * a straightforward reference of the same rules written here: ``scipy.ndimage.label`` per
   class, a Python loop over components and over the class's cues, one dense ``(H, W)``
   Gaussian and ``np.where`` per instance (the way the official code is written),
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bestie_labels.targets import kernel_radius, make_targets
+from bestie_train.targets import kernel_radius, make_targets
 from bestie_labels.transfer import transfer_instances
 
 H, W, C = 375, 500, 20

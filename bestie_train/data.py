@@ -27,7 +27,7 @@ cropped WSSS mask of each image-level class, at least ``min_area`` pixels, holdi
 cue that survived the crop; the center is the visible component's centroid (the cue itself for
 point labels), and an instance whose cue fell outside the crop is not trained. Without one, the
 full-image pseudo instances are cropped (visible ones kept, their full-image centers carried).
-:func:`bestie_labels.targets.make_targets` turns them into center heatmaps ``(C, S, S)``,
+:func:`bestie_train.targets.make_targets` turns them into center heatmaps ``(C, S, S)``,
 offsets ``(2, S, S)`` (dy, dx) and the instance-aware-guidance weight ``(S, S)``.
 
 **Refinement inputs**: the augmented WSSS mask and its component map (8-connected components of
@@ -281,7 +281,7 @@ class TrainData(torch.utils.data.Dataset):
                 r["classes"].astype(np.int64))
 
     def _targets(self, inst_c, centers, classes, points) -> dict:
-        from bestie_labels.targets import make_targets
+        from .targets import make_targets
 
         s = inst_c.shape[0]
         tgt = make_targets(torch.from_numpy(np.ascontiguousarray(inst_c)),

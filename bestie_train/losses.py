@@ -8,7 +8,7 @@
 Center and offset losses are summed over channels and divided by the number of pixels whose
 weight is positive (0 when there is none, never NaN). With instance-aware guidance (IAG, paper
 Sec. 3.4) the weight of the pseudo-label terms is the pseudo-instance mask (``weight`` of
-:func:`bestie_labels.targets.make_targets`) and the weight of the refined terms is the soft
+:func:`bestie_train.targets.make_targets`) and the weight of the refined terms is the soft
 mask of Eq. (2) (``weight`` of :func:`bestie_train.refine.refine_targets`); ``iag=False`` (the
 ablation) puts weight 1 on every pixel for all center/offset terms.
 
@@ -119,7 +119,7 @@ def bestie_loss(outputs: dict, semantic_target: torch.Tensor, pseudo: dict, refi
         outputs: model outputs ``semantic (B,C+1,H,W)``, ``center (B,C,H,W)``, ``offset (B,2,H,W)``.
         semantic_target: ``(B, H, W)`` int64 WSSS class map (0 background, k+1 class k, 255 void).
         pseudo: pseudo-label targets ``center (B,C,H,W)``, ``offset (B,2,H,W)``, ``weight (B,H,W)``
-            (the batched :func:`bestie_labels.targets.make_targets` output).
+            (the batched :func:`bestie_train.targets.make_targets` output).
         refined: refined targets with the same keys (:func:`bestie_train.refine.refine_targets`),
             or ``None`` when self-refinement is off.
         iag: instance-aware guidance; ``False`` replaces every weight map by ones.

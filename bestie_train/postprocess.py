@@ -18,7 +18,7 @@ WSSS mask during self-refinement, of the predicted semantic map at inference).
    its centroid (coordinates floored), kept if the region's heatmap there exceeds 0.05 and
    added only if the region has no NMS center or every NMS center of the region is more than
    100 px away. A clustered center counts as a center of score 1.
-3. **Grouping** (:func:`bestie_labels.targets.group_pixels`, Eq. 1): every pixel of a region joins the
+3. **Grouping** (:func:`bestie_train.targets.group_pixels`, Eq. 1): every pixel of a region joins the
    nearest center (of that region) to where its offset points.
 
 Everything runs batched on the tensors' device; the only host synchronisations are two sizes
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bestie_labels.targets import group_pixels
+from .targets import group_pixels
 
 from .centers import (CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, NMS_KERNEL, OFFSET_THRESHOLD,
                       TEST_THRESHOLD, cluster_centers, nms_candidates)

@@ -19,7 +19,7 @@ For each image of the batch, from the *detached* outputs:
   the Gaussians of the points (the ground-truth center map) and the weight is 1 on grouped
   pixels.
 
-The refined maps are then drawn by :func:`bestie_labels.targets.make_targets` (Gaussian at the
+The refined maps are then drawn by :func:`bestie_train.targets.make_targets` (Gaussian at the
 center, offsets to it). Everything stays on the outputs' device; there is no host
 synchronisation per instance (one per batch, to list the classes present).
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from bestie_labels.targets import group_pixels, make_targets
+from .targets import group_pixels, make_targets
 
 from .centers import CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, NMS_KERNEL, OFFSET_THRESHOLD
 from .postprocess import region_instances
