@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bestie_labels.pipeline import PipelineConfig, run_stage
+from bestie_labels.pipeline import CUE_MIN_CONF, PipelineConfig, run_stage
 
 PARTS = ("fig6", "table4", "table3")
 
@@ -86,7 +86,8 @@ def label_stages(run: Runner, data: list[str], sd: Path, seed: int, shared: Path
     run([L, "train-irn", *data, "--checkpoint", str(pam), "--out", str(irn), "--seed", str(seed), "--force"]
         + (["--epochs", str(args.irn_epochs)] if args.irn_epochs else []), irn, f"s{seed}-train-irn")
     cues = {m: run([L, "cues", *data, "--method", m, "--checkpoint", str(pam), "--out", str(sd / f"cues_{m}.h5"),
-                    "--force"], sd / f"cues_{m}.h5", f"s{seed}-cues-{m}") for m in ("pam", "cam")}
+                    "--min-conf", str(CUE_MIN_CONF["cpu"]), "--force"], sd / f"cues_{m}.h5", f"s{seed}-cues-{m}")
+            for m in ("pam", "cam")}
     wsss = {"irn": run([L, "wsss", *data, "--checkpoint", str(irn), "--out", str(sd / "wsss_irn.h5"), "--force"],
                        sd / "wsss_irn.h5", f"s{seed}-wsss-irn"),
             "cam": run([L, "wsss", *data, "--method", "cam", "--checkpoint", str(pam), "--out",
@@ -101,19 +102,19 @@ def label_stages(run: Runner, data: list[str], sd: Path, seed: int, shared: Path
         rj = sd / f"report_{c}_{w}.json"
         argv = [L, "report", *data, "--pseudo", str(p), "--out", str(rj)] + (["--wsss", str(wsss[w])] if c == "pam" else [])
         reports[(c, w)] = json.loads(run(argv, rj, f"s{seed}-report-{c}-{w}").read_text())
-    return {"pseudo": pseudo, "wsss": wsss, "reports": reports}
+    return {"pseudo": pseudo, "wsss": wsss, "reports": reports, "cues": cues}
 
 
 def fit_eval(run: Runner, root: Path, pseudo: Path, wsss: Path, out: Path, seed: int, iters: int, flags: list[str],
              name: str) -> float:
-    """``fit`` + ``evaluate`` on val; returns mAP50."""
+    """``fit`` (no validation) + ``evaluate`` of ``last.pt`` on val; returns mAP50."""
     T = _bin("bestie-train")
     data = ["--data", str(root)]
     run([T, "fit", *data, "--split", "train", "--pseudo", str(pseudo), "--wsss", str(wsss), "--out", str(out),
          "--backbone", "tiny", "--device", "cpu", "--seed", str(seed), "--iters", str(iters), "--val-split", "none",
          "--resume", "--force", *flags], out / "last.pt", name + "-fit")
     m = out / "metrics.json"
-    run([T, "evaluate", "--checkpoint", str(out / "best.pt"), *data, "--split", "val", "--device", "cpu", "--out",
+    run([T, "evaluate", "--checkpoint", str(out / "last.pt"), *data, "--split", "val", "--device", "cpu", "--out",
          str(m)], m, name + "-evaluate")
     return float(json.loads(m.read_text())["voc"]["mAP50"])
 
@@ -130,13 +131,15 @@ def one_seed(args, run: Runner, root: Path, shared: Path, seed: int, parts: set)
         res["fig6"] = {f"{c.upper()} cues: TP": rep[(c, "irn")]["total"]["tp"] for c in ("cam", "pam")}
     fits = {}
     todo = []
+    # As the pipeline: the transfer runs again on every training crop from the PAM cues.
+    per_crop = ["--cues", str(lab["cues"]["pam"])]
     if "table4" in parts or "table3" in parts:
-        todo.append(("irn", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], []))
+        todo.append(("irn", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], per_crop))
     if "table4" in parts:
-        todo += [(w, lab["pseudo"][("pam", w)], lab["wsss"][w], []) for w in ("cam", "gt")]
+        todo += [(w, lab["pseudo"][("pam", w)], lab["wsss"][w], per_crop) for w in ("cam", "gt")]
     if "table3" in parts:
-        todo += [("no_ref", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], ["--no-refine"]),
-                 ("no_iag", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], ["--no-iag", "--no-refine"]),
+        todo += [("no_ref", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], per_crop + ["--no-refine"]),
+                 ("no_iag", lab["pseudo"][("pam", "irn")], lab["wsss"]["irn"], per_crop + ["--no-iag", "--no-refine"]),
                  ("gt_labels", shared / "pseudo_gt.h5", shared / "wsss_gt.h5", [])]
     for name, p, w, flags in todo:
         fits[name] = fit_eval(run, root, p, w, sd / f"fit_{name}", seed, args.iters, flags, f"s{seed}-{name}")
