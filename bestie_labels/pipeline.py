@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BestieError
-from .option_fields import NOT_AN_OPTION, option
+from .option_fields import option
 from .fileio import read_json, write_json, write_text
 
 
@@ -72,7 +72,6 @@ class PipelineConfig:
     irn_epochs: str = option("", "train-irn epochs (default: the command's default for the backbone).")
     seed: int = option(0, show_default=True)
     workers: int = option(2, show_default=True)
-    extra: dict = field(default_factory=dict, metadata=NOT_AN_OPTION)
 
     @property
     def is_demo(self) -> bool:
@@ -224,9 +223,10 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     # --force on the JSON / figure outputs too: the work folder is the pipeline's own (its files
     # from an older bestie are not in the registry of own outputs).
     report = str(work / "report.json")
-    stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo,
+    # --wsss: report.json also holds the class masks' mIoU against the GT (paper Table 4's column).
+    stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo, "--wsss", wsss,
                                    "--out", report, "--overlays", str(work / "overlays"), "--force"]
-                        + (["--labels", cfg.labels] if cfg.labels else []), [pseudo], report))
+                        + (["--labels", cfg.labels] if cfg.labels else []), [pseudo, wsss], report))
     coco = str(work / "pseudo_coco.json")
     stages.append(Stage("export", [L, "export", *c.train_data, "--pseudo", pseudo, "--format", "coco",
                                    "--out", coco, "--force"], [pseudo], coco))

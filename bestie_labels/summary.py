@@ -37,6 +37,8 @@ def build_summary(work: str | os.PathLike) -> dict:
     # report.json holds percent, like the mAP figures.
     for k in ("precision", "recall"):
         pseudo[k] = None if total.get(k) is None else round(total[k], 1)
+    # The class masks' mIoU when the report was made with --wsss (the pipeline's is).
+    pseudo["wsss_miou"] = _get(report, "wsss", "mIoU")
     last_path = work / "metrics_last.json"
     last = read_json(last_path) if last_path.is_file() else {}
     if not isinstance(last, dict):
@@ -84,7 +86,8 @@ def format_summary(s: dict) -> str:
     pl = s["pseudo_labels"]
     lines = [
         "pseudo labels   " + "  ".join(f"{k}={_fmt(pl.get(k))}" for k in ("num_pseudo", "tp", "num_gt")),
-        f"                precision={_fmt(pl.get('precision'))}%  recall={_fmt(pl.get('recall'))}%",
+        f"                precision={_fmt(pl.get('precision'))}%  recall={_fmt(pl.get('recall'))}%"
+        + (f"  class masks mIoU={_fmt(pl['wsss_miou'])}" if pl.get("wsss_miou") is not None else ""),
     ]
     rows = [("last.pt", "_last", "final weights"), ("best.pt", "", "chosen on val, scored on val: optimistic")]
     for name, suffix, note in rows:

@@ -14,17 +14,22 @@ from .evaluation.miou import confusion, miou_summary
 
 def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike) -> dict:
     """Per-class IoU and mIoU (percent, background included, GT void ignored) of the masks in
-    ``wsss_path`` over every image of ``dataset`` (see :mod:`bestie_labels.evaluation.miou`).
+    ``wsss_path`` over the images of ``dataset`` that have GT (see
+    :mod:`bestie_labels.evaluation.miou`).
 
     Returns the :func:`~bestie_labels.evaluation.miou.miou_summary` dict plus ``path``,
-    ``fingerprint`` and ``method`` (the store's ``method`` option) of the store.
+    ``fingerprint`` and ``method`` (the store's ``method`` option) of the store and ``images``
+    (how many were scored).
     """
     from .stages import WSSS, open_input
 
+    records = [rec for rec in dataset.records if dataset.has_gt(rec)]
+    if not records:
+        raise BestieError(f"no image of split {dataset.split!r} has GT masks: no mIoU", dataset.root)
     n = dataset.num_classes + 1
     conf = np.zeros((n, n), np.int64)
     with open_input(wsss_path, WSSS, dataset, "--wsss") as store:
-        for rec in tqdm(dataset.records, desc="wsss mIoU", unit="img", disable=None):
+        for rec in tqdm(records, desc="wsss mIoU", unit="img", disable=None):
             mask = store.read(rec.image_id)["mask"]
             gt = dataset.load_gt(rec).semantic()
             if mask.shape != gt.shape:
@@ -32,5 +37,5 @@ def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike) -> dict:
                                   f"GT is {gt.shape[1]}x{gt.shape[0]}", store.path)
             conf += confusion(mask, gt, dataset.num_classes)
         info = {"path": os.fspath(wsss_path), "fingerprint": store.fingerprint,
-                "method": store.options.get("method")}
+                "method": store.options.get("method"), "images": len(records)}
     return {**miou_summary(conf, dataset.class_names), **info}

@@ -42,5 +42,8 @@ def test_demo_pipeline_end_to_end_then_nothing_to_do(tmp_path):
     metrics = json.loads((work / "metrics.json").read_text())
     assert s["voc"]["mAP50"] == metrics["voc"]["mAP50"]
     assert "mAP50" in format_summary(s)
+    # the report stage scores the class masks too: here the GT's own, imported
+    assert s["pseudo_labels"]["wsss_miou"] == report["wsss"]["mIoU"] == 100.0
+    assert "class masks mIoU=100.0" in format_summary(s)
     # a second run finds every stage current and does nothing
     assert set(run_pipeline(cfg, log=lambda s: None).values()) == {0.0}

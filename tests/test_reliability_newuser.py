@@ -153,10 +153,13 @@ def test_report_on_a_folder_dataset_without_gt(good, tmp_path):
                "--out", tmp_path / "pseudo.h5"]):
         r = invoke("labels", a)
         assert r.exit_code == 0, r.output
+    # --wsss as the pipeline passes it: without GT there is no mIoU, and no error either
     r = invoke("labels", ["report", *d, "--pseudo", tmp_path / "pseudo.h5", "--out", tmp_path / "report.json",
-                          "--overlays", tmp_path / "ov"])
+                          "--overlays", tmp_path / "ov", "--wsss", tmp_path / "wsss.h5"])
     assert r.exit_code == 0, r.output
-    assert "precision and recall need GT" in r.output
+    assert "precision and recall need GT" in r.output and "mIoU" not in r.output
+    r = invoke("labels", ["report", *d, "--wsss", tmp_path / "wsss.h5"])
+    assert r.exit_code == 1 and "folder: no image of split 'all' has GT masks: no mIoU" in r.output, r.output
     rep = json.loads((tmp_path / "report.json").read_text())
     from bestie_labels.store import Store
 
@@ -164,6 +167,7 @@ def test_report_on_a_folder_dataset_without_gt(good, tmp_path):
         n = sum(len(s.read(i)["classes"]) for i in s.image_ids)
     assert rep["total"]["num_pseudo"] == n > 0
     assert rep["total"]["precision"] is None and rep["total"]["recall"] is None and rep["total"]["num_gt"] is None
+    assert "wsss" not in rep
     assert sorted(p.name for p in (tmp_path / "ov").glob("*.png")) == sorted(f"{i}.png" for i in TRAIN_IDS)
 
 

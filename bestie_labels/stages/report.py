@@ -39,16 +39,19 @@ def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
     return [image_ids[i] for i in idx]
 
 
-def _has_gt(dataset: Dataset) -> bool:
-    return type(dataset).load_gt is not Dataset.load_gt
+def scored_records(dataset: Dataset) -> tuple[list, int]:
+    """The records a report scores and how many are left out: those with GT, or every record
+    when none has GT (then only pseudo instances are counted)."""
+    with_gt = [rec for rec in dataset.records if dataset.has_gt(rec)]
+    return (with_gt, len(dataset.records) - len(with_gt)) if with_gt else (list(dataset.records), 0)
 
 
-def _counts(dataset: Dataset, pseudo: Store, iou_thr: float) -> list[np.ndarray]:
-    """Per image ``(C, 3) int64`` counts (see :mod:`bestie_labels.report`)."""
+def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list) -> list[np.ndarray]:
+    """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.report`)."""
     from ..report import NUM_PSEUDO, match_pseudo_to_gt
 
-    has_gt, counts = _has_gt(dataset), []
-    for rec in tqdm(dataset.records, desc="report", unit="img", disable=None):
+    has_gt, counts = dataset.has_gt(records[0]) if records else False, []
+    for rec in tqdm(records, desc="report", unit="img", disable=None):
         d = read_pseudo(pseudo, rec, dataset.num_classes)
         if not has_gt:
             c = np.zeros((dataset.num_classes, 3), np.int64)
@@ -120,14 +123,19 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
     if pseudo_path is None:
         return _report_wsss_only(dataset, wsss_path, out_json)
+    records, left_out = scored_records(dataset)
+    with_gt = bool(records) and dataset.has_gt(records[0])
     miou = None
-    if wsss_path is not None:
+    if wsss_path is not None and with_gt:  # without GT the pseudo counts alone are reported
         from ..wsss_eval import wsss_miou
 
         miou = wsss_miou(dataset, wsss_path)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
-        counts = _counts(dataset, pseudo, iou_thr)
-        summary = (summarise if _has_gt(dataset) else summarise_without_gt)(counts, dataset.class_names)
+        counts = _counts(dataset, pseudo, iou_thr, records)
+        summary = (summarise if with_gt else summarise_without_gt)(counts, dataset.class_names)
+        if left_out:
+            summary["note"] = (f"{left_out} of the split's {len(dataset.records)} images have no GT masks "
+                               "and are not scored")
         summary["iou_threshold"] = iou_thr
         summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
         table = format_table(summary)
