@@ -1,16 +1,12 @@
-"""The ``wsss --method irn`` work function and option handling (called by ``stages.run_wsss``)."""
+"""``wsss --method irn``: its options (checked) and what its store records (used by ``stages.wsss``)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict
-from typing import Any, Mapping
-
-import numpy as np
+from typing import Any
 
 from ..errors import BestieError
-from .infer import IrnParams, irn_class_mask
-from ..torch_threads import threads_for
+from .infer import IrnParams
 
 
 def irn_params(bg_score: float | None = None, radius: int | None = None, beta: float | None = None,
@@ -32,20 +28,3 @@ def irn_params(bg_score: float | None = None, radius: int | None = None, beta: f
 def irn_options(params: IrnParams) -> dict[str, Any]:
     """The options a wsss store made by IRN records."""
     return {"method": "irn", **asdict(params)}
-
-
-def wsss_irn(ctx: Mapping, ids: list[str]) -> list:
-    """``[(image_id, {"mask": (H, W) uint8}, warnings), ...]`` for ``stages._execute``; ``ctx``
-    holds ``dataset``, ``classifier``, ``net``, ``params``, ``device``."""
-    ds = ctx["dataset"]
-    out = []
-    with threads_for(ctx["classifier"].backbone_name, ctx["device"]):
-        for image_id in ids:
-            rec = ds.record(image_id)
-            image = ds.load_image(rec)
-            mask, _ = irn_class_mask(ctx["classifier"], ctx["net"], image, rec.labels, ctx["params"], ctx["device"])
-            warn: Counter = Counter()
-            if not ((mask > 0) & (mask != 255)).any():
-                warn["no_foreground"] += 1
-            out.append((image_id, {"mask": np.asarray(mask, np.uint8)}, warn))
-    return out
