@@ -219,3 +219,14 @@ def test_transfer_with_gt_masks_and_points_recovers_the_gt_instances(demo_root):
             assert mine.any() and (ref["instances"][mine] == k + 1).all()
             x, y = ref["centers"][k].astype(int)
             assert mine[y, x]
+
+
+def test_cue_pixels_truncates_and_clips_to_the_image():
+    from bestie_labels.transfer import cue_pixels
+
+    cues = np.array([[-3.7, 0.9, 0, 1], [9.99, 4.2, 1, 1], [0.5, 20.0, 0, 1], [4.0, -2.5, 0, 1],
+                     [12.0, 2.0, 0, 1], [8.5, 3.7, 0, 1]], np.float32)
+    rows, cols = cue_pixels(cues, height=5, width=10)
+    assert cols.tolist() == [0, 9, 0, 4, 9, 8]
+    assert rows.tolist() == [0, 4, 4, 0, 2, 3]
+    assert rows.dtype == cols.dtype == np.int64
