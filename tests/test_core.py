@@ -98,3 +98,34 @@ def test_index_png_roundtrip_and_size_check(tmp_path):
 def test_coco_image_ids_rule():
     assert coco_image_ids(["2007_000032", "2008_001234"]) == [2007000032, 2008001234]
     assert coco_image_ids(["b", "a", "2007_000032"]) == [3, 2, 1]
+
+
+def test_merge_names_the_file_in_each_refusal_and_keeps_attrs(tmp_path):
+    parts = [_write(tmp_path / f"s{i}.h5", shard=(i, 3)) for i in range(3)]
+    with pytest.raises(BestieError) as e:
+        merge_stores([], tmp_path / "m0.h5")
+    assert str(e.value) == "no parts to merge"
+    other = _write(tmp_path / "o1.h5", shard=(1, 3), options={"a": 2})
+    with pytest.raises(BestieError) as e:
+        merge_stores([parts[0], other, parts[2]], tmp_path / "m1.h5")
+    assert str(e.value) == f"{other}: options differ from those of {parts[0]}"
+    with pytest.raises(BestieError) as e:
+        merge_stores([parts[0], parts[1], parts[2], parts[1]], tmp_path / "m2.h5")
+    assert str(e.value) == f"{parts[1]}: image im1 is also in {parts[1]} (overlapping shards)"
+    with pytest.raises(BestieError) as e:
+        merge_stores([parts[0], parts[2]], tmp_path / "m3.h5")
+    assert str(e.value) == f"{tmp_path / 'm3.h5'}: 2 images of the split are in no part (first: im1)"
+    # per-image attributes (the stages' warning counts) survive the merge
+    shards = []
+    for i in range(2):
+        w = StoreWriter(tmp_path / f"w{i}.h5", "toy", {"a": 3}, {"data": "x"}, IDS, shard=(i, 2))
+        for k in w.pending:
+            w.add(k, {"m": np.zeros((2, 2), np.uint8)}, {"no_instance": 1} if k == "im2" else None)
+        shards.append(w.finish())
+    merged = merge_stores(shards, tmp_path / "mw.h5")
+    with Store(merged) as s:
+        assert s.image_attrs("im2") == {"no_instance": 1} and s.image_attrs("im3") == {}
+    # an existing merged store of other content is refused without force, replaced with it
+    with pytest.raises(StaleOutputError):
+        merge_stores(parts, merged)
+    assert merge_stores(parts, merged, force=True) == merged
