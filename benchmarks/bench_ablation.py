@@ -18,7 +18,8 @@ table3     full (IAG + self-refinement) / ``--no-refine`` / ``--no-iag --no-refi
 ========== ================================================================================
 
 A difference between two rows is called larger than the seed spread when ``|mean_a - mean_b|
-> std_a + std_b`` (sample standard deviations over the seeds). Every command's output is
+> std_a + std_b`` (sample standard deviations over the seeds); the per-seed differences (both
+rows of a seed share its classifier) and whether they keep one sign are printed beside it. Every command's output is
 cached under ``--out`` with its command line (``<file>.cmd``) and reused when the command is the
 same, so an interrupted benchmark resumes. Writes ``<out>/ablation.json`` and prints the
 tables.
@@ -149,7 +150,7 @@ def one_seed(args, run: Runner, root: Path, shared: Path, seed: int, parts: set)
             r = rep[("pam", w)]
             res["table4"][f"{w}: mIoU"] = r["wsss"]["mIoU"]
             res["table4"][f"{w}: TP"] = r["total"]["tp"]
-            res["table4"][f"{w}: precision %"] = 100 * r["total"]["precision"]
+            res["table4"][f"{w}: precision %"] = r["total"]["precision"]  # report.json holds percent
             res["table4"][f"{w}: mAP50"] = fits[w]
     if "table3" in parts:
         res["table3"] = {"full": fits["irn"], "w/o refine": fits["no_ref"], "w/o IAG, w/o refine": fits["no_iag"],
@@ -184,8 +185,13 @@ def comparisons(agg: dict) -> list[dict]:
         if table in agg and a in agg[table] and b in agg[table]:
             ra, rb = agg[table][a], agg[table][b]
             gap = ra["mean"] - rb["mean"]
+            # Paired too: both rows of a seed share its classifier, whose quality is most of the
+            # spread between seeds; the per-seed differences say whether the gap is consistent.
+            d = np.asarray(ra["values"], float) - np.asarray(rb["values"], float)
             out.append({"table": table, "a": a, "b": b, "gap": round(gap, 2),
-                        "spread": round(ra["std"] + rb["std"], 2), "exceeds": abs(gap) > ra["std"] + rb["std"]})
+                        "spread": round(ra["std"] + rb["std"], 2), "exceeds": abs(gap) > ra["std"] + rb["std"],
+                        "per_seed": [round(float(x), 2) for x in d],
+                        "same_sign": bool((d > 0).all() or (d < 0).all())})
     return out
 
 
@@ -199,7 +205,10 @@ def format_tables(agg: dict, comps: list[dict], seeds: list[int]) -> str:
     lines.append("\ngaps (a - b) against the seed spread (std_a + std_b)")
     for c in comps:
         verdict = "larger than the spread" if c["exceeds"] else "within the spread"
-        lines.append(f"  {c['table']}: {c['a']} - {c['b']} = {c['gap']:+.1f} (spread {c['spread']:.1f}): {verdict}")
+        paired = ", ".join(f"{x:+.1f}" for x in c["per_seed"])
+        sign = "same sign in every seed" if c["same_sign"] else "sign changes"
+        lines.append(f"  {c['table']}: {c['a']} - {c['b']} = {c['gap']:+.1f} (spread {c['spread']:.1f}): {verdict}; "
+                     f"per seed {paired} ({sign})")
     return "\n".join(lines)
 
 
