@@ -8,19 +8,9 @@ from bestie_labels.datasets import open_dataset
 from bestie_labels.errors import BestieError
 from bestie_labels.stages import run_report, run_wsss
 from bestie_labels.store import Store
+from checkpoint_helpers import save_tiny_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _save_classifier(path, class_names):
-    from bestie_labels.classifier import build_classifier, save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_classifier("tiny", len(class_names), alpha=0.4)
-    save_checkpoint(path, {"format": "bestie-pam", "version": 1, "model": model.state_dict(),
-                           "options": {"backbone": "tiny", "pam": True, "alpha": 0.4, "crop_size": 64},
-                           "class_names": list(class_names), "epoch": 1})
-    return path
 
 
 @pytest.mark.slow
@@ -30,7 +20,7 @@ def test_train_irn_resume_wsss_and_miou(demo_root, tmp_path):
     from bestie_labels.irn.train import train_irn
 
     ds = open_dataset(demo_root, split="val")  # 3 images
-    pam = _save_classifier(tmp_path / "pam.pt", ds.class_names)
+    pam = save_tiny_classifier(tmp_path / "pam.pt", ds.class_names, alpha=0.4)
     kw = dict(batch_size=2, crop_size=64, radius=3, seed=1, log=lambda s: None)
     r2 = train_irn(ds, pam, tmp_path / "two.pt", epochs=2, **kw)
     assert [h["epoch"] for h in r2["history"]] == [1, 2]

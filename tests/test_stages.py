@@ -17,6 +17,7 @@ from bestie_labels.fileio import write_index_png
 from bestie_labels.points import write_points
 from bestie_labels.stages import merge, run_cues, run_export, run_transfer, run_wsss
 from bestie_labels.store import Store
+from checkpoint_helpers import save_tiny_classifier
 
 
 @pytest.fixture(scope="module")
@@ -307,19 +308,6 @@ def test_report_counts_and_overlays(demo, tmp_path):
     assert np.abs(wsss_panel - expect).max() <= 1
 
 
-def _save_classifier(path, class_names):
-    import torch
-
-    from bestie_labels.classifier import build_classifier, save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_classifier("tiny", len(class_names))
-    save_checkpoint(path, {"format": "bestie-pam", "version": 1, "model": model.state_dict(),
-                           "options": {"backbone": "tiny", "pam": True, "alpha": 0.7, "crop_size": 64},
-                           "class_names": list(class_names), "epoch": 1})
-    return path
-
-
 @pytest.mark.slow
 def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     """pam / cam cues and CAM WSSS from a seeded untrained classifier equal the library calls."""
@@ -327,7 +315,7 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     from bestie_labels.classifier import activation_maps, cam_to_mask, extract_peaks, load_classifier
 
     ds = open_dataset(demo_root, split="val")  # 3 images: keeps the CPU forward passes few
-    ckpt = _save_classifier(tmp_path / "pam.pt", ds.class_names)
+    ckpt = save_tiny_classifier(tmp_path / "pam.pt", ds.class_names)
     s = run_cues(ds, tmp_path / "pam.h5", method="pam", checkpoint=ckpt, min_conf=0.5, save_maps=True)
     assert s["written"] == 3
     # A CPU model goes to each worker: the same bytes as one process.
@@ -357,7 +345,7 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     with Store(tmp_path / "pseudo.h5") as p:
         assert p.options["center"] == "centroid"
     # A checkpoint for another number of classes is refused with one line naming it.
-    other = _save_classifier(tmp_path / "three.pt", ds.class_names[:3])
+    other = save_tiny_classifier(tmp_path / "three.pt", ds.class_names[:3])
     with pytest.raises(BestieError, match="three.pt: checkpoint is for 3 classes"):
         run_cues(ds, tmp_path / "x.h5", method="pam", checkpoint=other)
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.parts").exists()
