@@ -12,10 +12,10 @@ from .errors import BestieError
 from .evaluation.miou import confusion, miou_summary
 
 
-def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike) -> dict:
+def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike, records: list | None = None) -> dict:
     """Per-class IoU and mIoU (percent, background included, GT void ignored) of the masks in
-    ``wsss_path`` over the images of ``dataset`` that have GT (see
-    :mod:`bestie_labels.evaluation.miou`).
+    ``wsss_path`` over the images of ``dataset`` that have GT, or over ``records`` when the
+    caller has already picked them (see :mod:`bestie_labels.evaluation.miou`).
 
     Returns the :func:`~bestie_labels.evaluation.miou.miou_summary` dict plus ``path``,
     ``fingerprint`` and ``method`` (the store's ``method`` option) of the store and ``images``
@@ -23,7 +23,7 @@ def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike) -> dict:
     """
     from .stages import WSSS, open_input
 
-    records = [rec for rec in dataset.records if dataset.has_gt(rec)]
+    records = dataset.records_with_gt() if records is None else records
     if not records:
         raise BestieError(f"no image of split {dataset.split!r} has GT masks: no mIoU", dataset.root)
     n = dataset.num_classes + 1

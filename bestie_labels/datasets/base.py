@@ -153,6 +153,10 @@ class Dataset:
         images have ``SegmentationObject`` masks, not the SBD ones)."""
         return type(self).load_gt is not Dataset.load_gt
 
+    def records_with_gt(self) -> list[Record]:
+        """The records :meth:`has_gt` accepts, in split order."""
+        return [rec for rec in self.records if self.has_gt(rec)]
+
     def fingerprint(self) -> str:
         """Identifies the split's content cheaply: ids, labels, image sizes and file sizes."""
         rows = []

@@ -39,18 +39,12 @@ def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
     return [image_ids[i] for i in idx]
 
 
-def scored_records(dataset: Dataset) -> tuple[list, int]:
-    """The records a report scores and how many are left out: those with GT, or every record
-    when none has GT (then only pseudo instances are counted)."""
-    with_gt = [rec for rec in dataset.records if dataset.has_gt(rec)]
-    return (with_gt, len(dataset.records) - len(with_gt)) if with_gt else (list(dataset.records), 0)
-
-
-def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list) -> list[np.ndarray]:
-    """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.report`)."""
+def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_gt: bool) -> list[np.ndarray]:
+    """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.report`);
+    without GT (``has_gt`` False) only the pseudo instances are counted."""
     from ..report import NUM_PSEUDO, match_pseudo_to_gt
 
-    has_gt, counts = dataset.has_gt(records[0]) if records else False, []
+    counts = []
     for rec in tqdm(records, desc="report", unit="img", disable=None):
         d = read_pseudo(pseudo, rec, dataset.num_classes)
         if not has_gt:
@@ -123,15 +117,18 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
     if pseudo_path is None:
         return _report_wsss_only(dataset, wsss_path, out_json)
-    records, left_out = scored_records(dataset)
-    with_gt = bool(records) and dataset.has_gt(records[0])
+    # VOC train_aug: only some images have GT; a split with none counts its pseudo instances.
+    records = dataset.records_with_gt()
+    with_gt = bool(records)
+    records = records if with_gt else list(dataset.records)
+    left_out = len(dataset.records) - len(records)
     miou = None
-    if wsss_path is not None and with_gt:  # without GT the pseudo counts alone are reported
+    if wsss_path is not None and with_gt:
         from ..wsss_eval import wsss_miou
 
-        miou = wsss_miou(dataset, wsss_path)
+        miou = wsss_miou(dataset, wsss_path, records)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
-        counts = _counts(dataset, pseudo, iou_thr, records)
+        counts = _counts(dataset, pseudo, iou_thr, records, with_gt)
         summary = (summarise if with_gt else summarise_without_gt)(counts, dataset.class_names)
         if left_out:
             summary["note"] = (f"{left_out} of the split's {len(dataset.records)} images have no GT masks "
