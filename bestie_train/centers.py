@@ -81,6 +81,51 @@ def nms_candidates(heat: torch.Tensor, kernel: int = NMS_KERNEL, threshold: floa
 # ------------------------------------------------------------------------------------------
 # center clustering
 # ------------------------------------------------------------------------------------------
+def _label_areas(low: torch.Tensor, regions: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """4-connected areas of ``low`` pixels within one region, labelled by ``steps`` rounds of
+    propagating the smallest pixel index (see :func:`cluster_centers`).
+
+    Args:
+        low: ``(B, H, W)`` bool; regions: ``(B, H, W)`` int64.
+
+    Returns:
+        ``(lab (B, H, W) int64, bad (B, H, W) bool)``: each low pixel's label (``H * W`` for a
+        pixel that is not low) and whether a reachable neighbour still carries another label
+        (its area is larger than ``steps`` could label).
+    """
+    b, h, w = regions.shape
+    n = h * w
+    dev = regions.device
+    big = n  # sentinel label: not a low-displacement pixel (labels are pixel indices < n)
+    lab = torch.where(low, torch.arange(n, device=dev, dtype=torch.int32).view(1, h, w).expand(b, h, w),
+                      torch.full((b, h, w), big, dtype=torch.int32, device=dev))
+    # Neighbour d of a pixel is reachable when both are low and in the same region; an
+    # unreachable neighbour gets a penalty of `big`, so min() never takes its label.
+    rp = F.pad(regions, (1, 1, 1, 1), value=-1)
+    lowp = F.pad(low, (1, 1, 1, 1), value=False)
+    views = ((slice(1, -1), slice(2, None)), (slice(1, -1), slice(0, -2)),
+             (slice(2, None), slice(1, -1)), (slice(0, -2), slice(1, -1)))
+    pens = [torch.where(low & lowp[:, vy, vx] & (rp[:, vy, vx] == regions), 0, big).to(torch.int32)
+            for vy, vx in views]
+    lp = torch.full((b, h + 2, w + 2), big, dtype=torch.int32, device=dev)
+    for _ in range(steps):
+        lp[:, 1:-1, 1:-1] = lab
+        new = lab
+        for (vy, vx), pen in zip(views, pens):
+            new = torch.minimum(new, lp[:, vy, vx] + pen)
+        # on the CPU a check is free: stop once every area is uniform (on a GPU it would sync)
+        done = not new.is_cuda and torch.equal(new, lab)
+        lab = new
+        if done:
+            break
+    # an area is complete when no reachable neighbour carries another label
+    lp[:, 1:-1, 1:-1] = lab
+    bad_pix = torch.zeros_like(low)
+    for (vy, vx), pen in zip(views, pens):
+        bad_pix |= (pen == 0) & (lp[:, vy, vx] != lab)
+    return lab.long(), bad_pix
+
+
 def cluster_centers(offset: torch.Tensor, regions: torch.Tensor, heat_at: torch.Tensor,
                     offset_threshold: float = OFFSET_THRESHOLD, area: float = CLUSTER_AREA,
                     beta: float = CLUSTER_BETA, min_center: float = CLUSTER_MIN_CENTER,
@@ -113,35 +158,7 @@ def cluster_centers(offset: torch.Tensor, regions: torch.Tensor, heat_at: torch.
     dev = regions.device
     mag2 = offset[:, 0].float() ** 2 + offset[:, 1].float() ** 2
     low = (mag2 < offset_threshold ** 2) & (regions > 0)
-    big = n  # sentinel label: not a low-displacement pixel (labels are pixel indices < n)
-    lab = torch.where(low, torch.arange(n, device=dev, dtype=torch.int32).view(1, h, w).expand(b, h, w),
-                      torch.full((b, h, w), big, dtype=torch.int32, device=dev))
-    # Neighbour d of a pixel is reachable when both are low and in the same region; an
-    # unreachable neighbour gets a penalty of `big`, so min() never takes its label.
-    rp = F.pad(regions, (1, 1, 1, 1), value=-1)
-    lowp = F.pad(low, (1, 1, 1, 1), value=False)
-    views = ((slice(1, -1), slice(2, None)), (slice(1, -1), slice(0, -2)),
-             (slice(2, None), slice(1, -1)), (slice(0, -2), slice(1, -1)))
-    pens = [torch.where(low & lowp[:, vy, vx] & (rp[:, vy, vx] == regions), 0, big).to(torch.int32)
-            for vy, vx in views]
-    lp = torch.full((b, h + 2, w + 2), big, dtype=torch.int32, device=dev)
-    steps = int(np.ceil(area + beta))
-    for _ in range(steps):
-        lp[:, 1:-1, 1:-1] = lab
-        new = lab
-        for (vy, vx), pen in zip(views, pens):
-            new = torch.minimum(new, lp[:, vy, vx] + pen)
-        # on the CPU a check is free: stop once every area is uniform (on a GPU it would sync)
-        done = not new.is_cuda and torch.equal(new, lab)
-        lab = new
-        if done:
-            break
-    # an area is complete when no reachable neighbour carries another label
-    lp[:, 1:-1, 1:-1] = lab
-    bad_pix = torch.zeros_like(low)
-    for (vy, vx), pen in zip(views, pens):
-        bad_pix |= (pen == 0) & (lp[:, vy, vx] != lab)
-    lab = lab.long()
+    lab, bad_pix = _label_areas(low, regions, int(np.ceil(area + beta)))
     flat = lab.reshape(b, -1)
     ones = low.reshape(b, -1).float()
     cnt = torch.zeros(b, n + 1, device=dev).scatter_add_(1, flat, ones)
