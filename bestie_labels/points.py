@@ -53,6 +53,16 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
             a point outside the image, or a NaN / infinite value.
     """
     path = Path(path)
+    rows, line_no = _point_fields(path)
+    if not rows:
+        return np.zeros((0, 4), np.float32)
+    pts = _checked_values(_numbers(rows, line_no, path), rows, np.asarray(line_no), path, height, width,
+                          num_classes)
+    return pts[pts[:, 3] >= min_conf]
+
+
+def _point_fields(path: Path) -> tuple[list[list[str]], list[int]]:
+    """The 4 text fields of each non-empty line and its 1-based line number."""
     if not path.is_file():
         raise BestieError("points file not found", path)
     try:
@@ -69,10 +79,13 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
                 f"line {i}: expected 4 fields 'x y cls conf', got {len(fields)}: {line.strip()!r}", path)
         rows.append(fields)
         line_no.append(i)
-    if not rows:
-        return np.zeros((0, 4), np.float32)
+    return rows, line_no
+
+
+def _numbers(rows: list[list[str]], line_no: list[int], path: Path) -> np.ndarray:
+    """``(N, 4) float64`` of the fields; a non-numeric one is an error naming its line."""
     try:
-        pts = np.array(rows, dtype=np.float64)
+        return np.array(rows, dtype=np.float64)
     except ValueError:
         # Find the offending line only on the error path (float() is the reference: should
         # numpy refuse a string float() accepts, the values parsed here are used).
@@ -83,8 +96,12 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
             except ValueError:
                 f = next(f for f in fields if not _is_float(f))
                 raise BestieError(f"line {i}: non-numeric field {f!r}", path) from None
-        pts = np.array(vals, dtype=np.float64)
-    line_no = np.asarray(line_no)
+        return np.array(vals, dtype=np.float64)
+
+
+def _checked_values(pts: np.ndarray, rows: list[list[str]], line_no: np.ndarray, path: Path, height: int,
+                    width: int, num_classes: int) -> np.ndarray:
+    """``pts`` as ``(N, 4) float32`` once every value is valid (see :func:`read_points`)."""
     # Validate the values as they will be returned: a coordinate just below the border in
     # float64 (31.999999999) rounds onto it in float32.
     cls64 = pts[:, 2]
@@ -116,7 +133,7 @@ def read_points(path: str | os.PathLike, height: int, width: int, num_classes: i
         raise BestieError(
             f"line {line_no[k]}: point ({rows[k][0]}, {rows[k][1]}) is outside the {width}x{height} image",
             path)
-    return pts[conf >= min_conf]
+    return pts
 
 
 def format_points(points: np.ndarray) -> str:
