@@ -120,6 +120,70 @@ def _check_rle(seg, h: int, w: int) -> str | None:
     return None
 
 
+def _check_layout(data, json_path: Path) -> None:
+    """The three lists of objects, and the fields of every category and image."""
+    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
+        raise BestieError("not a COCO instances file (needs images, annotations, categories)", json_path)
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data[key], list):
+            raise BestieError(f"'{key}' must be a list, got {type(data[key]).__name__}", json_path)
+        for n, obj in enumerate(data[key]):
+            if not isinstance(obj, dict):
+                raise BestieError(f"{key}[{n}] must be an object, got {type(obj).__name__}", json_path)
+    for n, c in enumerate(data["categories"]):
+        _check_fields(c, {"id": _is_int, "name": lambda v: isinstance(v, str)}, f"categories[{n}]", json_path)
+    for n, im in enumerate(data["images"]):
+        _check_fields(im, {"id": _is_int, "file_name": lambda v: isinstance(v, str) and v != "",
+                           "height": _is_size, "width": _is_size}, f"images[{n}]", json_path)
+
+
+def _categories(data: dict, json_path: Path) -> tuple[dict[int, int], list[str]]:
+    """``{category id: class index}`` (ids in increasing order) and the class names."""
+    cats = sorted(data["categories"], key=lambda c: c["id"])
+    if not cats:
+        raise BestieError("no categories", json_path)
+    cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    if len(cat_index) != len(cats):
+        raise BestieError("duplicate category ids", json_path)
+    class_names = [str(c["name"]) for c in cats]
+    if len(set(class_names)) != len(class_names):
+        raise BestieError("duplicate category names", json_path)
+    return cat_index, class_names
+
+
+def _image_labels(data: dict, cat_index: dict[int, int], json_path: Path) -> dict[int, np.ndarray]:
+    """``{image id: (C,) bool}``: the categories annotated in each image (crowd included)."""
+    img_ids = {im["id"] for im in data["images"]}
+    if len(img_ids) != len(data["images"]):
+        raise BestieError("duplicate image ids", json_path)
+    labels: dict[int, np.ndarray] = {i: np.zeros(len(cat_index), bool) for i in img_ids}
+    for ann in data["annotations"]:
+        cid, iid = ann.get("category_id"), ann.get("image_id")
+        if not _is_int(cid) or cid not in cat_index:
+            raise BestieError(f"annotation {ann.get('id')}: unknown category id {cid}", json_path)
+        if not _is_int(iid) or iid not in labels:
+            raise BestieError(f"annotation {ann.get('id')}: unknown image id {iid}", json_path)
+        labels[iid][cat_index[cid]] = True
+    return labels
+
+
+def _records(data: dict, labels: dict[int, np.ndarray], images: Path, json_path: Path) -> tuple[list, list[int]]:
+    """One record per image (by id; the image id is the file stem) and the JSON ids in that order."""
+    records, json_ids, seen = [], [], set()
+    for im in sorted(data["images"], key=lambda im: im["id"]):
+        path = images / im["file_name"]
+        stem = Path(im["file_name"]).stem
+        if stem in seen:
+            raise BestieError(f"two images share the name {stem}", json_path)
+        seen.add(stem)
+        if not path.is_file():
+            raise BestieError(f"image {im['id']} of {json_path.name} not found", path)
+        records.append(Record(image_id=stem, file_name=str(path.resolve()), height=int(im["height"]),
+                              width=int(im["width"]), labels=labels[im["id"]]))
+        json_ids.append(int(im["id"]))
+    return records, json_ids
+
+
 def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
               split: str | None = None) -> CocoDataset:
     """Open a COCO instances JSON whose ``file_name``s live under the folder ``images``.
@@ -136,52 +200,9 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
     if not images.is_dir():
         raise BestieError("image folder not found", images)
     data = read_json(json_path)
-    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
-        raise BestieError("not a COCO instances file (needs images, annotations, categories)", json_path)
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data[key], list):
-            raise BestieError(f"'{key}' must be a list, got {type(data[key]).__name__}", json_path)
-        for n, obj in enumerate(data[key]):
-            if not isinstance(obj, dict):
-                raise BestieError(f"{key}[{n}] must be an object, got {type(obj).__name__}", json_path)
-    for n, c in enumerate(data["categories"]):
-        _check_fields(c, {"id": _is_int, "name": lambda v: isinstance(v, str)}, f"categories[{n}]", json_path)
-    for n, im in enumerate(data["images"]):
-        _check_fields(im, {"id": _is_int, "file_name": lambda v: isinstance(v, str) and v != "",
-                           "height": _is_size, "width": _is_size}, f"images[{n}]", json_path)
-    cats = sorted(data["categories"], key=lambda c: c["id"])
-    if not cats:
-        raise BestieError("no categories", json_path)
-    cat_index = {c["id"]: i for i, c in enumerate(cats)}
-    if len(cat_index) != len(cats):
-        raise BestieError("duplicate category ids", json_path)
-    class_names = [str(c["name"]) for c in cats]
-    if len(set(class_names)) != len(class_names):
-        raise BestieError("duplicate category names", json_path)
-    img_ids = {im["id"] for im in data["images"]}
-    if len(img_ids) != len(data["images"]):
-        raise BestieError("duplicate image ids", json_path)
-    labels: dict[int, np.ndarray] = {i: np.zeros(len(cats), bool) for i in img_ids}
-    for ann in data["annotations"]:
-        cid, iid = ann.get("category_id"), ann.get("image_id")
-        if not _is_int(cid) or cid not in cat_index:
-            raise BestieError(f"annotation {ann.get('id')}: unknown category id {cid}", json_path)
-        if not _is_int(iid) or iid not in labels:
-            raise BestieError(f"annotation {ann.get('id')}: unknown image id {iid}", json_path)
-        labels[iid][cat_index[cid]] = True
-
-    records, json_ids, seen = [], [], set()
-    for im in sorted(data["images"], key=lambda im: im["id"]):
-        path = images / im["file_name"]
-        stem = Path(im["file_name"]).stem
-        if stem in seen:
-            raise BestieError(f"two images share the name {stem}", json_path)
-        seen.add(stem)
-        if not path.is_file():
-            raise BestieError(f"image {im['id']} of {json_path.name} not found", path)
-        records.append(Record(image_id=stem, file_name=str(path.resolve()), height=int(im["height"]),
-                              width=int(im["width"]), labels=labels[im["id"]]))
-        json_ids.append(int(im["id"]))
+    _check_layout(data, json_path)
+    cat_index, class_names = _categories(data, json_path)
+    records, json_ids = _records(data, _image_labels(data, cat_index, json_path), images, json_path)
 
     coco = COCO()
     coco.dataset = data
