@@ -209,6 +209,37 @@ def demo_stems(n_images: int) -> list[str]:
     return [f"2000_{i + 1:06d}" for i in range(n_images)]
 
 
+def _check_demo_args(out: Path, n_images: int, size: int, num_classes: int, force: bool) -> None:
+    if n_images < 1:
+        raise BestieError("need at least one image", out)
+    if size < 32:
+        raise BestieError(f"image size {size} is too small (minimum 32)", out)
+    if not 1 <= num_classes <= len(DEMO_CLASSES):
+        raise BestieError(f"num_classes must be 1..{len(DEMO_CLASSES)}", out)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise BestieError("output exists (use --force to replace it)", out)
+
+
+def _class_mask(inst: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``(H, W) uint8`` class PNG values of an instance map: ``k + 1`` for class k, void kept."""
+    cm = np.where(inst == VOID, VOID, 0).astype(np.uint8)
+    fg = (inst > 0) & (inst != VOID)
+    cm[fg] = (classes[inst[fg].astype(np.int64) - 1] + 1).astype(np.uint8)
+    return cm
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished tree ``tmp`` to ``out``, replacing an existing ``out`` only then."""
+    os.chmod(tmp, 0o755)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    else:
+        os.replace(tmp, out)
+
+
 def make_demo_dataset(
     out: str | os.PathLike,
     n_images: int = 240,
@@ -236,14 +267,7 @@ def make_demo_dataset(
     ``class_names.txt``, ``points/<id>.txt`` (``x y cls conf``, cls 0-based), ``.bestie-demo.json`` (``marker``).
     """
     out = Path(out)
-    if n_images < 1:
-        raise BestieError("need at least one image", out)
-    if size < 32:
-        raise BestieError(f"image size {size} is too small (minimum 32)", out)
-    if not 1 <= num_classes <= len(DEMO_CLASSES):
-        raise BestieError(f"num_classes must be 1..{len(DEMO_CLASSES)}", out)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise BestieError("output exists (use --force to replace it)", out)
+    _check_demo_args(out, n_images, size, num_classes, force)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     stems = demo_stems(n_images)
@@ -262,9 +286,7 @@ def make_demo_dataset(
         for i in it:
             rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
             image, inst, classes = _draw_image(rng, size, num_classes, max_objects, touch_prob)
-            cm = np.where(inst == VOID, VOID, 0).astype(np.uint8)
-            fg = (inst > 0) & (inst != VOID)
-            cm[fg] = (classes[inst[fg].astype(np.int64) - 1] + 1).astype(np.uint8)
+            cm = _class_mask(inst, classes)
             (tmp / "points" / f"{stems[i]}.txt").write_text(format_points(instance_points(inst, classes)))
             images.append(image)
             cms.append(cm)
@@ -273,14 +295,7 @@ def make_demo_dataset(
                        splits={"train": stems[:n_train], "val": stems[n_train:], "trainval": stems})
         if marker is not None:
             (tmp / ".bestie-demo.json").write_text(json.dumps(marker, sort_keys=True))
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old.{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, out)
+        _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
