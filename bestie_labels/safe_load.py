@@ -81,3 +81,14 @@ def kind_of(obj: Any) -> str:
 def describe(obj: Any) -> str:
     """What :func:`kind_of` says, in words for a message."""
     return KINDS[kind_of(obj)]
+
+
+def check_entries(obj: dict, version: int, keys: tuple[str, ...], path) -> dict:
+    """``obj`` (a bestie checkpoint dict) when its ``version`` is not newer than ``version`` and it
+    holds every entry of ``keys``; else a one-line :class:`BestieError` naming ``path``."""
+    if int(obj.get("version", -1)) > version:
+        raise BestieError(f"checkpoint version {obj.get('version')} is newer than this program ({version})", path)
+    for key in keys:
+        if key not in obj:
+            raise BestieError(f"checkpoint has no '{key}' entry", path)
+    return obj

@@ -41,17 +41,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def check_checkpoint(obj: Any, path: str | os.PathLike) -> dict[str, Any]:
     """``obj`` (a loaded file) if it is a valid checkpoint of ours, else a BestieError naming ``path``."""
-    from ..safe_load import describe, kind_of
+    from ..safe_load import check_entries, describe, kind_of
 
     if kind_of(obj) != FORMAT:
         raise BestieError(f"is {describe(obj)}: not a bestie PAM classifier checkpoint (made by "
                           "`bestie-labels train-pam`)", path)
-    if int(obj.get("version", -1)) > VERSION:
-        raise BestieError(f"checkpoint version {obj.get('version')} is newer than this program ({VERSION})", path)
-    for key in ("model", "options", "class_names"):
-        if key not in obj:
-            raise BestieError(f"checkpoint has no '{key}' entry", path)
-    return obj
+    return check_entries(obj, VERSION, ("model", "options", "class_names"), path)
 
 
 def load_pretrained(module: nn.Module, path: str | os.PathLike, verbose: bool = True):

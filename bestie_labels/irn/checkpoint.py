@@ -29,7 +29,7 @@ def read_irn_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    from ..safe_load import load_torch_file
+    from ..safe_load import check_entries, load_torch_file
 
     obj = load_torch_file(path)  # weights_only: a crafted file runs no code
     if isinstance(obj, dict) and obj.get("format") == "bestie-pam":
@@ -37,12 +37,7 @@ def read_irn_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                           "with `bestie-labels train-irn`, or use `wsss --method cam`", path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise BestieError("not a bestie IRN checkpoint (made by `bestie-labels train-irn`)", path)
-    if int(obj.get("version", -1)) > VERSION:
-        raise BestieError(f"checkpoint version {obj.get('version')} is newer than this program ({VERSION})", path)
-    for key in ("head", "classifier", "options"):
-        if key not in obj:
-            raise BestieError(f"checkpoint has no '{key}' entry", path)
-    return obj
+    return check_entries(obj, VERSION, ("head", "classifier", "options"), path)
 
 
 def classifier_from(ck: dict[str, Any]):
