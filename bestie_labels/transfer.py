@@ -76,95 +76,105 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
 
     rows, cols = cue_pixels(cues, height, width)
     cue_cls = cues[:, 2].astype(np.int64)
-    classes, centers, scores = [], [], []
-    next_id = 1
-    for c in np.flatnonzero(labels):
-        sel = np.flatnonzero(cue_cls == c)
-        if sel.size == 0:
-            continue
-        found = _class_instances(wsss == c + 1, rows[sel], cols[sel], connectivity, min_area)
-        if found is None:
-            continue
-        py, px, v, order, area, owner = found
-        kk = order.size
-        if next_id + kk - 1 > np.iinfo(np.uint16).max:
-            raise ValueError("more than 65535 instances in one image")
-        glut = np.zeros(area.size + 1, np.uint16)  # candidate number -> instance id (0: too small)
-        glut[1 + order] = np.arange(next_id, next_id + kk, dtype=np.uint16)
-        next_id += kk
-        # Only candidate pixels are written; classes never overlap, so nothing is overwritten.
-        out["instances"].reshape(-1)[py * width + px] = glut[v]
-        cue_of = sel[owner[order]]
-        classes.append(np.full(kk, c, np.int32))
-        if center == "centroid":
-            cy = np.bincount(v, weights=py, minlength=area.size + 1)[1:][order] / area[order]
-            cx = np.bincount(v, weights=px, minlength=area.size + 1)[1:][order] / area[order]
-            centers.append(np.stack([cx, cy], 1))
-        else:
-            centers.append(cues[cue_of, :2])
-        scores.append(cues[cue_of, 3])
-    if classes:
-        out["classes"] = np.concatenate(classes)
-        out["centers"] = np.concatenate(centers).astype(np.float32).reshape(-1, 2)
-        out["scores"] = np.concatenate(scores).astype(np.float32)
+    paint = _class_map(wsss, labels)
+    comp_cls, area, boxes = _fill_cue_components(paint, rows, cols, cue_cls, labels, connectivity)
+    if comp_cls.size == 0:
+        return out
+    # Component under each cue, counted only for a component of the cue's own class.
+    v = paint[rows, cols].astype(np.int64)
+    hit = np.where(v < 0, -v - 1, 0)
+    mine = (v < 0) & (comp_cls[hit] == cue_cls)
+    count = np.bincount(hit[mine], minlength=comp_cls.size)
+    owner = np.full(comp_cls.size, -1, np.int64)  # where count is 1: the one cue inside
+    owner[hit[mine]] = np.flatnonzero(mine)
+    kept = np.flatnonzero((count == 1) & (area >= min_area))
+    if kept.size == 0:
+        return out
+    if kept.size > np.iinfo(np.uint16).max:
+        raise ValueError("more than 65535 instances in one image")
+    first, masks, sums = _measure(paint, kept, boxes, width)
+    order = np.lexsort((first, comp_cls[kept]))
+    for gid, k in enumerate(order, 1):
+        # Only the component's pixels are written; components never overlap.
+        x, y, w, h = boxes[kept[k]]
+        np.copyto(out["instances"][y:y + h, x:x + w], np.uint16(gid), where=masks[k])
+    kept, sums = kept[order], sums[order]
+    cue_of = owner[kept]
+    out["classes"] = comp_cls[kept].astype(np.int32)
+    if center == "centroid":
+        # Integer sums of absolute coordinates over the int area: the float64 mean, exactly.
+        out["centers"] = (sums / area[kept][:, None]).astype(np.float32).reshape(-1, 2)
+    else:
+        out["centers"] = cues[cue_of, :2].astype(np.float32).reshape(-1, 2)
+    out["scores"] = cues[cue_of, 3].astype(np.float32)
     return out
 
 
-def _class_instances(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, connectivity: int,
-                     min_area: int):
-    """The components of one class's mask that hold exactly one of its cues.
+def _class_map(wsss: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(H, W) int32`` copy of the class mask for flood filling: ``c + 1`` where ``wsss == c + 1``,
+    never negative (negative values are the components' fill values)."""
+    if wsss.dtype in (np.uint8, np.uint16, np.bool_):  # an exact, non-negative cast
+        return wsss.astype(np.int32)
+    paint = np.zeros(wsss.shape, np.int32)
+    for c in np.flatnonzero(labels):
+        paint[wsss == c + 1] = c + 1
+    return paint
+
+
+def _fill_cue_components(paint: np.ndarray, rows: np.ndarray, cols: np.ndarray, cue_cls: np.ndarray,
+                         labels: np.ndarray, connectivity: int):
+    """Flood-fill, in place, every component of a labelled class that holds a cue of the class.
+
+    Only these components can be instances, so the rest of the mask (false positives, small
+    fragments) is never labelled. Component ``j`` (numbered in the order found: by class, then
+    by cue) is painted ``-(j + 1)`` in ``paint``. One fill per component, not per cue: the cues
+    a fill reaches are no longer pending.
 
     Args:
-        mask: ``(H, W) bool`` pixels of the class.
-        rows, cols: ``(Q,) int64`` pixels of the class's cues.
+        paint: ``(H, W) int32`` from :func:`_class_map`, modified.
+        rows, cols: ``(N,) int64`` cue pixels; cue_cls: ``(N,) int64`` their classes.
+        labels: ``(C,) bool``.
 
-    Returns None when no component qualifies, else ``(py, px, v, order, area, owner)``:
-    ``py, px`` the image coordinates of the candidates' pixels in raster order and ``v`` the
-    candidate number ``1..k`` of each; ``order`` the candidates kept (area ``>= min_area``) in
-    the raster order of their first pixel, which is canonical where OpenCV's label order
-    depends on its algorithm and thread count; ``area (k,)``; ``owner (k,)`` the index (into
-    ``rows``) of each candidate's one cue.
+    Returns ``comp_cls (J,) int64`` each component's class, ``area (J,) int64`` its pixel count
+    and ``boxes (J, 4) int64`` its bounding box ``x, y, w, h``.
     """
-    ys_in = np.flatnonzero(mask.any(1))
-    if ys_in.size == 0:
-        return None
-    xs_in = np.flatnonzero(mask.any(0))
-    y0, y1, x0, x1 = ys_in[0], ys_in[-1] + 1, xs_in[0], xs_in[-1] + 1
-    h, w = y1 - y0, x1 - x0
-    # Label the class's bounding box only (components never leave it). Plain
-    # connectedComponents: OpenCV's "WithStats" variant is several times slower, and the
-    # few numbers needed come from bincounts below.
-    crop = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
-    n, comp = cv2.connectedComponents(crop, connectivity=connectivity, ltype=cv2.CV_32S)
-    cr, cc = rows - y0, cols - x0
-    inside = (cr >= 0) & (cr < h) & (cc >= 0) & (cc < w)
-    hit = np.zeros(rows.size, np.int64)  # component under each cue (0 = none)
-    hit[inside] = comp[cr[inside], cc[inside]]
-    count = np.bincount(hit, minlength=n)
-    count[0] = 0
-    cand = np.flatnonzero(count == 1)
-    if cand.size == 0:
-        return None
-    owner = np.full(n, -1, np.int64)  # one hit: a unique owner
-    owner[hit] = np.arange(rows.size)
-    k = cand.size
-    # Pixels of the candidates, in raster order of the crop, with their candidate number 1..k.
-    lut = np.zeros(n, np.int32)
-    lut[cand] = np.arange(1, k + 1, dtype=np.int32)
-    fg = np.flatnonzero(crop)
-    v = lut[comp.ravel()[fg]]
-    keep = v > 0
-    nz, v = fg[keep], v[keep]
-    area = np.bincount(v, minlength=k + 1)[1:]
-    # Runs of equal labels in raster order; the first run of each label holds its first pixel.
-    starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
-    first_run = np.argmax(v[starts][:, None] == np.arange(1, k + 1)[None, :], axis=0)
-    order = np.argsort(nz[starts[first_run]], kind="stable")
-    order = order[area[order] >= min_area]
-    if order.size == 0:
-        return None
-    py, px = np.divmod(nz, w)
-    return py + y0, px + x0, v, order, area, owner[cand]
+    flags = connectivity | cv2.FLOODFILL_FIXED_RANGE  # exactly the seed's value, i.e. class c
+    comp_cls, area, boxes = [], [], []
+    for c in np.flatnonzero(labels):
+        pending = np.flatnonzero(cue_cls == c)
+        while True:
+            pending = pending[paint[rows[pending], cols[pending]] == c + 1]
+            if pending.size == 0:
+                break
+            i = pending[0]
+            n, _, _, box = cv2.floodFill(paint, None, (int(cols[i]), int(rows[i])), -(len(area) + 1),
+                                         0, 0, flags)
+            comp_cls.append(c)
+            area.append(n)
+            boxes.append(box)
+    return (np.asarray(comp_cls, np.int64), np.asarray(area, np.int64),
+            np.asarray(boxes, np.int64).reshape(-1, 4))
+
+
+def _measure(paint: np.ndarray, kept: np.ndarray, boxes: np.ndarray, width: int):
+    """Per component ``j`` in ``kept`` (filled ``-(j + 1)`` in ``paint``, box ``boxes[j]``):
+
+    ``first (K,) int64`` the raster index of its first pixel (top row of its box, leftmost pixel
+    there), which is canonical where a labelling's order is not; ``masks`` a list of ``(h, w)
+    bool`` its pixels within its box; ``sums (K, 2) int64`` the sums of its pixels' absolute
+    ``x, y``.
+    """
+    first = np.zeros(kept.size, np.int64)
+    sums = np.zeros((kept.size, 2), np.int64)
+    masks = []
+    for k, j in enumerate(kept):
+        x, y, w, h = boxes[j]
+        m = paint[y:y + h, x:x + w] == -(j + 1)
+        masks.append(m)
+        first[k] = y * width + x + int(np.argmax(m[0]))
+        sums[k, 0] = np.count_nonzero(m, axis=0) @ np.arange(x, x + w)
+        sums[k, 1] = np.count_nonzero(m, axis=1) @ np.arange(y, y + h)
+    return first, masks, sums
 
 
 def _deepest_pixels(instances: np.ndarray, num: int) -> np.ndarray:

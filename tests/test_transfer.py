@@ -79,6 +79,28 @@ def test_transfer_connectivity():
     np.testing.assert_allclose(four["centers"], [[1, 1], [4, 4]])
 
 
+def test_transfer_orders_by_first_pixel_not_bounding_box():
+    # P, a hook: its top row starts at (0, 8), but its bounding box starts at (0, 0).
+    # Q, a 2x2 square with first pixel (0, 3): first in raster order, though its box corner
+    # (0, 3) comes after P's.
+    w = np.zeros((6, 12), np.uint8)
+    w[0, 8:10] = 1
+    w[1:4, 8] = 1
+    w[4, 0:9] = 1
+    w[0:2, 3:5] = 1
+    cues = np.array([[0, 4, 0, 0.5], [3.5, 0.2, 0, 0.9]], np.float32)
+    for conn in (4, 8):
+        out = transfer_instances(w, cues, np.array([True]), min_area=1, connectivity=conn)
+        expect = np.zeros((6, 12), np.uint16)
+        expect[0:2, 3:5] = 1
+        expect[w.astype(bool) & (expect == 0)] = 2
+        np.testing.assert_array_equal(out["instances"], expect)
+        np.testing.assert_array_equal(out["scores"], np.float32([0.9, 0.5]))
+        # Q: x 3,4 and y 0,1. P, 14 px: x sum 8 + 9 + 3 * 8 + (0 + ... + 8) = 77,
+        # y sum 0 + 0 + 1 + 2 + 3 + 9 * 4 = 42.
+        np.testing.assert_array_equal(out["centers"], np.float32([[3.5, 0.5], [77 / 14, 42 / 14]]))
+
+
 def test_transfer_empty_inputs():
     w = np.ones((6, 7), np.uint8)
     for cues in (np.zeros((0, 4), np.float32), np.array([[1, 1, 1, 1.0]], np.float32)):
