@@ -19,10 +19,11 @@ Two runs: clean masks (objects only) and masks with ``--speckle`` small fragment
 
 Then the whole ``transfer`` stage (:func:`bestie_labels.stages.run_transfer`: reading the cues
 and WSSS stores, transfer, writing ``pseudo.h5``) on ``--stage-images`` VOC-size images with
-``--workers`` processes, with today's store writer and with the one it replaced (h5py
-``create_dataset`` with gzip-4 + shuffle on every array, compressed in the writing process),
-alternating, best of ``--repeat``: images per second of each and their ratio, in the same run.
-Goal: >= 500 images/s on 2 cores.
+``--workers`` processes, run by this tree and by the commit ``--reference`` (default: the last
+one with store format 1, one HDF5 group per image; its files are taken with ``git archive``),
+each in a fresh process as a command runs, alternating, best of ``--repeat``: images per second
+of each and their ratio, in the same run; both must write the same pseudo labels (a digest of
+every array). Goal: >= 500 images/s on 2 cores.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from bestie_labels.transfer import transfer_instances
 H, W, C = 375, 500, 20
 MIN_AREA, SIGMA = 50, 6.0
 TRAIN_AUG = 10582
+#: The last commit with store format 1 (one HDF5 group per image, a final copy group by group).
+REFERENCE = "e760046"
 
 
 def synth(rng: np.random.Generator, speckle: int = 0):
@@ -195,32 +198,11 @@ def run(args, speckle: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# The whole stage, with today's store writer and with the previous one.
+# The whole stage, with this tree's store and with a reference commit's, in the same run.
 # ----------------------------------------------------------------------------------------
-def _write_group_before(h5, image_id, arrays, attrs):
-    """The store writer before the fast path: h5py's create_dataset, gzip-4 + shuffle on every
-    non-empty array, compressed in the writing process."""
-    g = h5.create_group(f"images/{image_id}", track_order=True)
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        if a.size == 0 or a.ndim == 0:
-            g.create_dataset(name, data=a, track_times=False)
-        else:
-            g.create_dataset(name, data=a, compression="gzip", compression_opts=4, shuffle=True,
-                             track_times=False)
-    for k, v in sorted((attrs or {}).items()):
-        g.attrs[k] = v
-
-
-def _unpacked(per_image, job, ids):
-    """The engine's worker call before the fast path: arrays go to the writer uncompressed."""
-    from bestie_labels.stages.engine import _run
-
-    return _run(per_image, job, ids)
-
-
 def stage_inputs(d: Path, n: int, seed: int):
-    """A dataset of ``n`` VOC-size records and its ``cues.h5`` / ``wsss.h5`` (synthetic)."""
+    """A dataset of ``n`` VOC-size records and its ``cues.h5`` / ``wsss.h5`` (synthetic), written
+    by the ``bestie_labels`` on ``sys.path`` (so in that version's store format)."""
     from bestie_labels.datasets.base import Dataset, Record
     from bestie_labels.store import StoreWriter
 
@@ -240,51 +222,84 @@ def stage_inputs(d: Path, n: int, seed: int):
     return ds
 
 
-def stage_speed(args) -> None:
-    import bestie_labels.stages as stages
-    import bestie_labels.stages.engine as engine
-    import bestie_labels.store as store
+def stage_child(d: Path, n: int, seed: int, workers: int) -> None:
+    """Run in a subprocess with one tree on ``sys.path``: make the inputs (once per folder),
+    time the stage (wall-clock with ``workers``; CPU with one process), print a JSON line with
+    the times, the output's size and a digest of its content."""
+    import hashlib
+    import json
 
-    d = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
+    import bestie_labels
+    import bestie_labels.stages as stages
+    from bestie_labels.store import Store
+
+    ds = stage_inputs(d, n, seed)
+    out = d / "pseudo.h5"
+    t0 = time.perf_counter()
+    stages.run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, workers=workers, force=True)
+    wall = time.perf_counter() - t0
+    size = out.stat().st_size
+    out.unlink()
+    c0 = time.process_time()
+    stages.run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, workers=1, force=True)
+    cpu = time.process_time() - c0
+    h = hashlib.sha256()
+    with Store(out) as s:
+        for i in ds.image_ids:
+            for k, v in sorted(s.read(i).items()):
+                h.update(k.encode() + str(v.dtype).encode() + str(v.shape).encode() + v.tobytes())
+    print(json.dumps({"tree": str(Path(bestie_labels.__file__).parent.parent), "wall": wall, "cpu": cpu,
+                      "size": size, "digest": h.hexdigest()}))
+
+
+def _reference_tree(ref: str, into: Path) -> Path:
+    """The files of commit ``ref`` of this repository (``git archive``), under ``into``."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def stage_speed(args) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
     try:
-        ds = stage_inputs(d, args.stage_images, args.seed)
-        now = (store._write_group, engine._packed)
-        before = (_write_group_before, _unpacked)
-        best = {"today": np.inf, "before": np.inf}
-        cpu = {"today": np.inf, "before": np.inf}
-        outputs = {}
+        trees = {"today": Path(__file__).resolve().parent.parent,
+                 f"reference {args.reference}": _reference_tree(args.reference, tmp / "ref")}
+        best: dict = {}
         for _ in range(args.repeat):
-            for name, (write, worker) in (("today", now), ("before", before)):
-                store._write_group, engine._packed = write, worker
-                out = d / f"pseudo_{name}.h5"
-                out.unlink(missing_ok=True)  # an existing current output would be skipped
-                t0 = time.perf_counter()
-                stages.run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, workers=args.workers, force=True)
-                best[name] = min(best[name], time.perf_counter() - t0)
-                outputs[name] = out
-                # CPU time of the whole stage in one process (workers=1, the worker step
-                # included): what the stage costs, however busy the machine is
-                out.unlink()
-                c0 = time.process_time()
-                stages.run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, workers=1, force=True)
-                cpu[name] = min(cpu[name], time.process_time() - c0)
-        store._write_group, engine._packed = now
-        with store.Store(outputs["today"]) as a, store.Store(outputs["before"]) as b:
-            for i in ds.image_ids:  # the same content, whichever writer
-                ra, rb = a.read(i), b.read(i)
-                assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra)
+            for name, tree in trees.items():  # alternating: a change of load hits both alike
+                env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+                d = tmp / name.split()[0]
+                d.mkdir(exist_ok=True)
+                cmd = [sys.executable, __file__, "--child", str(d), "--stage-images", str(args.stage_images),
+                       "--seed", str(args.seed), "--workers", str(args.workers)]
+                r = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
+                                              cwd=tmp).stdout.strip().splitlines()[-1])
+                assert Path(r["tree"]).resolve() == tree.resolve(), (r["tree"], tree)
+                b = best.setdefault(name, r)
+                b["wall"], b["cpu"] = min(b["wall"], r["wall"]), min(b["cpu"], r["cpu"])
+        assert len({b["digest"] for b in best.values()}) == 1, "the two trees wrote other pseudo labels"
         n = args.stage_images
-        size = {k: v.stat().st_size / n / 1024 for k, v in outputs.items()}
         print(f"\n== whole transfer stage (read cues + WSSS stores, transfer, write pseudo.h5), {n} images "
-              f"{W}x{H}, {args.workers} workers, best of {args.repeat}:")
-        for k in ("today", "before"):
-            print(f"  {k:<7} store writer: {best[k]:6.2f} s = {n / best[k]:6.0f} images/s wall-clock; "
-                  f"{1e3 * cpu[k] / n:5.2f} ms CPU per image in one process; {size[k]:5.1f} KiB per image")
-        print(f"  ratio today / before: {best['before'] / best['today']:.2f}x wall-clock, "
-              f"{cpu['before'] / cpu['today']:.2f}x CPU; the {TRAIN_AUG} train_aug images would take "
-              f"{TRAIN_AUG * best['today'] / n:.1f} s (goal: >= 500 images/s)")
+              f"{W}x{H}, {args.workers} workers, each run a fresh process as a command is (worker start "
+              f"included), best of {args.repeat}; same pseudo labels from both trees (digest checked):")
+        for k, b in best.items():
+            print(f"  {k:<20} {b['wall']:6.2f} s = {n / b['wall']:6.0f} images/s wall-clock; "
+                  f"{1e3 * b['cpu'] / n:5.2f} ms CPU per image in one process; {b['size'] / n / 1024:5.1f} KiB per image")
+        (t, tb), (r, rb) = best.items()
+        print(f"  ratio {t} / {r}: {rb['wall'] / tb['wall']:.2f}x wall-clock, {rb['cpu'] / tb['cpu']:.2f}x CPU; "
+              f"the {TRAIN_AUG} train_aug images would take {TRAIN_AUG * tb['wall'] / n:.1f} s "
+              f"(goal: >= 500 images/s, under 25 s)")
     finally:
-        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -293,10 +308,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--speckle", type=int, default=10, help="small WSSS fragments per image (second run)")
-    ap.add_argument("--stage-images", type=int, default=600, help="images of the whole-stage run (0: skip it)")
+    ap.add_argument("--stage-images", type=int, default=2000, help="images of the whole-stage run (0: skip it)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes of the whole-stage run")
     ap.add_argument("--stage-only", action="store_true", help="only the whole-stage run")
+    ap.add_argument("--reference", default=REFERENCE, help="commit whose store the stage is compared with")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return stage_child(args.child, args.stage_images, args.seed, args.workers)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     if not args.stage_only:

@@ -1,22 +1,26 @@
 """HDF5 stores: one file per stage, resumable, atomic, refusing to mix options.
 
-Layout of a finished store (``cues.h5``, ``wsss.h5``, ``pseudo.h5``, ...)::
+Layout of a finished store (``cues.h5``, ``wsss.h5``, ``pseudo.h5``, ...), format 2::
 
     /                      attrs: stage, format, version, options (JSON), inputs (JSON),
-                                  shard ("i/n" or ""), created_by
+                                  shard ("i/n" or "")
     /meta/image_ids        (N,) bytes   image ids held by this file, in split order
     /meta/split_ids        (M,) bytes   every image id of the split (M == N unless sharded)
-    /images/<image_id>/    one group per image: one dataset per array (stage-specific);
-                           arrays of 4 KiB or more gzip-compressed (shuffle, level 1, the
-                           whole array one chunk), smaller ones plain
+    /arrays/<name>/...     every image's array ``name`` back to back, with its index
+    /attrs/<name>          (N,) int64   an integer attribute (warning count) of each image
+
+(:mod:`bestie_labels.h5io` gives the ``arrays`` layout, :mod:`bestie_labels.store_codec` how
+one array is encoded.) A store of format 1 (bestie before the format change: one HDF5 group
+per image) is refused in one line that says to rerun its stage.
 
 While a stage runs, finished images go to ``<out>.parts/``: ``header.json`` (stage, options,
 inputs) and ``part-NNNNNN.h5`` files of a few dozen images each, every one written to a
-temporary name and renamed, so SIGINT or SIGKILL loses at most the images in flight. A rerun with
-the same header resumes from the parts; a rerun with another header is refused (``force``
-discards the parts). ``finish()`` copies the groups in split order into ``<out>`` (temporary
-name, then rename) and removes the parts, so the final file does not depend on how many workers
-ran or where the run was interrupted.
+temporary name and renamed, so SIGINT or SIGKILL loses at most the images in flight (a part has
+the layout above, without the header attributes). A rerun with the same header resumes from the
+parts; a rerun with another header is refused (``force`` discards the parts). ``finish()``
+copies the images' bytes in split order into ``<out>`` (temporary name, then rename) and removes
+the parts, so the final file does not depend on how many workers ran or where the run was
+interrupted.
 
 Environment: ``BESTIE_PART_SIZE`` (default 64) sets how many images go into one part: smaller
 parts lose less work to a SIGKILL, larger ones mean fewer files. It never changes the final
@@ -34,15 +38,15 @@ from typing import Mapping, Sequence
 
 import h5py
 import numpy as np
-from h5py import h5d, h5g
 
 from . import __version__, interrupt
 from .errors import BestieError, StaleOutputError
 from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
+from .h5io import FileBytes, concat_layouts, layout_of, read_layout, write_ids, write_layout
+from .store_codec import Encoded, decode, encode_arrays
 from .store_header import describe_change, flat, ids_digest
-from .h5io import _read_array, _write_group, _write_ids, copy_group
 
-FORMAT = 1
+FORMAT = 2
 _PART_SIZE = 64
 
 
@@ -60,11 +64,6 @@ def default_part_size() -> int:
     return n
 
 
-# Old names of the interrupt flag (now in :mod:`bestie_labels.interrupt`), kept for callers.
-request_interrupt = interrupt.request
-check_interrupt = interrupt.check
-
-
 def _header(stage: str, options: Mapping, inputs: Mapping, shard: str) -> dict:
     # JSON round trip so that tuples, paths and numpy scalars compare equal to what is read back.
     return json.loads(json.dumps({"stage": stage, "format": FORMAT, "options": dict(options),
@@ -74,6 +73,10 @@ def _header(stage: str, options: Mapping, inputs: Mapping, shard: str) -> dict:
 def _text(v) -> str:
     """An HDF5 string attribute or dataset element as ``str``."""
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _ids(h5: h5py.File, name: str) -> list[str]:
+    return [_text(s) for s in h5[name][()]]
 
 
 class Store:
@@ -112,7 +115,8 @@ class Store:
             raise BestieError("store attributes are malformed (stage/format)", self.path) from None
         if fmt != FORMAT:
             raise BestieError(f"store format {fmt} is not supported (expected {FORMAT}): it was written by "
-                              f"another version of bestie ({_text(a.get('version', '?'))})", self.path)
+                              f"another version of bestie ({_text(a.get('version', '?'))}); rerun the "
+                              f"stage that made it", self.path)
         if stage is not None and self.stage != stage:
             raise BestieError(f"this is a '{self.stage}' store, expected a '{stage}' store", self.path)
         try:
@@ -120,49 +124,62 @@ class Store:
             self.inputs: dict = json.loads(a["inputs"])
             self.version: str = _text(a.get("version", ""))
             self.shard: str = _text(a.get("shard", ""))
-            self.image_ids: list[str] = [_text(s) for s in self._h5["meta/image_ids"][()]]
-            self.split_ids: list[str] = [_text(s) for s in self._h5["meta/split_ids"][()]]
+            self.image_ids: list[str] = _ids(self._h5, "meta/image_ids")
+            self.split_ids: list[str] = _ids(self._h5, "meta/split_ids")
+            self._layout = read_layout(self._h5, self.image_ids)
         except (TypeError, ValueError, KeyError, OSError):
-            raise BestieError("store is damaged (unreadable options, inputs or image list)", self.path) from None
+            raise BestieError("store is damaged (unreadable options, inputs, image list or index)", self.path) from None
         if not isinstance(self.options, dict) or not isinstance(self.inputs, dict):
             raise BestieError("store is damaged (options/inputs are not JSON objects)", self.path)
+        self._row = {i: r for r, i in enumerate(self.image_ids)}
+        self._bytes = FileBytes(self._h5, self._layout)
 
     def header(self) -> dict:
         return _header(self.stage, self.options, self.inputs, self.shard)
 
     def __contains__(self, image_id: str) -> bool:
-        return f"images/{image_id}" in self._h5
+        return image_id in self._row
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def read(self, image_id: str) -> dict[str, np.ndarray]:
-        """All datasets of one image as numpy arrays (names as written by the stage)."""
+    def _row_of(self, image_id: str) -> int:
         try:
-            gid = h5g.open(self._h5.id, f"images/{image_id}".encode())
+            return self._row[image_id]
         except KeyError:
             raise BestieError(f"image {image_id} is not in this store", self.path) from None
+
+    def encoded(self, image_id: str) -> dict[str, Encoded]:
+        """One image's arrays as stored (:class:`~bestie_labels.store_codec.Encoded`, not decoded)."""
         try:
-            return {name.decode(): _read_array(h5d.open(gid, name)) for name in gid}
-        except (OSError, KeyError, ValueError, TypeError) as e:  # a damaged (e.g. truncated) file
+            return self._bytes.encoded(self._row_of(image_id))
+        except (OSError, ValueError) as e:  # a damaged (e.g. truncated) file
             raise BestieError(f"store is damaged: cannot read image {image_id} ({type(e).__name__})",
                               self.path) from None
 
+    def read(self, image_id: str) -> dict[str, np.ndarray]:
+        """All arrays of one image as numpy arrays (names as written by the stage)."""
+        enc = self.encoded(image_id)
+        try:
+            return {k: decode(e) for k, e in enc.items()}
+        except ValueError as e:
+            raise BestieError(f"store is damaged: cannot read image {image_id} ({e})", self.path) from None
+
     def image_attrs(self, image_id: str) -> dict:
-        return dict(self._h5[f"images/{image_id}"].attrs)
+        """The integer attributes (warning counts) set for one image."""
+        return self._layout.image_attrs(self._row_of(image_id))
 
     def shape(self, image_id: str, name: str) -> tuple[int, ...]:
-        """Shape of one image's dataset ``name``, read from its header (no data read)."""
-        return tuple(self._h5[f"images/{image_id}/{name}"].shape)
+        """Shape of one image's array ``name``, read from the index (no data read)."""
+        row = self._row_of(image_id)
+        if name not in self._layout.shapes or self._layout.shapes[name][row][0] < 0:
+            raise BestieError(f"store is damaged: image {image_id}: no '{name}' array", self.path)
+        return tuple(int(x) for x in self._layout.shapes[name][row])
 
     def attr_totals(self) -> dict[str, int]:
-        """Integer attributes of every image group summed over the store (the stages' per-image
-        warning counts), sorted by name."""
-        total: dict[str, int] = {}
-        for g in self._h5["images"].values():
-            for k, v in g.attrs.items():
-                total[k] = total.get(k, 0) + int(v)
-        return dict(sorted(total.items()))
+        """Integer attributes of every image summed over the store (the stages' per-image
+        warning counts), sorted by name; attributes that are 0 everywhere are left out."""
+        return {k: int(v.sum()) for k, v in sorted(self._layout.attrs.items()) if v.any()}
 
     @property
     def fingerprint(self) -> str:
@@ -226,15 +243,16 @@ class StoreWriter:
                 with Store(self.path) as old:
                     old_h = old.header()
                     old_h["image_ids_sha"] = ids_digest(old.image_ids)
-            except BestieError:
-                old_h = None
+            except BestieError as e:
+                old_h, why = None, e.problem
             if old_h == self.header:
                 self.is_current = True
                 self._drop_finished_parts()
                 return
             if not force:
                 if old_h is None:
-                    raise StaleOutputError("exists and is not a store of this stage; rerun with --force to replace it", self.path)
+                    what = "is a store of another format" if why.startswith("store format") else "is not a store of this stage"
+                    raise StaleOutputError(f"exists and {what}; rerun with --force to replace it", self.path)
                 raise StaleOutputError(
                     "was made with other options or inputs ("
                     + describe_change(flat(old_h), flat(self.header))
@@ -276,8 +294,8 @@ class StoreWriter:
         for p in sorted(self.parts_dir.glob("part-*.h5")):
             try:
                 with h5py.File(p, "r") as h5:
-                    ids = list(h5["images"].keys()) if "images" in h5 else []
-            except OSError:
+                    ids = _ids(h5, "meta/image_ids")
+            except (OSError, KeyError):
                 p.unlink()  # a part is renamed into place only when complete; be safe anyway
                 continue
             for i in ids:
@@ -297,10 +315,12 @@ class StoreWriter:
     def n_done(self) -> int:
         return len(self._done)
 
-    def add(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:
-        """Queue one image's arrays; every ``part_size`` images are written as a part."""
+    def add(self, image_id: str, arrays: Mapping[str, np.ndarray | Encoded], attrs: Mapping | None = None) -> None:
+        """Queue one image's arrays (numpy arrays of rank >= 1, or already
+        :class:`~bestie_labels.store_codec.Encoded`); every ``part_size`` images are written as
+        a part."""
         interrupt.check()
-        self._buffer.append((image_id, arrays, attrs))
+        self._buffer.append((image_id, encode_arrays(arrays), {k: int(v) for k, v in (attrs or {}).items()}))
         if len(self._buffer) >= self.part_size:
             self.flush()
 
@@ -310,12 +330,14 @@ class StoreWriter:
         n = len(list(self.parts_dir.glob("part-*.h5")))
         while (p := self.parts_dir / f"part-{n:06d}.h5").exists():
             n += 1
-        ensure_free_space(p, sum(np.asarray(a).nbytes + 4096 for _, arrays, _ in self._buffer for a in arrays.values()))
+        ids, arrays, attrs = zip(*self._buffer)
+        lay = layout_of(ids, arrays, attrs)
+        ensure_free_space(p, sum(len(e.data) + 64 for a in arrays for e in a.values()) + 65536)
         try:
             with atomic_path(p) as tmp:
                 with h5py.File(tmp, "w", track_order=True) as h5:
-                    for image_id, arrays, attrs in self._buffer:
-                        _write_group(h5, image_id, arrays, attrs)
+                    write_ids(h5, "meta/image_ids", ids)
+                    write_layout(h5, lay, lambda name, i: arrays[i][name].data)
         except BaseException:
             if p.exists():  # a Ctrl-C landed after the rename: the part is complete, keep it once
                 self._mark_done(p)
@@ -335,66 +357,44 @@ class StoreWriter:
         missing = [i for i in self.image_ids if i not in self._done]
         if missing:
             raise BestieError(f"{len(missing)} images were not written (first: {missing[0]})", self.path)
-        ensure_free_space(self.path, sum(p.stat().st_size for p in set(self._done.values())))
-        opened: dict[Path, h5py.File] = {}
+        parts = sorted(set(self._done.values()))
+        ensure_free_space(self.path, sum(p.stat().st_size for p in parts))
+        opened: dict[Path, tuple[h5py.File, FileBytes]] = {}
         try:
-            with atomic_path(self.path) as tmp:
-                with h5py.File(tmp, "w", track_order=True) as out:
-                    a = out.attrs
-                    a["stage"] = self.header["stage"]
-                    a["format"] = FORMAT
-                    a["version"] = __version__
-                    a["options"] = json.dumps(self.header["options"], sort_keys=True)
-                    a["inputs"] = json.dumps(self.header["inputs"], sort_keys=True)
-                    a["shard"] = self.header["shard"]
-                    _write_ids(out, "meta/image_ids", self.image_ids)
-                    _write_ids(out, "meta/split_ids", self.split_ids)
-                    out.create_group("images", track_order=True)
-                    for image_id in self.image_ids:
-                        p = self._done[image_id]
-                        if p not in opened:
-                            opened[p] = h5py.File(p, "r")
-                        copy_group(opened[p]["images"][image_id], out, image_id)
+            for p in parts:
+                h5 = h5py.File(p, "r")
+                opened[p] = (h5, FileBytes(h5, read_layout(h5, _ids(h5, "meta/image_ids"))))
+            self._write_final([opened[self._done[i]][1] for i in self.image_ids])
         finally:
-            for h in opened.values():
-                h.close()
+            for h5, _ in opened.values():
+                h5.close()
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.is_current = True
         return self.path
+    def _write_final(self, sources: list[FileBytes]) -> None:
+        """Write the store from ``sources[i]``, the part holding ``image_ids[i]``; a part's
+        bytes are let go once its last image is copied."""
+        row_in = {id(b): {iid: r for r, iid in enumerate(b.layout.image_ids)} for b in set(sources)}
+        rows = [(b, row_in[id(b)][i]) for b, i in zip(sources, self.image_ids)]
+        last = {id(b): k for k, b in enumerate(sources)}
+        lay = concat_layouts([(b.layout, r) for b, r in rows])
 
+        def fetch(name: str, k: int) -> bytes:
+            b, r = rows[k]
+            data = b.get(name, r)
+            if last[id(b)] == k:
+                b.release(name)
+            return data
 
-def merge_stores(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> Path:
-    """Join shard stores (``--shard I/N`` outputs) into one store.
-
-    All parts must share stage, options and inputs; their images must not overlap and together
-    must cover the split. Returns the path of the merged store.
-    """
-    stores = [Store(p) for p in parts]
-    try:
-        if not stores:
-            raise BestieError("no parts to merge")
-        first = stores[0]
-        for s in stores[1:]:
-            for what in ("stage", "options", "inputs", "split_ids"):
-                if getattr(s, what) != getattr(first, what):
-                    raise BestieError(f"{what} differ from those of {first.path}", s.path)
-        seen: dict[str, Path] = {}
-        for s in stores:
-            for i in s.image_ids:
-                if i in seen:
-                    raise BestieError(f"image {i} is also in {seen[i]} (overlapping shards)", s.path)
-                seen[i] = s.path
-        missing = [i for i in first.split_ids if i not in seen]
-        if missing:
-            raise BestieError(f"{len(missing)} images of the split are in no part (first: {missing[0]})", out)
-        w = StoreWriter(out, first.stage, first.options, first.inputs, first.split_ids, force=force)
-        if w.is_current:
-            return w.path
-        by_id = {i: s for s in stores for i in s.image_ids}
-        for image_id in w.pending:
-            s = by_id[image_id]
-            w.add(image_id, s.read(image_id), s.image_attrs(image_id))
-        return w.finish()
-    finally:
-        for s in stores:
-            s.close()
+        with atomic_path(self.path) as tmp:
+            with h5py.File(tmp, "w", track_order=True) as out:
+                a = out.attrs
+                a["stage"] = self.header["stage"]
+                a["format"] = FORMAT
+                a["version"] = __version__
+                a["options"] = json.dumps(self.header["options"], sort_keys=True)
+                a["inputs"] = json.dumps(self.header["inputs"], sort_keys=True)
+                a["shard"] = self.header["shard"]
+                write_ids(out, "meta/image_ids", self.image_ids)
+                write_ids(out, "meta/split_ids", self.split_ids)
+                write_layout(out, lay, fetch)

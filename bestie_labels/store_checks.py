@@ -28,7 +28,7 @@ def _read(store, image_id: str, keys: tuple[str, ...]) -> dict:
     d = store.read(image_id)
     for k in keys:
         if k not in d:
-            raise _damaged(store, image_id, f"no '{k}' dataset")
+            raise _damaged(store, image_id, f"no '{k}' array")
     return d
 
 

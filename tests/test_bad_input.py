@@ -726,9 +726,9 @@ def _set_format(path: Path, value) -> None:
 
 @cell("store of another format version", "transfer --cues")
 def _format_transfer(w: Work) -> Cell:
-    _set_format(w.inp / "cues.h5", 2)
+    _set_format(w.inp / "cues.h5", 1)
     return Cell("labels", ["transfer", *w.data(), "--cues", w.inp / "cues.h5", "--wsss", w.inp / "wsss.h5",
-                           "--out", w.out / "pseudo.h5"], "cues.h5", r"store format 2 is not supported")
+                           "--out", w.out / "pseudo.h5"], "cues.h5", r"store format 1 is not supported \(expected 2\).*rerun the stage")
 
 
 @cell("store of another format version", "export --pseudo")
@@ -740,9 +740,9 @@ def _format_export(w: Work) -> Cell:
 
 @cell("store of another format version", "fit --wsss", needs="cli.train_fit")
 def _format_fit(w: Work) -> Cell:
-    _set_format(w.inp / "wsss.h5", 2)
+    _set_format(w.inp / "wsss.h5", 1)
     g, a = _argv(w, "fit", w.data())
-    return Cell(g, a, "wsss.h5", r"store format 2 is not supported")
+    return Cell(g, a, "wsss.h5", r"store format 1 is not supported \(expected 2\).*rerun the stage")
 
 
 @cell("not a store (random bytes)", "transfer --wsss")

@@ -70,3 +70,24 @@ def test_failed_load_leaves_nothing(ds, tmp_path):
     with pytest.raises(RuntimeError):
         _run(ds, tmp_path / "t.h5", load=boom)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_workers_load_the_job_once_and_leave_no_temporary(ds, tmp_path, monkeypatch):
+    """The job (with its dataset) goes to a worker once, as a file the engine removes after."""
+    import pickle
+
+    from bestie_labels.stages import engine
+
+    monkeypatch.setattr(engine.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    s = run_stage("toy", "cues", tmp_path / "w.h5", Toy(ds, 2, 5), toy_image, {"method": "toy", "scale": 2},
+                  {"data": ds.fingerprint()}, workers=2)
+    assert s["written"] == 5 and list((tmp_path / "tmp").iterdir()) == []
+    # in a worker: the pickle is read at the first chunk only
+    job_path = tmp_path / "job.pkl"
+    job_path.write_bytes(pickle.dumps(Toy(ds, 4, 9)))
+    first = engine._in_worker(toy_image, str(job_path), [ds.record("a")])
+    job_path.unlink()
+    second = engine._in_worker(toy_image, str(job_path), [ds.record("b")])
+    assert [r[0] for r in first + second] == ["a", "b"]
+    assert second[0][1]["x"].data == np.full(2, 8, np.int32).tobytes()  # scale 4, image 2: the cached job

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bestie_labels import interrupt, store
+from bestie_labels import interrupt
 from bestie_labels.errors import BestieError, one_line
 
 
@@ -40,8 +40,6 @@ def test_ctrl_c_inside_del_is_kept_as_the_flag(monkeypatch):
         assert interrupt.requested()
         assert dropped == []  # nothing was raised (and lost) inside __del__
         with pytest.raises(KeyboardInterrupt):
-            store.check_interrupt()  # the old name polls the same flag
-        with pytest.raises(KeyboardInterrupt):
             interrupt.check()
 
 
@@ -60,7 +58,7 @@ def test_finish_step_disabled_keeps_the_current_handler():
     before = signal.getsignal(signal.SIGINT)
     with interrupt.finish_step(enabled=False) as poll:
         assert signal.getsignal(signal.SIGINT) is before
-        store.request_interrupt(True)  # old name, same flag
+        interrupt.request(True)
         assert poll.requested
     assert not interrupt.requested()
 

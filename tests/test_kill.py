@@ -105,7 +105,7 @@ def _part_ids(parts: Path) -> set[str]:
     ids: set[str] = set()
     for p in sorted(parts.glob("part-*.h5")):
         with h5py.File(p, "r") as h5:
-            ids.update(h5["images"].keys())
+            ids.update(s.decode() for s in h5["meta/image_ids"][()])
     return ids
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from badinput_helpers import (TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs, make_tiny_tree,
                               snapshot)
+from store_helpers import read_image, set_array
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -57,19 +57,13 @@ READS = {"export coco": "pseudo", "export voc": "pseudo", "export bestie-txt": "
          "report --overlays": "pseudo", "transfer": "wsss", "fit": "pseudo"}
 
 
-def _edit(path: Path, image_id: str, name: str, value) -> None:
-    with h5py.File(path, "r+") as h5:
-        g = h5[f"images/{image_id}"]
-        del g[name]
-        if value is not None:
-            g.create_dataset(name, data=value)
+_edit = set_array
 
 
 def _damage(kind: str, store: str, path: Path) -> str:
     """Damage one image of ``path``; returns the regular expression of the expected problem."""
     i = TRAIN_IDS[1]
-    with h5py.File(path, "r") as h5:
-        g = {k: v[()] for k, v in h5[f"images/{i}"].items()}
+    g = read_image(path, i)
     if kind == "wrong size":
         key = "instances" if store == "pseudo" else "mask"
         _edit(path, i, key, np.zeros((16, 32), g[key].dtype))
@@ -93,7 +87,7 @@ def _damage(kind: str, store: str, path: Path) -> str:
         return rf"store is damaged: image {i}: instance id {len(g['classes']) + 5} but only {len(g['classes'])}"
     key = "classes" if store == "pseudo" else "mask"
     _edit(path, i, key, None)
-    return rf"store is damaged: image {i}: no '{key}' dataset"
+    return rf"store is damaged: image {i}: no '{key}' array"
 
 
 @pytest.mark.parametrize("kind", ["wrong size", "class out of range", "instance id beyond N", "missing dataset"])
@@ -137,8 +131,7 @@ def test_damaged_cues_store_in_transfer(good, tmp_path):
     copy_tree(good / "voc", tmp_path / "voc")
     inp = copy_tree(good / "in", tmp_path / "in")
     (tmp_path / "out").mkdir()
-    with h5py.File(inp / "cues.h5", "r") as h5:
-        pts = h5[f"images/{TRAIN_IDS[0]}/points"][()].copy()
+    pts = read_image(inp / "cues.h5", TRAIN_IDS[0])["points"]
     assert len(pts)
     pts[0, 2] = 7
     _edit(inp / "cues.h5", TRAIN_IDS[0], "points", pts)

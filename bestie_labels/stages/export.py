@@ -8,7 +8,8 @@ from typing import Sequence
 
 from ..datasets.base import Dataset
 from ..errors import BestieError
-from ..store import Store, merge_stores
+from ..store import Store
+from ..store_merge import merge_stores
 from .engine import PSEUDO, open_input
 
 EXPORT_FORMATS = ("coco", "voc", "bestie-txt")

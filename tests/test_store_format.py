@@ -1,0 +1,171 @@
+"""Store format 2: the codec of one array, the documented HDF5 layout, old and damaged files."""
+
+from __future__ import annotations
+
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from bestie_labels.errors import BestieError, StaleOutputError
+from bestie_labels.store import Store, StoreWriter
+from bestie_labels.store_codec import DEFLATE_MIN_BYTES, Encoded, decode, encode
+
+
+# ------------------------------------------------------------------------------------------
+# codec
+# ------------------------------------------------------------------------------------------
+def test_small_arrays_are_raw_bytes():
+    e = encode(np.array([[1, 2], [3, 4]], "<i4"))
+    assert (e.shape, e.dtype, e.deflate) == ((2, 2), np.dtype("<i4"), False)
+    assert e.data == bytes([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0])
+
+
+def test_large_arrays_are_the_deflated_byte_shuffle():
+    a = np.arange(2048, dtype="<u2")  # 4096 bytes: the threshold
+    e = encode(a)
+    assert e.deflate and e.shape == (2048,)
+    raw = np.frombuffer(zlib.decompress(e.data), np.uint8)
+    # byte 0 of every element first, then byte 1: HDF5's shuffle filter
+    np.testing.assert_array_equal(raw[:2048], np.arange(2048) % 256)
+    np.testing.assert_array_equal(raw[2048:], np.arange(2048) // 256)
+    assert not encode(np.arange(DEFLATE_MIN_BYTES - 1, dtype=np.uint8)).deflate
+    assert encode(np.arange(DEFLATE_MIN_BYTES, dtype=np.uint8)).deflate
+
+
+@pytest.mark.parametrize("a", [
+    np.zeros((0, 4), np.float32), np.array([True, False, True]), np.arange(-5, 5, dtype=np.int8),
+    np.random.default_rng(0).integers(0, 9, (50, 60)).astype(">u2"),
+    np.random.default_rng(1).normal(size=(3, 40, 20)).astype(np.float64),
+    np.random.default_rng(2).integers(0, 3, (375, 500)).astype(np.uint8),
+])
+def test_roundtrip_keeps_values_shape_and_dtype(a):
+    b = decode(encode(a))
+    assert b.dtype == a.dtype and b.shape == a.shape and b.flags.writeable
+    np.testing.assert_array_equal(b, a)
+
+
+def test_encode_refuses_scalars_and_non_numbers():
+    with pytest.raises(ValueError, match="rank 1 or more"):
+        encode(np.float32(3))
+    with pytest.raises(ValueError, match="numbers"):
+        encode(np.array(["a", "b"]))
+
+
+def test_decode_refuses_damaged_bytes():
+    e = encode(np.arange(4096, dtype=np.uint16))
+    with pytest.raises(ValueError, match="inflate"):
+        decode(Encoded(e.shape, e.dtype, True, e.data[:-9] + b"123456789"))
+    with pytest.raises(ValueError, match="bytes for 4 elements"):
+        decode(Encoded((4,), np.dtype(np.int32), False, b"\0" * 12))
+
+
+# ------------------------------------------------------------------------------------------
+# the file
+# ------------------------------------------------------------------------------------------
+IDS = ["a", "b", "c"]
+ARRAYS = {
+    "a": {"mask": np.full((40, 60), 2, np.uint16), "pts": np.array([[1.5, 2.5]], np.float32)},
+    "b": {"mask": np.arange(6, dtype=np.uint16).reshape(2, 3)},  # no "pts": absent
+    "c": {"mask": np.zeros((1, 1), np.uint16), "pts": np.zeros((0, 2), np.float32)},
+}
+
+
+def _store(path, part_size=64, arrays=ARRAYS):
+    w = StoreWriter(path, "toy", {"o": 1}, {"data": "x"}, IDS, part_size=part_size)
+    for i in w.pending:
+        w.add(i, arrays[i], {"warn": 2} if i == "b" else None)
+    return w.finish()
+
+
+def _read_as_documented(path, name, i):
+    """An outside reader's decoding, from the layout in bestie_labels/h5io.py and h5py only."""
+    with h5py.File(path, "r") as h5:
+        g = h5[f"arrays/{name}"]
+        lo, hi = g["offset"][i], g["offset"][i + 1]
+        shape, dtype = tuple(g["shape"][i]), np.dtype(g.attrs["dtype"])
+        data = g["bytes"][lo:hi].tobytes()
+        if g["deflate"][i]:
+            data = np.frombuffer(zlib.decompress(data), np.uint8).reshape(dtype.itemsize, -1).T.tobytes()
+        return np.frombuffer(data, dtype).reshape(shape)
+
+
+def test_layout_is_as_documented(tmp_path):
+    p = _store(tmp_path / "s.h5")
+    with h5py.File(p, "r") as h5:
+        assert int(h5.attrs["format"]) == 2
+        assert sorted(h5["arrays"]) == ["mask", "pts"]
+        np.testing.assert_array_equal(h5["arrays/pts/shape"][()], [[1, 2], [-1, -1], [0, 2]])
+        np.testing.assert_array_equal(h5["arrays/pts/offset"][()], [0, 8, 8, 8])
+        np.testing.assert_array_equal(h5["arrays/mask/deflate"][()], [True, False, False])  # 4,800 bytes, 12, 2
+        np.testing.assert_array_equal(h5["attrs/warn"][()], [0, 2, 0])
+        # every image costs no HDF5 object of its own
+        assert sorted(h5) == ["arrays", "attrs", "meta"]
+    for i, iid in enumerate(IDS):
+        for name, a in ARRAYS[iid].items():
+            np.testing.assert_array_equal(_read_as_documented(p, name, i), a)
+
+
+def test_deflated_arrays_read_back_by_an_outside_reader(tmp_path):
+    big = {i: {"mask": np.random.default_rng(k).integers(0, 300, (70, 90)).astype(np.uint16)}
+           for k, i in enumerate(IDS)}
+    p = _store(tmp_path / "s.h5", arrays=big)
+    with h5py.File(p, "r") as h5:
+        assert h5["arrays/mask/deflate"][()].all()
+    for i, iid in enumerate(IDS):
+        np.testing.assert_array_equal(_read_as_documented(p, "mask", i), big[iid]["mask"])
+
+
+def test_store_reads_absent_arrays_attrs_and_shapes(tmp_path):
+    with Store(_store(tmp_path / "s.h5")) as s:
+        assert sorted(s.read("b")) == ["mask"]
+        np.testing.assert_array_equal(s.read("a")["pts"], ARRAYS["a"]["pts"])
+        assert s.shape("c", "pts") == (0, 2)
+        assert s.image_attrs("b") == {"warn": 2} and s.image_attrs("a") == {}
+        assert s.attr_totals() == {"warn": 2}
+        with pytest.raises(BestieError, match="image b: no 'pts' array"):
+            s.shape("b", "pts")
+        with pytest.raises(BestieError, match="image z is not in this store"):
+            s.read("z")
+
+
+def test_parts_and_final_are_byte_identical_however_split(tmp_path):
+    a, b = _store(tmp_path / "a.h5", part_size=1), _store(tmp_path / "b.h5", part_size=64)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_name_with_two_dtypes_is_a_programming_error(tmp_path):
+    arrays = {**ARRAYS, "c": {"mask": np.zeros((1, 1), np.uint8)}}
+    with pytest.raises(ValueError, match="array 'mask' is uint8 of rank 2 in image c but uint16"):
+        _store(tmp_path / "s.h5", part_size=64, arrays=arrays)
+
+
+def _format_1_store(path):
+    """A store as bestie wrote it before format 2: one HDF5 group per image."""
+    with h5py.File(path, "w") as h5:
+        h5.attrs.update(stage="toy", format=1, version="0.1", options="{}", inputs="{}", shard="")
+        h5["meta/image_ids"] = np.array([b"a"], dtype=object)
+        h5["meta/split_ids"] = np.array([b"a"], dtype=object)
+        h5["images/a/mask"] = np.zeros((2, 2), np.uint8)
+
+
+def test_format_1_stores_are_refused_in_one_line(tmp_path):
+    p = tmp_path / "old.h5"
+    _format_1_store(p)
+    with pytest.raises(BestieError) as e:
+        Store(p)
+    assert str(e.value) == (f"{p}: store format 1 is not supported (expected 2): it was written by another "
+                            "version of bestie (0.1); rerun the stage that made it")
+    before = p.read_bytes()
+    with pytest.raises(StaleOutputError, match="exists and is a store of another format; rerun with --force"):
+        StoreWriter(p, "toy", {}, {}, ["a"])
+    assert p.read_bytes() == before and sorted(tmp_path.iterdir()) == [p]
+
+
+def test_a_damaged_index_is_refused(tmp_path):
+    p = _store(tmp_path / "s.h5")
+    with h5py.File(p, "r+") as h5:
+        h5["arrays/mask/offset"][3] = 10 ** 6  # beyond the bytes
+    with pytest.raises(BestieError, match=r"store is damaged \(.*index\)"):
+        Store(p)
