@@ -235,6 +235,7 @@ def stage_child(d: Path, n: int, seed: int, workers: int) -> None:
 
     ds = stage_inputs(d, n, seed)
     out = d / "pseudo.h5"
+    out.unlink(missing_ok=True)  # an up-to-date output would be skipped
     t0 = time.perf_counter()
     stages.run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, workers=workers, force=True)
     wall = time.perf_counter() - t0

@@ -8,11 +8,13 @@ of its own::
         bytes    (B,) uint8       the images' encoded arrays, in image order
         offset   (N + 1,) int64   image i's bytes are bytes[offset[i]:offset[i + 1]]
         shape    (N, D) int64     image i's array shape; a row of -1: no such array for image i
-        deflate  (N,) bool        deflated byte-shuffle (see :mod:`bestie_labels.store_codec`), else raw
+        planes   (N,) uint8       0: raw bytes; k: the first k planes of the byte shuffle, deflated
+                                  (see :mod:`bestie_labels.store_codec`)
     /attrs/<name>  (N,) int64     an integer attribute of each image (0 where unset)
 
 ``N`` is the length of ``/meta/image_ids``; every dataset is contiguous and unfiltered, so any
-HDF5 reader reads it, and ``zlib`` inflates a deflated array (then undo the byte shuffle).
+HDF5 reader reads it, and ``zlib`` inflates a deflated array (then undo the byte shuffle, the
+planes left out being zero).
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ class Layout:
     """What a store file holds, without the bytes: one entry per array name of each column.
 
     ``dtypes[name]``; ``shapes[name] (N, D) int64`` (-1 rows: absent); ``offsets[name]
-    (N + 1,) int64``; ``deflate[name] (N,) bool``; ``attrs[name] (N,) int64``.
+    (N + 1,) int64``; ``planes[name] (N,) uint8``; ``attrs[name] (N,) int64``.
     """
 
     image_ids: list[str]
     dtypes: dict[str, np.dtype] = field(default_factory=dict)
     shapes: dict[str, np.ndarray] = field(default_factory=dict)
     offsets: dict[str, np.ndarray] = field(default_factory=dict)
-    deflate: dict[str, np.ndarray] = field(default_factory=dict)
+    planes: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def image_attrs(self, row: int) -> dict[str, int]:
@@ -50,49 +52,68 @@ class Layout:
         return {k: int(v[row]) for k, v in sorted(self.attrs.items()) if v[row]}
 
 
-#: One image's entry of one array name: ``(dtype, shape, length of its bytes, deflate)``.
-_Entry = tuple
+def _mismatch(name: str, dtype, rank: int, where: str, lay: Layout) -> ValueError:
+    return ValueError(f"array '{name}' is {np.dtype(dtype)} of rank {rank} in {where} but "
+                      f"{lay.dtypes[name]} of rank {lay.shapes[name].shape[1]} before")
 
 
-def _build(image_ids: list[str], entries: Sequence[Mapping[str, _Entry]],
-           attrs: Sequence[Mapping[str, int]]) -> Layout:
-    n = len(image_ids)
-    lay = Layout(image_ids)
-    for name in sorted({k for e in entries for k in e}):
-        dtype, shape0, _, _ = next(e[name] for e in entries if name in e)
-        lay.dtypes[name] = np.dtype(dtype)
-        shape = np.full((n, len(shape0)), -1, np.int64)
-        lengths = np.zeros(n, np.int64)
-        deflate = np.zeros(n, bool)
-        for i, e in enumerate(entries):
-            if name not in e:
-                continue
-            dt, sh, length, defl = e[name]
-            if np.dtype(dt) != lay.dtypes[name] or len(sh) != shape.shape[1]:
-                raise ValueError(f"array '{name}' is {np.dtype(dt)} of rank {len(sh)} in image {image_ids[i]} "
-                                 f"but {lay.dtypes[name]} of rank {shape.shape[1]} in image {image_ids[0]}")
-            shape[i], lengths[i], deflate[i] = sh, length, defl
-        lay.shapes[name], lay.deflate[name] = shape, deflate
-        lay.offsets[name] = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    for k in sorted({k for a in attrs for k in a}):
-        lay.attrs[k] = np.array([int(a.get(k, 0)) for a in attrs], np.int64)
-    return lay
+def _column(lay: Layout, name: str, dtype, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty ``shape``, ``planes`` and byte-length columns of ``name`` in ``lay`` (dtype set)."""
+    n = len(lay.image_ids)
+    lay.dtypes[name] = np.dtype(dtype)
+    lay.shapes[name] = np.full((n, rank), -1, np.int64)
+    lay.planes[name] = np.zeros(n, np.uint8)
+    return lay.shapes[name], lay.planes[name], np.zeros(n, np.int64)
 
 
 def layout_of(image_ids: Sequence[str], arrays: Sequence[Mapping[str, Encoded]],
               attrs: Sequence[Mapping[str, int] | None]) -> Layout:
     """The :class:`Layout` of images given in memory (``arrays[i]`` and ``attrs[i]`` of
     ``image_ids[i]``). Raises ValueError when a name has two dtypes or two ranks."""
-    entries = [{k: (e.dtype, e.shape, len(e.data), e.deflate) for k, e in a.items()} for a in arrays]
-    return _build(list(image_ids), entries, [a or {} for a in attrs])
+    lay = Layout(list(image_ids))
+    for name in sorted({k for a in arrays for k in a}):
+        first = next(a[name] for a in arrays if name in a)
+        shape, planes, lengths = _column(lay, name, first.dtype, len(first.shape))
+        for i, a in enumerate(arrays):
+            e = a.get(name)
+            if e is None:
+                continue
+            if np.dtype(e.dtype) != lay.dtypes[name] or len(e.shape) != shape.shape[1]:
+                raise _mismatch(name, e.dtype, len(e.shape), f"image {image_ids[i]}", lay)
+            shape[i], planes[i], lengths[i] = e.shape, e.planes, len(e.data)
+        lay.offsets[name] = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    for k in sorted({k for a in attrs if a for k in a}):
+        lay.attrs[k] = np.array([int((a or {}).get(k, 0)) for a in attrs], np.int64)
+    return lay
 
 
 def concat_layouts(rows: Sequence[tuple[Layout, int]]) -> Layout:
-    """The layout of a file holding, in order, image ``row`` of each ``(layout, row)``."""
-    entries = [{k: (src.dtypes[k], tuple(src.shapes[k][r]), int(src.offsets[k][r + 1] - src.offsets[k][r]),
-                    bool(src.deflate[k][r])) for k in src.dtypes if src.shapes[k][r][0] >= 0}
-               for src, r in rows]
-    return _build([src.image_ids[r] for src, r in rows], entries, [src.image_attrs(r) for src, r in rows])
+    """The layout of a file holding, in order, image ``row`` of each ``(layout, row)``;
+    vectorised over each source's rows (the final store of a run is made from its parts)."""
+    srcs = list({id(src): src for src, _ in rows}.values())
+    index = {id(s): j for j, s in enumerate(srcs)}
+    which = np.array([index[id(src)] for src, _ in rows], np.int64)
+    row = np.array([r for _, r in rows], np.int64)
+    at = [np.flatnonzero(which == j) for j in range(len(srcs))]
+    lay = Layout([src.image_ids[r] for src, r in rows])
+    for name in sorted({k for s in srcs for k in s.dtypes}):
+        first = next(s for s in srcs if name in s.dtypes)
+        shape, planes, lengths = _column(lay, name, first.dtypes[name], first.shapes[name].shape[1])
+        for j, src in enumerate(srcs):
+            if name not in src.dtypes or not at[j].size:
+                continue
+            if src.dtypes[name] != lay.dtypes[name] or src.shapes[name].shape[1] != shape.shape[1]:
+                raise _mismatch(name, src.dtypes[name], src.shapes[name].shape[1], "another part", lay)
+            r = row[at[j]]
+            shape[at[j]], planes[at[j]], lengths[at[j]] = (src.shapes[name][r], src.planes[name][r],
+                                                           np.diff(src.offsets[name])[r])
+        lay.offsets[name] = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    for k in sorted({k for s in srcs for k in s.attrs}):
+        lay.attrs[k] = np.zeros(len(rows), np.int64)
+        for j, src in enumerate(srcs):
+            if k in src.attrs:
+                lay.attrs[k][at[j]] = src.attrs[k][row[at[j]]]
+    return lay
 
 
 def _dcpl():
@@ -124,7 +145,7 @@ def write_layout(h5: h5py.File, lay: Layout, fetch: Callable[[str, int], bytes])
         off = lay.offsets[name]
         _create(h5, f"arrays/{name}/offset", off)
         _create(h5, f"arrays/{name}/shape", lay.shapes[name])
-        _create(h5, f"arrays/{name}/deflate", lay.deflate[name])
+        _create(h5, f"arrays/{name}/planes", lay.planes[name])
         d = h5d.create(h5.id, f"arrays/{name}/bytes".encode(), h5t.STD_U8LE,
                        h5s.create_simple((int(off[-1]),)), dcpl=_dcpl())
         if off[-1]:
@@ -160,10 +181,10 @@ def read_layout(h5: h5py.File, image_ids: list[str]) -> Layout:
         lay.dtypes[name] = np.dtype(str(g.attrs["dtype"]))
         lay.offsets[name] = np.asarray(g["offset"][()], np.int64)
         lay.shapes[name] = np.asarray(g["shape"][()], np.int64)
-        lay.deflate[name] = np.asarray(g["deflate"][()], bool)
+        lay.planes[name] = np.asarray(g["planes"][()], np.uint8)
         off = lay.offsets[name]
         if (off.shape != (n + 1,) or lay.shapes[name].ndim != 2 or lay.shapes[name].shape[0] != n
-                or lay.deflate[name].shape != (n,) or off[0] != 0 or (np.diff(off) < 0).any()
+                or lay.planes[name].shape != (n,) or off[0] != 0 or (np.diff(off) < 0).any()
                 or off[-1] != g["bytes"].shape[0] or lay.dtypes[name].kind not in "biuf"):
             raise ValueError(f"the index of array '{name}' does not fit the {n} images")
     for k, d in h5.get("attrs", {}).items():
@@ -208,7 +229,7 @@ class FileBytes:
     def encoded(self, row: int) -> dict[str, Encoded]:
         """Image ``row``'s arrays as :class:`Encoded` (no decoding), by name."""
         lay = self.layout
-        return {k: Encoded(tuple(int(x) for x in lay.shapes[k][row]), lay.dtypes[k], bool(lay.deflate[k][row]),
+        return {k: Encoded(tuple(int(x) for x in lay.shapes[k][row]), lay.dtypes[k], int(lay.planes[k][row]),
                            self.get(k, row))
                 for k in sorted(lay.dtypes) if lay.shapes[k][row][0] >= 0}
 

@@ -22,9 +22,10 @@ copies the images' bytes in split order into ``<out>`` (temporary name, then ren
 the parts, so the final file does not depend on how many workers ran or where the run was
 interrupted.
 
-Environment: ``BESTIE_PART_SIZE`` (default 64) sets how many images go into one part: smaller
-parts lose less work to a SIGKILL, larger ones mean fewer files. It never changes the final
-store. A run killed while writing the final file leaves ``.<out>.<pid>.tmp``; the next run on the
+Environment: ``BESTIE_PART_SIZE`` (default 256) sets how many images go into one part, and a
+part is also written once its first image has waited :data:`PART_SECONDS`: smaller parts lose
+less work to a SIGKILL, larger ones cost less (a part is a file of a few dozen HDF5 objects). It
+never changes the final store. A run killed while writing the final file leaves ``.<out>.<pid>.tmp``; the next run on the
 same output removes it once that process is gone.
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -44,14 +46,17 @@ from .errors import BestieError, StaleOutputError
 from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
 from .h5io import FileBytes, concat_layouts, layout_of, read_layout, write_ids, write_layout
 from .store_codec import Encoded, decode, encode_arrays
-from .store_header import describe_change, flat, ids_digest
+from .store_header import describe_change, flat, ids_digest, make_header, text
 
 FORMAT = 2
-_PART_SIZE = 64
+_PART_SIZE = 256
+#: A part is written at the latest this many seconds after its first image was added (a slow
+#: stage then loses at most this much work to a SIGKILL).
+PART_SECONDS = 30.0
 
 
 def default_part_size() -> int:
-    """Images per part: ``$BESTIE_PART_SIZE`` when set (a positive integer), else 64."""
+    """Images per part: ``$BESTIE_PART_SIZE`` when set (a positive integer), else 256."""
     v = os.environ.get("BESTIE_PART_SIZE", "").strip()
     if not v:
         return _PART_SIZE
@@ -64,19 +69,8 @@ def default_part_size() -> int:
     return n
 
 
-def _header(stage: str, options: Mapping, inputs: Mapping, shard: str) -> dict:
-    # JSON round trip so that tuples, paths and numpy scalars compare equal to what is read back.
-    return json.loads(json.dumps({"stage": stage, "format": FORMAT, "options": dict(options),
-                                  "inputs": dict(inputs), "shard": shard}, default=str))
-
-
-def _text(v) -> str:
-    """An HDF5 string attribute or dataset element as ``str``."""
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def _ids(h5: h5py.File, name: str) -> list[str]:
-    return [_text(s) for s in h5[name][()]]
+    return [text(s) for s in h5[name][()]]
 
 
 class Store:
@@ -110,20 +104,20 @@ class Store:
             raise BestieError("HDF5 file is not a bestie store (no stage/options attributes)", self.path)
         try:
             fmt = int(a["format"])
-            self.stage: str = _text(a["stage"])
+            self.stage: str = text(a["stage"])
         except (TypeError, ValueError, KeyError, OSError):
             raise BestieError("store attributes are malformed (stage/format)", self.path) from None
         if fmt != FORMAT:
             raise BestieError(f"store format {fmt} is not supported (expected {FORMAT}): it was written by "
-                              f"another version of bestie ({_text(a.get('version', '?'))}); rerun the "
+                              f"another version of bestie ({text(a.get('version', '?'))}); rerun the "
                               f"stage that made it", self.path)
         if stage is not None and self.stage != stage:
             raise BestieError(f"this is a '{self.stage}' store, expected a '{stage}' store", self.path)
         try:
             self.options: dict = json.loads(a["options"])
             self.inputs: dict = json.loads(a["inputs"])
-            self.version: str = _text(a.get("version", ""))
-            self.shard: str = _text(a.get("shard", ""))
+            self.version: str = text(a.get("version", ""))
+            self.shard: str = text(a.get("shard", ""))
             self.image_ids: list[str] = _ids(self._h5, "meta/image_ids")
             self.split_ids: list[str] = _ids(self._h5, "meta/split_ids")
             self._layout = read_layout(self._h5, self.image_ids)
@@ -135,7 +129,7 @@ class Store:
         self._bytes = FileBytes(self._h5, self._layout)
 
     def header(self) -> dict:
-        return _header(self.stage, self.options, self.inputs, self.shard)
+        return make_header(self.stage, FORMAT, self.options, self.inputs, self.shard)
 
     def __contains__(self, image_id: str) -> bool:
         return image_id in self._row
@@ -210,7 +204,7 @@ class StoreWriter:
         shard: ``(i, n)`` to write only ``split_ids[i::n]``.
         force: replace an output (finished or partial) made with another header.
         part_size: images per part file (default :func:`default_part_size`, i.e.
-            ``$BESTIE_PART_SIZE`` or 64); it never changes the final store.
+            ``$BESTIE_PART_SIZE`` or 256); it never changes the final store.
 
     Use ``is_current`` to skip a stage whose output is up to date, ``pending`` for the ids still
     to compute, ``add`` for each result (in any order), then ``finish``.
@@ -231,10 +225,11 @@ class StoreWriter:
         else:
             self.image_ids = list(self.split_ids)
             shard_s = ""
-        self.header = _header(stage, options, inputs, shard_s)
+        self.header = make_header(stage, FORMAT, options, inputs, shard_s)
         self.header["image_ids_sha"] = ids_digest(self.image_ids)
         self.part_size = default_part_size() if part_size is None else int(part_size)
         self._buffer: list[tuple[str, Mapping, Mapping | None]] = []
+        self._since = 0.0
         self._done: dict[str, Path] = {}
         self.is_current = False
 
@@ -320,8 +315,10 @@ class StoreWriter:
         :class:`~bestie_labels.store_codec.Encoded`); every ``part_size`` images are written as
         a part."""
         interrupt.check()
+        if not self._buffer:
+            self._since = time.monotonic()
         self._buffer.append((image_id, encode_arrays(arrays), {k: int(v) for k, v in (attrs or {}).items()}))
-        if len(self._buffer) >= self.part_size:
+        if len(self._buffer) >= self.part_size or time.monotonic() - self._since > PART_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -388,13 +385,11 @@ class StoreWriter:
 
         with atomic_path(self.path) as tmp:
             with h5py.File(tmp, "w", track_order=True) as out:
-                a = out.attrs
-                a["stage"] = self.header["stage"]
-                a["format"] = FORMAT
-                a["version"] = __version__
-                a["options"] = json.dumps(self.header["options"], sort_keys=True)
-                a["inputs"] = json.dumps(self.header["inputs"], sort_keys=True)
-                a["shard"] = self.header["shard"]
+                h = self.header
+                for k, v in (("stage", h["stage"]), ("format", FORMAT), ("version", __version__),
+                             ("options", json.dumps(h["options"], sort_keys=True)),
+                             ("inputs", json.dumps(h["inputs"], sort_keys=True)), ("shard", h["shard"])):
+                    out.attrs[k] = v  # in this order: the file's bytes depend on it
                 write_ids(out, "meta/image_ids", self.image_ids)
                 write_ids(out, "meta/split_ids", self.split_ids)
                 write_layout(out, lay, fetch)

@@ -1,10 +1,13 @@
 """How one array of one image is kept in a store: its bytes, raw or deflated (pure, no I/O).
 
-An array becomes an :class:`Encoded`: its shape, its dtype and its bytes, either the raw C-order
-bytes or, for arrays of :data:`DEFLATE_MIN_BYTES` or more, HDF5's byte shuffle (byte k of every
-element together, k = 0 .. itemsize - 1) deflated with zlib at :data:`DEFLATE_LEVEL`: exactly the
-chunk HDF5's ``shuffle`` + ``gzip`` filters would write for the array as one chunk. The stage's
-worker processes encode, so the one process that writes the store only appends bytes.
+An array becomes an :class:`Encoded`: its shape, its dtype, a number of byte planes and the
+bytes. Arrays under :data:`DEFLATE_MIN_BYTES` keep their raw C-order bytes (``planes == 0``).
+Larger ones go through HDF5's byte shuffle (plane j holds byte j of every element, j = 0 ..
+itemsize - 1); trailing planes that are all zero are left out, and the ``planes`` kept are
+deflated with zlib at :data:`DEFLATE_LEVEL`. With every plane kept that is exactly the chunk
+HDF5's ``shuffle`` + ``gzip`` filters write; leaving zero planes out is what makes a ``uint16``
+instance map with fewer than 256 instances cost no more than a ``uint8`` one. The stage's worker
+processes encode, so the one process that writes the store only appends bytes.
 """
 
 from __future__ import annotations
@@ -30,19 +33,15 @@ class Encoded:
     Attributes:
         shape: the array's shape.
         dtype: the array's dtype (little- or big-endian as it was given).
-        deflate: True when ``data`` is the deflated byte-shuffle, False for the raw bytes.
+        planes: 0 when ``data`` is the raw bytes; k >= 1 when it is the first k byte planes of
+            the shuffle, deflated (the other planes are all zero).
         data: the bytes.
     """
 
     shape: tuple
     dtype: np.dtype
-    deflate: bool
+    planes: int
     data: bytes
-
-
-def _shuffle(raw: np.ndarray, itemsize: int) -> np.ndarray:
-    """``(n * itemsize,) uint8`` -> the same bytes grouped by byte position within an element."""
-    return raw.reshape(-1, itemsize).T if itemsize > 1 else raw
 
 
 def encode(a: np.ndarray) -> Encoded:
@@ -58,9 +57,12 @@ def encode(a: np.ndarray) -> Encoded:
         raise ValueError("a store holds arrays of rank 1 or more, not scalars")
     a = np.ascontiguousarray(a)
     if a.nbytes < DEFLATE_MIN_BYTES:
-        return Encoded(tuple(a.shape), a.dtype, False, a.tobytes())
-    shuffled = _shuffle(a.reshape(-1).view(np.uint8), a.itemsize)
-    return Encoded(tuple(a.shape), a.dtype, True, zlib.compress(np.ascontiguousarray(shuffled), DEFLATE_LEVEL))
+        return Encoded(tuple(a.shape), a.dtype, 0, a.tobytes())
+    planes = a.reshape(-1).view(np.uint8).reshape(-1, a.itemsize).T  # (itemsize, n), a view
+    k = a.itemsize
+    while k > 1 and not planes[k - 1].any():  # plane by plane: numpy reduces a (k, n) view slowly
+        k -= 1
+    return Encoded(tuple(a.shape), a.dtype, k, zlib.compress(np.ascontiguousarray(planes[:k]), DEFLATE_LEVEL))
 
 
 def decode(e: Encoded) -> np.ndarray:
@@ -71,16 +73,22 @@ def decode(e: Encoded) -> np.ndarray:
     """
     dtype = np.dtype(e.dtype)
     n = int(np.prod(e.shape, dtype=np.int64))
+    k = int(e.planes)
+    if not 0 <= k <= dtype.itemsize:
+        raise ValueError(f"{k} byte planes for elements of {dtype.itemsize} bytes")
     try:
-        raw = zlib.decompress(e.data) if e.deflate else e.data
+        raw = zlib.decompress(e.data) if k else e.data
     except zlib.error as err:
         raise ValueError(f"bytes do not inflate ({err})") from None
-    if len(raw) != n * dtype.itemsize:
-        raise ValueError(f"{len(raw)} bytes for {n} elements of {dtype}")
-    flat = np.frombuffer(raw, np.uint8)
-    if e.deflate and dtype.itemsize > 1:
-        flat = flat.reshape(dtype.itemsize, n).T  # undo the shuffle; the copy below makes it C-order
-    return flat.copy(order="C").view(dtype).reshape(e.shape)
+    if len(raw) != n * (k or dtype.itemsize):
+        raise ValueError(f"{len(raw)} bytes for {n} elements of {dtype} ({k} byte planes)")
+    if k == 0:
+        return np.frombuffer(raw, dtype).reshape(e.shape).copy()
+    planes = np.frombuffer(raw, np.uint8).reshape(k, n)
+    out = np.zeros(n * dtype.itemsize, np.uint8)  # the planes left out are 0
+    for j in range(k):  # undo the shuffle one plane at a time: 1-D strided copies are fast
+        out[j::dtype.itemsize] = planes[j]
+    return out.view(dtype).reshape(e.shape)
 
 
 def encode_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Encoded]:

@@ -1,8 +1,22 @@
-"""How two store headers differ, in words: what a refused store or part says changed."""
+"""Store headers: the one a stage run writes, and how two differ, in words (what a refused
+store or part says changed)."""
 
 from __future__ import annotations
 
+import json
 from typing import Iterable, Mapping
+
+
+def make_header(stage: str, fmt: int, options: Mapping, inputs: Mapping, shard: str) -> dict:
+    """``{"stage", "format", "options", "inputs", "shard"}`` as JSON reads it back, so that
+    tuples, paths and numpy scalars compare equal to what a store holds."""
+    return json.loads(json.dumps({"stage": stage, "format": fmt, "options": dict(options),
+                                  "inputs": dict(inputs), "shard": shard}, default=str))
+
+
+def text(v) -> str:
+    """An HDF5 string attribute or dataset element as ``str``."""
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def describe_change(old: Mapping, new: Mapping) -> str:

@@ -18,20 +18,35 @@ from bestie_labels.store_codec import DEFLATE_MIN_BYTES, Encoded, decode, encode
 # ------------------------------------------------------------------------------------------
 def test_small_arrays_are_raw_bytes():
     e = encode(np.array([[1, 2], [3, 4]], "<i4"))
-    assert (e.shape, e.dtype, e.deflate) == ((2, 2), np.dtype("<i4"), False)
+    assert (e.shape, e.dtype, e.planes) == ((2, 2), np.dtype("<i4"), 0)
     assert e.data == bytes([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0])
 
 
 def test_large_arrays_are_the_deflated_byte_shuffle():
     a = np.arange(2048, dtype="<u2")  # 4096 bytes: the threshold
     e = encode(a)
-    assert e.deflate and e.shape == (2048,)
+    assert e.planes == 2 and e.shape == (2048,)
     raw = np.frombuffer(zlib.decompress(e.data), np.uint8)
     # byte 0 of every element first, then byte 1: HDF5's shuffle filter
     np.testing.assert_array_equal(raw[:2048], np.arange(2048) % 256)
     np.testing.assert_array_equal(raw[2048:], np.arange(2048) // 256)
-    assert not encode(np.arange(DEFLATE_MIN_BYTES - 1, dtype=np.uint8)).deflate
-    assert encode(np.arange(DEFLATE_MIN_BYTES, dtype=np.uint8)).deflate
+    assert encode(np.arange(DEFLATE_MIN_BYTES - 1, dtype=np.uint8)).planes == 0
+    assert encode(np.arange(DEFLATE_MIN_BYTES, dtype=np.uint8)).planes == 1
+
+
+def test_trailing_zero_byte_planes_are_left_out():
+    """A uint16 map with values below 256 keeps only its low bytes; a value of 256 needs both."""
+    a = np.tile(np.array([0, 1, 255], "<u2"), 2000)
+    e = encode(a)
+    assert e.planes == 1 and zlib.decompress(e.data) == a.astype(np.uint8).tobytes()
+    np.testing.assert_array_equal(decode(e), a)
+    a[5] = 256
+    assert encode(a).planes == 2
+    big = np.tile(np.array([0, 1], ">u2"), 3000)  # big-endian: byte 0 is the high byte, 0 here
+    assert encode(big).planes == 2
+    np.testing.assert_array_equal(decode(encode(big)), big)
+    zeros = np.zeros(3000, np.float32)
+    assert encode(zeros).planes == 1 and decode(encode(zeros)).dtype == np.float32
 
 
 @pytest.mark.parametrize("a", [
@@ -56,9 +71,11 @@ def test_encode_refuses_scalars_and_non_numbers():
 def test_decode_refuses_damaged_bytes():
     e = encode(np.arange(4096, dtype=np.uint16))
     with pytest.raises(ValueError, match="inflate"):
-        decode(Encoded(e.shape, e.dtype, True, e.data[:-9] + b"123456789"))
+        decode(Encoded(e.shape, e.dtype, 2, e.data[:-9] + b"123456789"))
     with pytest.raises(ValueError, match="bytes for 4 elements"):
-        decode(Encoded((4,), np.dtype(np.int32), False, b"\0" * 12))
+        decode(Encoded((4,), np.dtype(np.int32), 0, b"\0" * 12))
+    with pytest.raises(ValueError, match="3 byte planes for elements of 2 bytes"):
+        decode(Encoded(e.shape, e.dtype, 3, e.data))
 
 
 # ------------------------------------------------------------------------------------------
@@ -85,9 +102,11 @@ def _read_as_documented(path, name, i):
         g = h5[f"arrays/{name}"]
         lo, hi = g["offset"][i], g["offset"][i + 1]
         shape, dtype = tuple(g["shape"][i]), np.dtype(g.attrs["dtype"])
-        data = g["bytes"][lo:hi].tobytes()
-        if g["deflate"][i]:
-            data = np.frombuffer(zlib.decompress(data), np.uint8).reshape(dtype.itemsize, -1).T.tobytes()
+        data, k = g["bytes"][lo:hi].tobytes(), int(g["planes"][i])
+        if k:  # the first k planes of the byte shuffle, deflated; the others are 0
+            planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(k, -1)
+            missing = np.zeros((dtype.itemsize - k, planes.shape[1]), np.uint8)
+            data = np.concatenate([planes, missing]).T.tobytes()
         return np.frombuffer(data, dtype).reshape(shape)
 
 
@@ -98,7 +117,7 @@ def test_layout_is_as_documented(tmp_path):
         assert sorted(h5["arrays"]) == ["mask", "pts"]
         np.testing.assert_array_equal(h5["arrays/pts/shape"][()], [[1, 2], [-1, -1], [0, 2]])
         np.testing.assert_array_equal(h5["arrays/pts/offset"][()], [0, 8, 8, 8])
-        np.testing.assert_array_equal(h5["arrays/mask/deflate"][()], [True, False, False])  # 4,800 bytes, 12, 2
+        np.testing.assert_array_equal(h5["arrays/mask/planes"][()], [1, 0, 0])  # 4,800 bytes (values < 256), 12, 2
         np.testing.assert_array_equal(h5["attrs/warn"][()], [0, 2, 0])
         # every image costs no HDF5 object of its own
         assert sorted(h5) == ["arrays", "attrs", "meta"]
@@ -112,7 +131,7 @@ def test_deflated_arrays_read_back_by_an_outside_reader(tmp_path):
            for k, i in enumerate(IDS)}
     p = _store(tmp_path / "s.h5", arrays=big)
     with h5py.File(p, "r") as h5:
-        assert h5["arrays/mask/deflate"][()].all()
+        np.testing.assert_array_equal(h5["arrays/mask/planes"][()], [2, 2, 2])
     for i, iid in enumerate(IDS):
         np.testing.assert_array_equal(_read_as_documented(p, "mask", i), big[iid]["mask"])
 
@@ -137,7 +156,7 @@ def test_parts_and_final_are_byte_identical_however_split(tmp_path):
 
 def test_a_name_with_two_dtypes_is_a_programming_error(tmp_path):
     arrays = {**ARRAYS, "c": {"mask": np.zeros((1, 1), np.uint8)}}
-    with pytest.raises(ValueError, match="array 'mask' is uint8 of rank 2 in image c but uint16"):
+    with pytest.raises(ValueError, match="array .mask. is uint8 of rank 2 in image c but uint16 of rank 2 before"):
         _store(tmp_path / "s.h5", part_size=64, arrays=arrays)
 
 
