@@ -156,6 +156,7 @@ def write_layout(h5: h5py.File, lay: Layout, fetch: Callable[[str, int], bytes])
 
 
 def _write_blocks(d, rows: list[int], off: np.ndarray, get: Callable[[int], bytes], block: int = 8 << 20) -> None:
+    """Write ``get(i)`` for the ``rows`` (in order, each with bytes) at ``off[i]`` of dataset ``d``."""
     buf: list[bytes] = []
     start = size = 0
     for i in rows:

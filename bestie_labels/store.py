@@ -368,18 +368,20 @@ class StoreWriter:
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.is_current = True
         return self.path
+
     def _write_final(self, sources: list[FileBytes]) -> None:
         """Write the store from ``sources[i]``, the part holding ``image_ids[i]``; a part's
         bytes are let go once its last image is copied."""
         row_in = {id(b): {iid: r for r, iid in enumerate(b.layout.image_ids)} for b in set(sources)}
         rows = [(b, row_in[id(b)][i]) for b, i in zip(sources, self.image_ids)]
-        last = {id(b): k for k, b in enumerate(sources)}
         lay = concat_layouts([(b.layout, r) for b, r in rows])
+        # the last image of each part with bytes of each name: fetch is called for those only
+        last = {(id(rows[k][0]), name): k for name, off in lay.offsets.items() for k in np.flatnonzero(np.diff(off))}
 
         def fetch(name: str, k: int) -> bytes:
             b, r = rows[k]
             data = b.get(name, r)
-            if last[id(b)] == k:
+            if last[id(b), name] == k:
                 b.release(name)
             return data
 
