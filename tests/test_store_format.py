@@ -188,3 +188,16 @@ def test_a_damaged_index_is_refused(tmp_path):
         h5["arrays/mask/offset"][3] = 10 ** 6  # beyond the bytes
     with pytest.raises(BestieError, match=r"store is damaged \(.*index\)"):
         Store(p)
+
+
+def test_a_part_is_written_once_its_first_image_has_waited(tmp_path, monkeypatch):
+    """Parts hold ``part_size`` images, or fewer once PART_SECONDS have passed since the first
+    (a slow stage loses at most that much work to a SIGKILL)."""
+    from bestie_labels import store
+
+    w = StoreWriter(tmp_path / "s.h5", "toy", {"o": 1}, {"data": "x"}, IDS, part_size=64)
+    w.add("a", ARRAYS["a"])
+    assert not list(w.parts_dir.glob("part-*.h5"))  # 1 image of 64, no time passed
+    monkeypatch.setattr(store, "PART_SECONDS", -1.0)
+    w.add("b", ARRAYS["b"])
+    assert len(list(w.parts_dir.glob("part-*.h5"))) == 1 and w.n_done == 2
