@@ -252,3 +252,33 @@ def test_cue_pixels_truncates_and_clips_to_the_image():
     assert cols.tolist() == [0, 9, 0, 4, 9, 8]
     assert rows.tolist() == [0, 4, 4, 0, 2, 3]
     assert rows.dtype == cols.dtype == np.int64
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int8, np.int32, np.int64, np.float32])
+def test_transfer_is_the_same_for_any_mask_dtype(dtype):
+    """A class mask of another dtype (an imported WSSS) gives the uint8 result; values that are
+    no class (-1 inside component A, 1.5 next to it) are background, not part of A."""
+    w, cues, labels = _scene()
+    w = (w * (w != 255)).astype(np.uint8)
+    m = w.astype(dtype)
+    if np.issubdtype(dtype, np.signedinteger):
+        m[1, 1] = -1
+        w[1, 1] = 0
+    if np.issubdtype(dtype, np.floating):
+        m[5, 2] = 1.5  # touches A (rows 1-4): read as class 0 it would join A
+    ref = transfer_instances(w, cues, labels, min_area=5)
+    out = transfer_instances(m, cues, labels, min_area=5)
+    assert sorted(out) == sorted(ref)
+    for k in ref:
+        assert out[k].dtype == ref[k].dtype
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+def test_transfer_without_instances_keeps_the_documented_dtypes():
+    w, cues, labels = _scene()
+    for c in (cues[:0], cues[[0]]):  # no cue at all; one cue in A, under min_area: nothing kept
+        out = transfer_instances(w, c, labels, min_area=500)
+        assert out["instances"].dtype == np.uint16 and out["instances"].shape == (20, 30) and not out["instances"].any()
+        assert (out["classes"].dtype, out["classes"].shape) == (np.int32, (0,))
+        assert (out["centers"].dtype, out["centers"].shape) == (np.float32, (0, 2))
+        assert (out["scores"].dtype, out["scores"].shape) == (np.float32, (0,))
