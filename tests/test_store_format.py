@@ -182,12 +182,49 @@ def test_format_1_stores_are_refused_in_one_line(tmp_path):
     assert p.read_bytes() == before and sorted(tmp_path.iterdir()) == [p]
 
 
-def test_a_damaged_index_is_refused(tmp_path):
+def _replace(h5, path, data):
+    del h5[path]
+    h5[path] = data
+
+
+DAMAGES = {
+    "bytes shorter than the offsets": lambda h5: h5["arrays/mask/offset"].__setitem__(3, 10 ** 6),
+    "first offset not 0": lambda h5: h5["arrays/mask/offset"].__setitem__(0, 1),
+    "offsets decreasing": lambda h5: h5["arrays/mask/offset"].__setitem__(1, h5["arrays/mask/offset"][2] + 1),
+    "offsets of another length": lambda h5: _replace(h5, "arrays/mask/offset", h5["arrays/mask/offset"][:3]),
+    "a shape row missing": lambda h5: _replace(h5, "arrays/mask/shape", h5["arrays/mask/shape"][:2]),
+    "shapes not a table": lambda h5: _replace(h5, "arrays/mask/shape", h5["arrays/mask/shape"][()].reshape(-1)),
+    "a planes entry too many": lambda h5: _replace(h5, "arrays/mask/planes", np.zeros(4, np.uint8)),
+    "not a number dtype": lambda h5: h5["arrays/mask"].attrs.__setitem__("dtype", "<U2"),
+    "an attribute of another length": lambda h5: _replace(h5, "attrs/warn", np.zeros(2, np.int64)),
+    "no dtype": lambda h5: h5["arrays/pts"].attrs.__delitem__("dtype"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_index_is_refused(tmp_path, damage):
     p = _store(tmp_path / "s.h5")
     with h5py.File(p, "r+") as h5:
-        h5["arrays/mask/offset"][3] = 10 ** 6  # beyond the bytes
-    with pytest.raises(BestieError, match=r"store is damaged \(.*index\)"):
+        DAMAGES[damage](h5)
+    with pytest.raises(BestieError) as e:
         Store(p)
+    assert str(e.value) == f"{p}: store is damaged (unreadable options, inputs, image list or index)"
+
+
+def test_layouts_of_two_parts_with_other_dtypes_do_not_join():
+    from bestie_labels.h5io import concat_layouts, layout_of
+
+    a = layout_of(["a"], [{"m": encode(np.zeros(3, np.uint16))}], [None])
+    b = layout_of(["b"], [{"m": encode(np.zeros((3, 1), np.uint16))}], [None])
+    c = layout_of(["c"], [{"m": encode(np.zeros(3, np.uint8))}], [{"w": 4}])
+    with pytest.raises(ValueError) as e:
+        concat_layouts([(a, 0), (b, 0)])
+    assert str(e.value) == "array 'm' is uint16 of rank 2 in another part but uint16 of rank 1 before"
+    with pytest.raises(ValueError, match="array 'm' is uint8 of rank 1 in another part but uint16 of rank 1"):
+        concat_layouts([(a, 0), (c, 0)])
+    both = concat_layouts([(c, 0), (c, 0)])
+    np.testing.assert_array_equal(both.attrs["w"], [4, 4])
+    np.testing.assert_array_equal(both.offsets["m"], [0, 3, 6])
 
 
 def test_a_part_is_written_once_its_first_image_has_waited(tmp_path, monkeypatch):
