@@ -225,6 +225,14 @@ def test_layouts_of_two_parts_with_other_dtypes_do_not_join():
     both = concat_layouts([(c, 0), (c, 0)])
     np.testing.assert_array_equal(both.attrs["w"], [4, 4])
     np.testing.assert_array_equal(both.offsets["m"], [0, 3, 6])
+    # rows taken out of order: the index follows the rows, not the source's order
+    two = layout_of(["x", "y"], [{"m": encode(np.zeros(2, np.uint8))}, {"m": encode(np.zeros((5,), np.uint8))}],
+                    [None, {"w": 1}])
+    back = concat_layouts([(two, 1), (two, 0)])
+    assert back.image_ids == ["y", "x"]
+    np.testing.assert_array_equal(back.offsets["m"], [0, 5, 7])
+    np.testing.assert_array_equal(back.shapes["m"], [[5], [2]])
+    np.testing.assert_array_equal(back.attrs["w"], [1, 0])
 
 
 def test_a_part_is_written_once_its_first_image_has_waited(tmp_path, monkeypatch):
