@@ -210,8 +210,9 @@ class FileBytes:
     """The encoded bytes of one open file's images: small columns read whole once, large
     ones image by image."""
 
-    def __init__(self, h5: h5py.File, layout: Layout, limit: int = IN_MEMORY_BYTES):
-        self.h5, self.layout, self.limit = h5, layout, limit
+    def __init__(self, h5: h5py.File, layout: Layout, limit: int | None = None):
+        self.h5, self.layout = h5, layout
+        self.limit = IN_MEMORY_BYTES if limit is None else limit
         self._whole: dict[str, bytes] = {}
 
     def get(self, name: str, row: int) -> bytes:

@@ -61,6 +61,14 @@ def test_roundtrip_keeps_values_shape_and_dtype(a):
     np.testing.assert_array_equal(b, a)
 
 
+def test_a_zero_top_plane_keeps_the_planes_below_it():
+    """int32 256: bytes 0 and 2-3 are zero, byte 1 is not; two planes are kept, not one."""
+    a = np.full(2000, 256, "<i4")
+    e = encode(a)
+    assert e.planes == 2
+    np.testing.assert_array_equal(decode(e), a)
+
+
 def test_encode_refuses_scalars_and_non_numbers():
     with pytest.raises(ValueError, match="rank 1 or more"):
         encode(np.float32(3))
@@ -147,6 +155,21 @@ def test_store_reads_absent_arrays_attrs_and_shapes(tmp_path):
             s.shape("b", "pts")
         with pytest.raises(BestieError, match="image z is not in this store"):
             s.read("z")
+
+
+def test_large_columns_are_read_image_by_image(tmp_path, monkeypatch):
+    """Columns over IN_MEMORY_BYTES are not read whole: the same arrays, read image by image."""
+    from bestie_labels import h5io
+
+    p = _store(tmp_path / "s.h5")
+    monkeypatch.setattr(h5io, "IN_MEMORY_BYTES", 0)
+    with Store(p) as s:
+        for iid in IDS:
+            got = s.read(iid)
+            assert sorted(got) == sorted(ARRAYS[iid])
+            for k, a in ARRAYS[iid].items():
+                np.testing.assert_array_equal(got[k], a)
+        assert s._bytes._whole == {}
 
 
 def test_parts_and_final_are_byte_identical_however_split(tmp_path):
