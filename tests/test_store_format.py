@@ -269,3 +269,14 @@ def test_a_part_is_written_once_its_first_image_has_waited(tmp_path, monkeypatch
     monkeypatch.setattr(store, "PART_SECONDS", -1.0)
     w.add("b", ARRAYS["b"])
     assert len(list(w.parts_dir.glob("part-*.h5"))) == 1 and w.n_done == 2
+
+
+def test_no_object_records_the_time_it_was_written(tmp_path):
+    """HDF5 can stamp each object with its creation time (seconds); a store's bytes would then
+    depend on when it was written, and two runs could never be byte-identical."""
+    import time
+
+    a = _store(tmp_path / "a.h5")
+    time.sleep(1.1)
+    b = _store(tmp_path / "b.h5")
+    assert a.read_bytes() == b.read_bytes()
