@@ -23,6 +23,10 @@ class NoSpaceError(BestieError):
     """The disk is full: finished work is kept, so that a rerun with more space resumes."""
 
 
+class StoreFormatError(BestieError):
+    """A store written in another store format (another version of bestie): rerun its stage."""
+
+
 class StaleOutputError(BestieError):
     """An existing output was made with other options or inputs (rerun with --force)."""
 

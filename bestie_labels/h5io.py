@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s, h5t
 
-from .store_codec import Encoded
+from .store_codec import KINDS, Encoded
 
 #: Byte columns up to this size are read whole when first used; larger ones image by image.
 IN_MEMORY_BYTES = 64 << 20
@@ -116,19 +116,23 @@ def concat_layouts(rows: Sequence[tuple[Layout, int]]) -> Layout:
     return lay
 
 
-def _dcpl():
+def _property_lists():
     dcpl = h5p.create(h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(False)
     dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)  # the file's bytes then never depend on write order
-    return dcpl
+    lcpl = h5p.create(h5p.LINK_CREATE)
+    lcpl.set_create_intermediate_group(True)
+    return dcpl, lcpl
+
+
+# One of each for every dataset a store creates (HDF5 copies a property list where it uses it).
+_DCPL, _LCPL = _property_lists()
 
 
 def _create(h5: h5py.File, path: str, a: np.ndarray) -> None:
     """A contiguous dataset holding ``a``, through the low-level API (fast, no timestamps)."""
     space = h5s.create_simple(a.shape) if a.ndim else h5s.create(h5s.SCALAR)
-    lcpl = h5p.create(h5p.LINK_CREATE)
-    lcpl.set_create_intermediate_group(True)
-    d = h5d.create(h5.id, path.encode(), h5t.py_create(a.dtype, logical=True), space, dcpl=_dcpl(), lcpl=lcpl)
+    d = h5d.create(h5.id, path.encode(), h5t.py_create(a.dtype, logical=True), space, dcpl=_DCPL, lcpl=_LCPL)
     if a.size:
         d.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(a))
 
@@ -147,7 +151,7 @@ def write_layout(h5: h5py.File, lay: Layout, fetch: Callable[[str, int], bytes])
         _create(h5, f"arrays/{name}/shape", lay.shapes[name])
         _create(h5, f"arrays/{name}/planes", lay.planes[name])
         d = h5d.create(h5.id, f"arrays/{name}/bytes".encode(), h5t.STD_U8LE,
-                       h5s.create_simple((int(off[-1]),)), dcpl=_dcpl())
+                       h5s.create_simple((int(off[-1]),)), dcpl=_DCPL)
         if off[-1]:
             _write_blocks(d, [i for i in range(len(lay.image_ids)) if off[i + 1] > off[i]],
                           off, lambda i: fetch(name, i))
@@ -186,7 +190,7 @@ def read_layout(h5: h5py.File, image_ids: list[str]) -> Layout:
         off = lay.offsets[name]
         if (off.shape != (n + 1,) or lay.shapes[name].ndim != 2 or lay.shapes[name].shape[0] != n
                 or lay.planes[name].shape != (n,) or off[0] != 0 or (np.diff(off) < 0).any()
-                or off[-1] != g["bytes"].shape[0] or lay.dtypes[name].kind not in "biuf"):
+                or off[-1] != g["bytes"].shape[0] or lay.dtypes[name].kind not in KINDS):
             raise ValueError(f"the index of array '{name}' does not fit the {n} images")
     for k, d in h5.get("attrs", {}).items():
         lay.attrs[k] = np.asarray(d[()], np.int64).reshape(-1)

@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 
 from . import __version__, interrupt
-from .errors import BestieError, StaleOutputError
+from .errors import BestieError, StaleOutputError, StoreFormatError
 from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
 from .h5io import FileBytes, concat_layouts, layout_of, read_layout, write_ids, write_layout
 from .store_codec import Encoded, decode, encode_arrays
@@ -108,7 +108,7 @@ class Store:
         except (TypeError, ValueError, KeyError, OSError):
             raise BestieError("store attributes are malformed (stage/format)", self.path) from None
         if fmt != FORMAT:
-            raise BestieError(f"store format {fmt} is not supported (expected {FORMAT}): it was written by "
+            raise StoreFormatError(f"store format {fmt} is not supported (expected {FORMAT}): it was written by "
                               f"another version of bestie ({text(a.get('version', '?'))}); rerun the "
                               f"stage that made it", self.path)
         if stage is not None and self.stage != stage:
@@ -239,14 +239,14 @@ class StoreWriter:
                     old_h = old.header()
                     old_h["image_ids_sha"] = ids_digest(old.image_ids)
             except BestieError as e:
-                old_h, why = None, e.problem
+                old_h, old_format = None, isinstance(e, StoreFormatError)
             if old_h == self.header:
                 self.is_current = True
                 self._drop_finished_parts()
                 return
             if not force:
                 if old_h is None:
-                    what = "is a store of another format" if why.startswith("store format") else "is not a store of this stage"
+                    what = "is a store of another format" if old_format else "is not a store of this stage"
                     raise StaleOutputError(f"exists and {what}; rerun with --force to replace it", self.path)
                 raise StaleOutputError(
                     "was made with other options or inputs ("
