@@ -6,7 +6,9 @@ Every writing command wraps its work in :func:`guard_outputs`, which enforces:
   recognises its own files through a small registry in each output folder,
   ``.bestie-outputs.json`` (``{file name: {"command", "sha256": [...], "pending"}}``): a file is
   the command's own when the registry names this command and the file's bytes are those it
-  wrote (or a run of it was interrupted while writing it: ``pending``). Stores and checkpoints
+  wrote. A run killed while writing leaves its entry ``pending`` with the bytes of the command's
+  last complete version: a file found there later is matched against those bytes like any other
+  (a file someone put there after the kill is foreign). Stores and checkpoints
   carry their own header instead (:class:`~bestie_labels.store.StoreWriter`, the checkpoint
   loaders) and are not registered;
 * **an output that is also an input is always refused**, ``force`` or not: the same file, or a
@@ -147,7 +149,8 @@ def written_by(path: str | os.PathLike, command: str) -> bool:
     e = _read_registry(p.parent).get(p.name)
     if not isinstance(e, dict) or e.get("command") != command:
         return False
-    return bool(e.get("pending")) or sha256_file(p) in (e.get("sha256") or [])
+    # "pending" (a killed run) proves nothing about the bytes there now: only the content counts
+    return sha256_file(p) in (e.get("sha256") or [])
 
 
 # ----------------------------------------------------------------------------------------
@@ -296,13 +299,13 @@ def guard_outputs(command: str, outputs: Sequence[str | os.PathLike] = (), files
             for o in sorted({os.path.abspath(o) for o in outputs}):
                 locks.append(OutputLock(o).acquire())
         _refuse_foreign(files_p, command, force)
-        since_ns = time.time_ns()
+        # file systems stamp with a coarse clock (a jiffy behind time_ns): a margin, so that a
+        # file this run wrote is not taken for an older one
+        since_ns = time.time_ns() - 50_000_000
         saved = _mark(files_p, command) if files_p else {}
         try:
             yield
-        except (KeyboardInterrupt, SystemExit):
-            raise  # keep "pending": the rerun resumes and recognises what this run wrote
-        except BaseException:
+        except BaseException:  # Ctrl-C too: record what this run did write, so a rerun resumes
             _settle(files_p, command, saved, since_ns)
             raise
         _settle(files_p, command, None)

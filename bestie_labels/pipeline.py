@@ -220,16 +220,16 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     pseudo = str(work / "pseudo.h5")
     stages.append(Stage("transfer", [L, "transfer", *c.train_data, "--cues", cues, "--wsss", wsss, "--out", pseudo,
                                      "--workers", str(cfg.workers), "--force"], [cues, wsss], pseudo))
-    # --force on the JSON / figure outputs too: the work folder is the pipeline's own (its files
-    # from an older bestie are not in the registry of own outputs).
+    # No --force on the JSON / figure outputs: the registry of own outputs recognises what these
+    # stages wrote, and a file a user put in the work folder is refused, never replaced.
     report = str(work / "report.json")
     # --wsss: report.json also holds the class masks' mIoU against the GT (paper Table 4's column).
     stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo, "--wsss", wsss,
-                                   "--out", report, "--overlays", str(work / "overlays"), "--force"]
+                                   "--out", report, "--overlays", str(work / "overlays")]
                         + (["--labels", cfg.labels] if cfg.labels else []), [pseudo, wsss], report))
     coco = str(work / "pseudo_coco.json")
     stages.append(Stage("export", [L, "export", *c.train_data, "--pseudo", pseudo, "--format", "coco",
-                                   "--out", coco, "--force"], [pseudo], coco))
+                                   "--out", coco], [pseudo], coco))
     return stages
 
 
@@ -253,11 +253,11 @@ def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")
     stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.data,
                                      "--split", "val", "--out", metrics, "--vis", str(work / "predictions"),
-                                     *c.dev, "--force"], [last], metrics))
+                                     *c.dev], [last], metrics))
     stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.data, "--split", "val",
-                                          "--out", metrics_last, *c.dev, "--force"], [last], metrics_last))
+                                          "--out", metrics_last, *c.dev], [last], metrics_last))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet", "--force"],
+    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet"],
                         [str(work / "report.json"), metrics, metrics_last], summary))
     return stages
 

@@ -161,6 +161,8 @@ def resumed_checkpoint(run: RunState, resume: bool, force: bool, num_classes: in
         check_resume(ckpt, run.opt_dict, run.inputs, run.class_names, last)
 
     existed = last.exists()
+    if not existed and not force:
+        _refuse_foreign_run_files(run.out)
     ckpt = previous_run(last, resume, force, lambda p: load_checkpoint(p, num_classes=num_classes), check,
                         exists="the run folder already holds a checkpoint; pass --resume to continue it, "
                                "--force to start over, or choose another --out")
@@ -168,6 +170,25 @@ def resumed_checkpoint(run: RunState, resume: bool, force: bool, num_classes: in
         run.log.truncate(-1)
         run.best_path.unlink(missing_ok=True)
     return ckpt
+
+
+def _refuse_foreign_run_files(out: Path) -> None:
+    """A folder without ``last.pt`` holds no run of ``fit``: its ``curves.png`` or ``best.pt``
+    were written by something else and are not replaced; so is a ``metrics.jsonl`` unless all
+    its rows are ``fit`` rows (a run killed before its first ``last.pt`` left it)."""
+    for name in ("metrics.jsonl", "curves.png", "best.pt"):
+        path = Path(out) / name
+        if name == "metrics.jsonl" and _fit_rows_only(path):
+            continue
+        if path.exists():
+            raise BestieError("exists and was not written by `bestie-train fit` (the folder holds no last.pt); "
+                              "pass --force to replace it, or choose another --out", Path(out) / name)
+
+
+def _fit_rows_only(path: Path) -> bool:
+    rows = MetricsLog(path).read()
+    return bool(rows) and all(isinstance(r, dict) and (r.get("kind") == "val" and "mAP50" in r or r.get("kind") == "train"
+                                                      and all(k in r for k in LOSS_KEYS)) for r in rows)
 
 
 def build_training(run: RunState, ckpt: dict | None) -> None:

@@ -473,6 +473,84 @@ def _coco_rle(w: Work) -> Cell:
                            "--out", w.out / "m.json"], "instances.json", r"malformed compressed RLE")
 
 
+def _coco_poly(w: Work, poly: list, command: str = "export") -> Cell:
+    """The COCO file with its first annotation a polygon ``poly``: refused when opened."""
+    p, img = _coco_dataset(w, lambda d: d["annotations"][0].update(segmentation=[poly]))
+    return Cell("labels", ["export", "--data", p, "--images", img, "--pseudo", w.inp / "pseudo.h5",
+                           "--out", w.out / "c.json"], "instances.json", "")
+
+
+@cell("COCO JSON: polygon with NaN (issue 23)", "export")
+def _coco_poly_nan(w: Work) -> Cell:
+    c = _coco_poly(w, [1, 1, float("nan"), 5, 9, 9])
+    c.problem = r"annotation 1: polygon has a non-finite coordinate \(nan\)"
+    return c
+
+
+@cell("COCO JSON: polygon with Infinity (issue 23)", "export")
+def _coco_poly_inf(w: Work) -> Cell:
+    c = _coco_poly(w, [1, 1, 5, float("inf"), 9, 9])
+    c.problem = r"annotation 1: polygon has a non-finite coordinate \(inf\)"
+    return c
+
+
+@cell("COCO JSON: polygon coordinate 1e12 (issue 23)", "export")
+def _coco_poly_far(w: Work) -> Cell:
+    c = _coco_poly(w, [1, 1, 1e12, 5, 9, 9])
+    c.problem = r"annotation 1: polygon coordinate 1e\+12 is far outside the 32x32 image"
+    return c
+
+
+@cell("COCO JSON: polygon of 4 numbers (read as a box by pycocotools)", "export")
+def _coco_poly_short(w: Work) -> Cell:
+    c = _coco_poly(w, [1, 1, 9, 9])
+    c.problem = r"annotation 1: polygon has 4 numbers"
+    return c
+
+
+@cell("COCO JSON: polygon holding a string", "export")
+def _coco_poly_str(w: Work) -> Cell:
+    c = _coco_poly(w, [1, 1, "5", 5, 9, 9])
+    c.problem = r"annotation 1: polygon is not a list of numbers"
+    return c
+
+
+@cell("COCO JSON: iscrowd 'yes' (issue 23)", "evaluate")
+def _coco_crowd_str(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["annotations"][0].update(iscrowd="yes"))
+    return Cell("labels", ["evaluate", "--data", p, "--images", img, "--predictions", w.inp / "preds.json",
+                           "--out", w.out / "m.json"], "instances.json", r"annotation 1: iscrowd must be 0 or 1, got 'yes'")
+
+
+@cell("COCO JSON: duplicate annotation ids (issue 23)", "evaluate")
+def _coco_dup_ann(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["annotations"][-1].update(id=1))
+    return Cell("labels", ["evaluate", "--data", p, "--images", img, "--predictions", w.inp / "preds.json",
+                           "--out", w.out / "m.json"], "instances.json", r"annotation id 1 is used twice")
+
+
+@cell("COCO JSON: absolute file_name (issue 23)", "export")
+def _coco_abs_name(w: Work) -> Cell:
+    jpg = w.voc / "JPEGImages" / f"{VAL_IDS[0]}.jpg"
+    p, img = _coco_dataset(w, lambda d: d["images"][0].update(file_name=str(jpg)))
+    return Cell("labels", ["export", "--data", p, "--images", img, "--pseudo", w.inp / "pseudo.h5",
+                           "--out", w.out / "c.json"], "instances.json", r"image \d+: file_name .* is an absolute path")
+
+
+@cell("COCO JSON: file_name escaping --images with .. (issue 23)", "export")
+def _coco_dotdot_name(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["images"][0].update(file_name=f"../JPEGImages/{VAL_IDS[0]}.jpg"))
+    return Cell("labels", ["export", "--data", p, "--images", img, "--pseudo", w.inp / "pseudo.h5",
+                           "--out", w.out / "c.json"], "instances.json", r"leaves the image folder")
+
+
+@cell("COCO JSON: empty image list (issue 23)", "cues --points")
+def _coco_no_images(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d.update(images=[], annotations=[]))
+    return Cell("labels", ["cues", "--data", p, "--images", img, "--points", w.voc / "points", "--out", w.out / "c.h5"],
+                "instances.json", r"lists no image")
+
+
 @cell("points folder missing", "cues --method points")
 def _points_dir(w: Work) -> Cell:
     return Cell("labels", ["cues", *w.data(), "--points", w.root / "Peak_points", "--out", w.out / "c.h5"],

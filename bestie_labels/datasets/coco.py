@@ -24,6 +24,7 @@ from ..errors import BestieError
 from ..fileio import read_json
 from ..rle import decode_counts_totals
 from .base import Dataset, GtInstances, Record
+from .coco_checks import check_annotations
 
 
 @dataclass
@@ -201,6 +202,7 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
         raise BestieError("image folder not found", images)
     data = read_json(json_path)
     _check_layout(data, json_path)
+    check_annotations(data, json_path)
     cat_index, class_names = _categories(data, json_path)
     records, json_ids = _records(data, _image_labels(data, cat_index, json_path), images, json_path)
 

@@ -1,0 +1,88 @@
+"""Checks of a COCO instances JSON that pycocotools does not make, run once when it is opened.
+
+pycocotools turns a polygon into a mask without looking at its numbers: a NaN, an Infinity or a
+coordinate like 1e12 makes it allocate without bound (the kernel kills the process) or crash.
+Every polygon is therefore checked here, as the RLE segmentations are in :mod:`.coco`, and so
+are the fields whose wrong values pycocotools and the evaluation accept silently:
+
+* ``iscrowd`` is 0 or 1 (``"yes"`` would count as a crowd region);
+* annotation ids are integers and unique (results and GT are matched by id);
+* a ``file_name`` is relative and stays inside the image folder (no absolute path, no ``..``);
+* the image list is not empty (a VOC split listing no image is refused too).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from ..errors import BestieError
+
+#: A polygon may stray outside its image (annotation tools clip late), by at most this many
+#: image sizes on each side; beyond that it is a corrupt number, not a vertex.
+POLY_SLACK = 1.0
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def polygon_problem(seg: list, h: int, w: int) -> str | None:
+    """What is wrong with a polygon segmentation (``[[x0, y0, x1, y1, ...], ...]``) of an image
+    of ``h x w`` px, or None."""
+    if not seg:
+        return "has no segmentation"
+    for poly in seg:
+        if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
+            return "polygon is not a list of numbers"
+        if len(poly) < 6 or len(poly) % 2:
+            # pycocotools reads a 4-number list as a box, and drops an odd last number
+            return f"polygon has {len(poly)} numbers (needs an even count, at least 6)"
+        bad = next((v for v in poly if not math.isfinite(v)), None)
+        if bad is not None:
+            return f"polygon has a non-finite coordinate ({bad})"
+        xs, ys = poly[0::2], poly[1::2]
+        lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+        if lo_x < -POLY_SLACK * w or hi_x > (1 + POLY_SLACK) * w or lo_y < -POLY_SLACK * h or hi_y > (1 + POLY_SLACK) * h:
+            far = max((lo_x, hi_x, lo_y, hi_y), key=abs)
+            return f"polygon coordinate {far:g} is far outside the {w}x{h} image"
+    return None
+
+
+def file_name_problem(name: str) -> str | None:
+    """What is wrong with an image ``file_name`` (relative to ``--images``), or None."""
+    if os.path.isabs(name):
+        return f"file_name {name!r} is an absolute path (give it relative to --images)"
+    if os.path.normpath(name).split(os.sep)[0] == os.pardir:
+        return f"file_name {name!r} leaves the image folder (..)"
+    return None
+
+
+def check_annotations(data: dict, json_path: Path) -> None:
+    """Refuse, in one line naming ``json_path`` and the image or annotation, what the module
+    docstring lists. ``data`` has passed :func:`.coco._check_layout`."""
+    if not data["images"]:
+        raise BestieError("lists no image", json_path)
+    sizes = {}
+    for im in data["images"]:
+        problem = file_name_problem(im["file_name"])
+        if problem:
+            raise BestieError(f"image {im['id']}: {problem}", json_path)
+        sizes[im["id"]] = (im["height"], im["width"])
+    seen: set[int] = set()
+    for ann in data["annotations"]:
+        aid = ann.get("id")
+        if not isinstance(aid, int) or isinstance(aid, bool):
+            raise BestieError(f"annotation id {aid!r:.40} is not an integer", json_path)
+        if aid in seen:
+            raise BestieError(f"annotation id {aid} is used twice", json_path)
+        seen.add(aid)
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):
+            raise BestieError(f"annotation {aid}: iscrowd must be 0 or 1, got {crowd!r:.40}", json_path)
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and ann.get("image_id") in sizes:
+            problem = polygon_problem(seg, *sizes[ann["image_id"]])
+            if problem:
+                raise BestieError(f"annotation {aid}: {problem}", json_path)
