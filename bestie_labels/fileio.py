@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import BestieError, NoSpaceError
+from .orientation import apply_orientation, exif_orientation, file_orientation
 
 
 @contextlib.contextmanager
@@ -172,7 +173,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a colour image as ``(H, W, 3) uint8`` RGB; unreadable files raise BestieError."""
+    """Read a colour image as ``(H, W, 3) uint8`` RGB, as displayed (its EXIF orientation
+    applied: :mod:`bestie_labels.orientation`); unreadable files raise BestieError."""
     path = Path(path)
     if not path.is_file():
         raise BestieError("image not found", path)
@@ -183,14 +185,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             f.seek(max(0, path.stat().st_size - 1024))
             if not f.read().rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
                 raise BestieError("truncated JPEG (no end-of-image marker)", path)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise BestieError("cannot decode image (corrupt or not an image)", path)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return apply_orientation(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), file_orientation(path))
 
 
 def read_index_png(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a palette (or 8-bit grey) PNG of indices as ``(H, W) uint8``.
+    """Read a palette (or 8-bit grey) PNG of indices as ``(H, W) uint8`` (EXIF orientation
+    applied, as for images).
 
     ``shape`` (H, W), when given, is checked. Palette indices are returned as stored (VOC:
     0 background, k = class k, 255 void); an RGB image is refused, because its colours would be
@@ -204,7 +207,7 @@ def read_index_png(path: str | os.PathLike, shape: tuple[int, int] | None = None
             im.load()
             if im.mode not in ("P", "L"):
                 raise BestieError(f"mask must be a palette or 8-bit grey PNG, got mode {im.mode}", path)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = apply_orientation(np.asarray(im, dtype=np.uint8), exif_orientation(im))
     except BestieError:
         raise
     except Exception as e:  # PIL raises many types for corrupt files

@@ -551,6 +551,14 @@ def _coco_no_images(w: Work) -> Cell:
                 "instances.json", r"lists no image")
 
 
+@cell("XML <size> that is not the image's (issue 23)", "wsss --from-gt")
+def _xml_size_wrong(w: Work) -> Cell:
+    xml = w.voc / "Annotations" / f"{TRAIN_IDS[1]}.xml"
+    xml.write_text(xml.read_text().replace(f"<width>{SIZE}</width>", "<width>40</width>"))
+    return Cell("labels", ["wsss", *w.data(), "--from-gt", "--out", w.out / "w.h5"], f"{TRAIN_IDS[1]}.xml",
+                rf"<size> says 40x{SIZE} but the image {TRAIN_IDS[1]}.jpg is {SIZE}x{SIZE}$")
+
+
 @cell("points folder missing", "cues --method points")
 def _points_dir(w: Work) -> Cell:
     return Cell("labels", ["cues", *w.data(), "--points", w.root / "Peak_points", "--out", w.out / "c.h5"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -113,6 +113,8 @@ class Dataset:
     #: False for data with no splits (a COCO JSON, a folder without a split column): there,
     #: ``split`` names the whole file/folder, and validation needs another dataset (--val-data).
     has_splits: bool = True
+    #: what gave the records' sizes, named when an image does not have that size
+    size_source: ClassVar[str] = "the dataset"
 
     def __post_init__(self) -> None:
         ids = coco_image_ids([r.image_id for r in self.records])
@@ -142,8 +144,17 @@ class Dataset:
         return self._by_coco.get(int(coco_id))
 
     def load_image(self, rec: Record) -> np.ndarray:
-        """``(H, W, 3) uint8`` RGB."""
-        return read_image(rec.file_name)
+        """``(H, W, 3) uint8`` RGB as displayed (EXIF orientation applied); an image whose size
+        differs from the record's (annotation, JSON) is refused: masks of it would not fit."""
+        img = read_image(rec.file_name)
+        if img.shape[:2] != (rec.height, rec.width):
+            raise self.size_error(rec, *img.shape[:2])
+        return img
+
+    def size_error(self, rec: Record, h: int, w: int) -> BestieError:
+        """The error of an image of ``h x w`` px (as displayed) whose record says otherwise."""
+        return BestieError(f"image is {w}x{h} but {self.size_source} says {rec.width}x{rec.height}"
+                           + turn_hint(rec, h, w), rec.file_name)
 
     def load_gt(self, rec: Record) -> GtInstances:
         raise BestieError("this dataset has no ground-truth instances", rec.file_name)
@@ -168,6 +179,11 @@ class Dataset:
             rows.append([r.image_id, r.height, r.width, np.flatnonzero(r.labels).tolist(), size])
         return sha256_json({"kind": self.kind, "split": self.split, "classes": self.class_names,
                             "records": rows, "extra": self.extra_fingerprint})
+
+
+def turn_hint(rec: Record, h: int, w: int) -> str:
+    """Said when an image's size is its record's turned by 90 degrees: an EXIF orientation."""
+    return " (its EXIF orientation turns it: give the size as displayed)" if (h, w) == (rec.width, rec.height) else ""
 
 
 def check_disjoint(train: Dataset, val: Dataset) -> None:

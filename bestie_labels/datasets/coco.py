@@ -31,6 +31,8 @@ from .coco_checks import check_annotations
 class CocoDataset(Dataset):
     """A COCO instances split; ``load_gt`` decodes the annotations of one image."""
 
+    size_source = "its COCO JSON entry"
+
     json_path: Path | None = None
     coco: object = field(default=None, repr=False)
     cat_index: dict = field(default_factory=dict, repr=False)

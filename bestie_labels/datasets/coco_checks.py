@@ -82,7 +82,8 @@ def check_annotations(data: dict, json_path: Path) -> None:
         if crowd not in (0, 1) or isinstance(crowd, float):
             raise BestieError(f"annotation {aid}: iscrowd must be 0 or 1, got {crowd!r:.40}", json_path)
         seg = ann.get("segmentation")
-        if isinstance(seg, list) and ann.get("image_id") in sizes:
+        iid = ann.get("image_id")
+        if isinstance(seg, list) and isinstance(iid, int) and iid in sizes:
             problem = polygon_problem(seg, *sizes[ann["image_id"]])
             if problem:
                 raise BestieError(f"annotation {aid}: {problem}", json_path)

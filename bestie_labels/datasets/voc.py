@@ -30,8 +30,9 @@ from PIL import Image
 
 from ..constants import MAX_SIDE, VOID
 from ..errors import BestieError
-from ..fileio import read_image, read_index_png
-from .base import VOC_CLASSES, Dataset, GtInstances, Record
+from ..fileio import read_index_png
+from ..orientation import displayed_size, exif_orientation
+from .base import VOC_CLASSES, Dataset, GtInstances, Record, turn_hint
 
 
 
@@ -116,10 +117,11 @@ def read_label_file(path: str | os.PathLike, num_classes: int) -> dict[str, np.n
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` from the image header only (PIL opens lazily, no decode)."""
+    """``(height, width)`` as displayed (EXIF orientation applied) from the image header only
+    (PIL opens lazily, no decode)."""
     try:
         with Image.open(path) as im:
-            w, h = im.size
+            w, h = displayed_size(im.size, exif_orientation(im))
     except Exception as e:
         raise BestieError(f"cannot read image header ({type(e).__name__})", path) from None
     return h, w
@@ -165,19 +167,21 @@ def _parse_size(root) -> tuple[int | None, int | None]:
 class VocDataset(Dataset):
     """A VOC2012-layout split. ``points_dir`` is ``root/points`` when it exists, else None."""
 
+    size_source = "its annotation"
+
+    def size_error(self, rec: Record, h: int, w: int) -> BestieError:
+        """A record's size comes from its XML ``<size>`` when there is one: name that file."""
+        xml = self.root / "Annotations" / f"{rec.image_id}.xml"
+        if not xml.is_file():
+            return super().size_error(rec, h, w)
+        return BestieError(f"<size> says {rec.width}x{rec.height} but the image {Path(rec.file_name).name} is "
+                           f"{w}x{h}" + turn_hint(rec, h, w), xml)
+
     def _png(self, sub: str, rec: Record) -> Path:
         return self.root / sub / f"{rec.image_id}.png"
 
     def has_gt(self, rec: Record) -> bool:
         return self._png("SegmentationObject", rec).is_file() and self._png("SegmentationClass", rec).is_file()
-
-    def load_image(self, rec: Record) -> np.ndarray:
-        """``(H, W, 3) uint8`` RGB; an image whose size differs from the record is refused."""
-        img = read_image(rec.file_name)
-        if img.shape[:2] != (rec.height, rec.width):
-            raise BestieError(f"image is {img.shape[1]}x{img.shape[0]} but its annotation says "
-                              f"{rec.width}x{rec.height}", rec.file_name)
-        return img
 
     def load_gt(self, rec: Record) -> GtInstances:
         """Instances of ``SegmentationObject`` with their class from ``SegmentationClass``.
@@ -187,6 +191,10 @@ class VocDataset(Dataset):
         (minus 1). ``void`` is 255 in either PNG and is removed from every mask.
         """
         shape = (rec.height, rec.width)
+        # a wrong <size> would show as masks not fitting the image: name the annotation instead
+        real = _image_size(Path(rec.file_name))
+        if real != shape:
+            raise self.size_error(rec, *real)
         obj_path, cls_path = self._png("SegmentationObject", rec), self._png("SegmentationClass", rec)
         obj = read_index_png(obj_path, shape)
         cls = read_index_png(cls_path, shape)
