@@ -59,9 +59,22 @@ def read_pseudo(store, rec: Record, num_classes: int) -> dict[str, np.ndarray]:
     top = int(inst.max()) if inst.size else 0
     if top > n or (inst.size and int(inst.min()) < 0):
         raise _damaged(store, rec.image_id, f"instance id {top} but only {n} instances")
-    return {"instances": inst, "classes": classes.astype(np.int32),
-            "centers": np.asarray(d["centers"], np.float32).reshape(n, 2),
-            "scores": np.asarray(d["scores"], np.float32).reshape(n)}
+    centers = np.asarray(d["centers"], np.float32).reshape(n, 2)
+    scores = np.asarray(d["scores"], np.float32).reshape(n)
+    _check_centers(store, rec, centers, scores)
+    return {"instances": inst, "classes": classes.astype(np.int32), "centers": centers, "scores": scores}
+
+
+def _check_centers(store, rec: Record, centers: np.ndarray, scores: np.ndarray) -> None:
+    """Centers ``(N, 2)`` (x, y) finite and inside the image, scores ``(N,)`` finite: exports
+    would write ``nan`` or points that the points reader refuses."""
+    if not np.isfinite(centers).all():
+        raise _damaged(store, rec.image_id, "a center is not a finite number")
+    if not np.isfinite(scores).all():
+        raise _damaged(store, rec.image_id, "a score is not a finite number")
+    x, y = centers[:, 0], centers[:, 1]
+    if (x < 0).any() or (y < 0).any() or (x >= rec.width).any() or (y >= rec.height).any():
+        raise _damaged(store, rec.image_id, f"a center lies outside the {rec.width}x{rec.height} image")
 
 
 def read_wsss(store, rec: Record, num_classes: int) -> np.ndarray:

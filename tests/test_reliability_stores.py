@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from badinput_helpers import (TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs, make_tiny_tree,
+from badinput_helpers import (SIZE, TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs, make_tiny_tree,
                               snapshot)
 from store_helpers import read_image, set_array
 
@@ -85,12 +85,26 @@ def _damage(kind: str, store: str, path: Path) -> str:
         inst[0, 0] = len(g["classes"]) + 5
         _edit(path, i, "instances", inst)
         return rf"store is damaged: image {i}: instance id {len(g['classes']) + 5} but only {len(g['classes'])}"
+    if kind in ("NaN center", "center outside", "NaN score"):
+        if store != "pseudo":
+            pytest.skip("wsss stores hold no centers or scores")
+        key = "scores" if kind == "NaN score" else "centers"
+        v = g[key].astype(np.float32)
+        if kind == "center outside":
+            v[0, 0] = SIZE + 3
+        else:
+            v.reshape(-1)[0] = np.nan
+        _edit(path, i, key, v)
+        what = {"NaN center": "a center is not a finite number", "NaN score": "a score is not a finite number",
+                "center outside": f"a center lies outside the {SIZE}x{SIZE} image"}[kind]
+        return rf"store is damaged: image {i}: {what}"
     key = "classes" if store == "pseudo" else "mask"
     _edit(path, i, key, None)
     return rf"store is damaged: image {i}: no '{key}' array"
 
 
-@pytest.mark.parametrize("kind", ["wrong size", "class out of range", "instance id beyond N", "missing dataset"])
+@pytest.mark.parametrize("kind", ["wrong size", "class out of range", "instance id beyond N", "missing dataset",
+                                  "NaN center", "center outside", "NaN score"])
 @pytest.mark.parametrize("command", list(READS))
 def test_wrong_size_or_damaged_store(command, kind, good, tmp_path):
     copy_tree(good / "voc", tmp_path / "voc")
