@@ -166,10 +166,13 @@ def read_json(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise BestieError("file not found", path)
     try:
-        with open(path) as f:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the JSON
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BestieError(f"not valid JSON ({e})", path) from None
+    except RecursionError:
+        raise BestieError("not valid JSON (nested too deeply)", path) from None
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

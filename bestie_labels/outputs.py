@@ -115,6 +115,7 @@ def _registry(folder: Path, output: Path) -> Iterator[dict]:
 
     path = folder / REGISTRY
     while True:
+        new = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -133,6 +134,8 @@ def _registry(folder: Path, output: Path) -> Iterator[dict]:
                 os.replace(tmp, path)
             except OSError as e:
                 tmp.unlink(missing_ok=True)
+                if new and os.fstat(fd).st_size == 0:
+                    os.unlink(path)  # the empty registry this call created (a full disk)
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise NoSpaceError(f"no space left on the device to record this output in {REGISTRY} "
                                       f"({os.strerror(e.errno)}); earlier outputs are intact", output) from None
@@ -234,14 +237,18 @@ def _by_folder(files: Sequence[Path]) -> dict[Path, list[Path]]:
 def _mark(files: Sequence[Path], command: str) -> dict[Path, dict]:
     """Mark ``files`` pending (this command is about to write them); returns the old entries."""
     saved: dict[Path, dict] = {}
-    for folder, group in _by_folder(files).items():
-        make_parent(group[0])
-        with _registry(folder, group[0]) as reg:
-            old = {p.name: reg.get(p.name) for p in group}
+    try:
+        for folder, group in _by_folder(files).items():
+            make_parent(group[0])
+            with _registry(folder, group[0]) as reg:
+                old = {p.name: reg.get(p.name) for p in group}
+                for p in group:
+                    e = old[p.name] if isinstance(old[p.name], dict) and old[p.name].get("command") == command else {}
+                    reg[p.name] = {"command": command, "sha256": list(e.get("sha256") or [])[-1:], "pending": True}
             saved[folder] = old
-            for p in group:
-                e = old[p.name] if isinstance(old[p.name], dict) and old[p.name].get("command") == command else {}
-                reg[p.name] = {"command": command, "sha256": list(e.get("sha256") or [])[-1:], "pending": True}
+    except BaseException:  # a full disk in a later folder: put back the folders marked already
+        _settle([p for p in files if p.parent in saved], command, saved, since_ns=1 << 62)
+        raise
     return saved
 
 

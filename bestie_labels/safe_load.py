@@ -32,11 +32,17 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
             doing so could run code), or it cannot be read at all (``what`` names it).
     """
     import pickle
+    import warnings
 
     import torch
 
+    if _is_torchscript(path):
+        raise BestieError(f"cannot read {what}: it is a TorchScript archive (torch.jit.save), which holds code; "
+                          "give a torch.save file of tensors (a state dict or a bestie checkpoint)", path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on stderr before failing: one line is ours
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
         m = re.search(r"GLOBAL ([\w.]+)|[Uu]nsupported class ([\w.]+)", text)
@@ -46,15 +52,29 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
                               "it could run code, so bestie does not read it", path) from None
         # torch's own text suggests loading the file unsafely: keep only what went wrong
         m = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-        why = m.group(1).strip().splitlines()[0][:120] if m else _first_line(e)
+        why = _first_line(RuntimeError(m.group(1))) if m else _first_line(e)
         raise BestieError(f"cannot read {what}: not a torch.save file, or damaged ({why})", path) from None
     except Exception as e:  # zip, EOF and runtime errors come in many types
         raise BestieError(f"cannot read {what} ({type(e).__name__}: {_first_line(e)})", path) from None
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: Exception, limit: int = 120) -> str:
+    """The first line of ``e``'s text, cut at a word (not mid-word) when over ``limit``."""
     s = str(e).strip()
-    return (s.splitlines()[0] if s else type(e).__name__)[:120]
+    s = s.splitlines()[0] if s else type(e).__name__
+    return s if len(s) <= limit else s[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+
+
+def _is_torchscript(path) -> bool:
+    """A ``torch.jit.save`` archive: a zip holding the module's code (``code/``, ``constants.pkl``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    return any(n.split("/", 1)[-1] == "constants.pkl" or "/code/" in f"/{n}" for n in names)
 
 
 def kind_of(obj: Any) -> str:

@@ -22,9 +22,12 @@ def merge_stores(parts: Sequence[str | os.PathLike], out: str | os.PathLike, for
             raise BestieError("no parts to merge")
         first = stores[0]
         for s in stores[1:]:
-            for what in ("stage", "options", "inputs", "split_ids"):
+            for what, words in (("stage", f"is a {s.stage} store but {first.path} is a {first.stage} store"),
+                                ("options", f"was made with other options than {first.path}"),
+                                ("inputs", f"was made from other inputs than {first.path}"),
+                                ("split_ids", f"holds shards of another split than {first.path}")):
                 if getattr(s, what) != getattr(first, what):
-                    raise BestieError(f"{what} differ from those of {first.path}", s.path)
+                    raise BestieError(words, s.path)
         seen: dict[str, Path] = {}
         for s in stores:
             for i in s.image_ids:

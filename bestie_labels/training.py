@@ -115,7 +115,7 @@ def previous_run(path: Path, resume: bool, force: bool, load: Callable[[Path], d
     if not resume:
         if force:
             return None
-        raise BestieError(exists, path)
+        refuse_existing(path, load, exists)
     ckpt = load(path)
     try:
         check(ckpt)
@@ -124,6 +124,17 @@ def previous_run(path: Path, resume: bool, force: bool, load: Callable[[Path], d
             raise
         return None
     return ckpt
+
+
+def refuse_existing(path: Path, load: Callable[[Path], Any], exists: str) -> None:
+    """Raise ``BestieError(exists, path)`` when ``path`` is a checkpoint ``load`` reads; a file
+    it cannot read (a text file, another command's checkpoint) is named as not one."""
+    try:
+        load(path)
+    except BestieError as e:
+        raise BestieError(f"exists and is not a checkpoint of this command ({e.problem}); pass --force to "
+                          "replace it, or choose another --out", path) from None
+    raise BestieError(exists, path)
 
 
 # ------------------------------------------------------------------------------------------
@@ -170,6 +181,7 @@ class MetricsLog:
                     f.write(json.dumps(r) + "\n")
 
     def append(self, row: dict) -> None:
+        made = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(self.path, "a") as f:
@@ -179,5 +191,9 @@ class MetricsLog:
         except OSError as e:  # a full disk: name the file (write() errors carry no file name)
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
+            if self.path.is_file() and self.path.stat().st_size == 0:
+                self.path.unlink()  # nothing logged: leave no empty file (a rerun would not know it)
+                if made:
+                    self.path.parent.rmdir()
             raise BestieError(f"no space left on the device ({os.strerror(e.errno)}); {self.on_full_disk}",
                               self.path) from None

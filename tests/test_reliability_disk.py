@@ -60,7 +60,8 @@ _RUNNER = textwrap.dedent("""
     mnt, left, first, second = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
     def files():
         out = {}
-        for d, _, names in os.walk(mnt):
+        for d, dirs, names in os.walk(mnt):
+            out.update({os.path.relpath(os.path.join(d, n), mnt) + "/": "" for n in dirs})
             for n in names:
                 p = os.path.join(d, n)
                 out[os.path.relpath(p, mnt)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
@@ -113,6 +114,10 @@ def _cases(base: Path, m: Path) -> dict:
                          [L, "cues", *d, "--min-conf", "0.5", "--force", "--out", m / "cues.h5"], "cues.h5"),
         "wsss (store)": ([L, "wsss", *d, "--from-gt", "--out", m / "wsss.h5"],
                          [L, "wsss", *d, "--from-gt", "--out", m / "w2.h5"], "w2.h5"),
+        "transfer (store)": ([L, "transfer", *d, "--cues", base / "in" / "cues.h5", "--wsss", wsss, "--min-area", "4",
+                              "--out", m / "pseudo.h5"],
+                             [L, "transfer", *d, "--cues", base / "in" / "cues.h5", "--wsss", wsss, "--min-area", "4",
+                              "--out", m / "p2.h5"], "p2.h5"),
         "export coco (JSON)": ([L, "export", *d, "--pseudo", pseudo, "--out", m / "c.json"],
                                [L, "export", *d, "--pseudo", pseudo, "--out", m / "c2.json"], "c2.json"),
         "export voc (folder)": ([L, "export", *d, "--pseudo", pseudo, "--format", "voc", "--out", m / "voc"],
@@ -154,3 +159,5 @@ def test_full_disk_is_one_line(case, left, good, tmp_path):
     for name, digest in r["before"].items():
         assert name.endswith(".bestie-outputs.json") or r["after"].get(name) == digest, name
     assert not [n for n in r["after"] if ".tmp" in n], sorted(r["after"])
+    # no folder the failed run made is left behind (issue 23: an empty .parts/ of a store)
+    assert not [n for n in r["after"] if n.endswith("/") and n not in r["before"]], sorted(set(r["after"]) - set(r["before"]))

@@ -33,6 +33,7 @@ from .checkpoint import FORMAT, VERSION, classifier_from, read_irn_checkpoint
 from .data import IrnSamples, compute_regions
 from .loss import affinity_loss
 from ..torch_threads import threads_for
+from ..training import refuse_existing
 from .model import BoundaryNet
 from .seeds import RELATIONS
 
@@ -80,7 +81,7 @@ def _previous(out: Path, options: dict, resume: bool, force: bool) -> dict | Non
     if not resume:
         if force:
             return None
-        raise BestieError("checkpoint exists; pass --resume to continue it or --force to start over", out)
+        refuse_existing(out, read_irn_checkpoint, "checkpoint exists; pass --resume to continue it or --force to start over")
     ck = read_irn_checkpoint(out)
     diff = [k for k in _RESUME_KEYS if ck["options"].get(k) != options.get(k)]
     if not diff:

@@ -217,19 +217,26 @@ def run_stage(name: str, stage: str, out: Path, job, per_image: PerImage, option
     sent to a worker), a CPU model goes to each of the ``workers`` with its job. ``extra()`` gives
     keys added to the summary once ``out`` is written.
     """
-    writer = StoreWriter(out, stage, options, inputs, job.dataset.image_ids, shard=shard, force=force)
-    if writer.is_current:
-        return summary(name, out, writer, 0, up_to_date=True, **(extra() if extra else {}))
-    if load is not None:
-        try:
-            job = load(job)
-        except BaseException:
-            discard_if_empty(writer)
-            raise
-        if str(getattr(job, "device", "cpu")).split(":")[0] != "cpu":
-            workers = 1
-    written, _ = execute(writer, job, per_image, workers, desc=f"{name} ({options['method']})"
-                         if "method" in options else name)
+    try:
+        writer = StoreWriter(out, stage, options, inputs, job.dataset.image_ids, shard=shard, force=force)
+        if writer.is_current:
+            return summary(name, out, writer, 0, up_to_date=True, **(extra() if extra else {}))
+        if load is not None:
+            try:
+                job = load(job)
+            except BaseException:
+                discard_if_empty(writer)
+                raise
+            if str(getattr(job, "device", "cpu")).split(":")[0] != "cpu":
+                workers = 1
+        written, _ = execute(writer, job, per_image, workers, desc=f"{name} ({options['method']})"
+                             if "method" in options else name)
+    except NoSpaceError:
+        # a full disk keeps finished parts (a rerun resumes), but not a folder with none of them
+        parts = Path(f"{os.fspath(out)}.parts")  # StoreWriter.parts_dir (the writer may not exist yet)
+        if parts.is_dir() and not any(parts.glob("part-*.h5")):
+            shutil.rmtree(parts, ignore_errors=True)
+        raise
     return summary(name, out, writer, written, **(extra() if extra else {}))
 
 
