@@ -183,8 +183,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise BestieError("image not found", path)
     # OpenCV decodes a truncated JPEG with only a warning on stderr: check the end-of-image
     # marker first so that the user sees one line (some encoders pad after it with zeros).
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        with open(path, "rb") as f:
+    # The content decides, not the name: a PNG saved as .jpg is a good image.
+    with open(path, "rb") as f:
+        head = f.read(3)
+        if not head:
+            raise BestieError("empty file (0 bytes), not an image", path)
+        if head == b"\xff\xd8\xff":
             f.seek(max(0, path.stat().st_size - 1024))
             if not f.read().rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
                 raise BestieError("truncated JPEG (no end-of-image marker)", path)

@@ -785,7 +785,7 @@ def _stage_report(w: Work) -> Cell:
 @cell("store of another stage", "merge cues.h5 wsss.h5")
 def _stage_merge(w: Work) -> Cell:
     return Cell("labels", ["merge", w.inp / "cues.h5", w.inp / "wsss.h5", "--out", w.out / "m.h5"],
-                "wsss.h5", r"stage differ")
+                "wsss.h5", r"is a wsss store but .*cues.h5 is a cues store$")
 
 
 @cell("store of another stage", "fit --pseudo cues.h5", needs="cli.train_fit")
