@@ -192,7 +192,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             f.seek(max(0, path.stat().st_size - 1024))
             if not f.read().rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
                 raise BestieError("truncated JPEG (no end-of-image marker)", path)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as e:  # OpenCV raises (not returns None) on a header claiming a huge size
+        why = "its header claims more pixels than OpenCV decodes" if "MAX_IMAGE_PIXELS" in str(e) else "OpenCV error"
+        raise BestieError(f"cannot decode image ({why})", path) from None
     if img is None:
         raise BestieError("cannot decode image (corrupt or not an image)", path)
     return apply_orientation(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), file_orientation(path))

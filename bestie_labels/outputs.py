@@ -153,7 +153,10 @@ def written_by(path: str | os.PathLike, command: str) -> bool:
     if not isinstance(e, dict) or e.get("command") != command:
         return False
     # "pending" (a killed run) proves nothing about the bytes there now: only the content counts
-    return sha256_file(p) in (e.get("sha256") or [])
+    known = e.get("sha256")
+    if not isinstance(known, list):
+        return False  # a damaged registry proves nothing either
+    return sha256_file(p) in known
 
 
 # ----------------------------------------------------------------------------------------
@@ -244,7 +247,8 @@ def _mark(files: Sequence[Path], command: str) -> dict[Path, dict]:
                 old = {p.name: reg.get(p.name) for p in group}
                 for p in group:
                     e = old[p.name] if isinstance(old[p.name], dict) and old[p.name].get("command") == command else {}
-                    reg[p.name] = {"command": command, "sha256": list(e.get("sha256") or [])[-1:], "pending": True}
+                    known = e.get("sha256") if isinstance(e.get("sha256"), list) else []
+                    reg[p.name] = {"command": command, "sha256": known[-1:], "pending": True}
             saved[folder] = old
     except BaseException:  # a full disk in a later folder: put back the folders marked already
         _settle([p for p in files if p.parent in saved], command, saved, since_ns=1 << 62)

@@ -544,6 +544,20 @@ def _coco_dotdot_name(w: Work) -> Cell:
                            "--out", w.out / "c.json"], "instances.json", r"leaves the image folder")
 
 
+@cell("COCO JSON: annotation id that is a string", "evaluate")
+def _coco_str_ann_id(w: Work) -> Cell:
+    p, img = _coco_dataset(w, lambda d: d["annotations"][0].update(id="a1"))
+    return Cell("labels", ["evaluate", "--data", p, "--images", img, "--predictions", w.inp / "preds.json",
+                           "--out", w.out / "m.json"], "instances.json", r"annotation id 'a1' is not an integer")
+
+
+@cell("COCO JSON: an empty polygon in the list", "export")
+def _coco_poly_empty(w: Work) -> Cell:
+    c = _coco_poly(w, [])
+    c.problem = r"annotation 1: polygon has 0 numbers"
+    return c
+
+
 @cell("COCO JSON: empty image list (issue 23)", "cues --points")
 def _coco_no_images(w: Work) -> Cell:
     p, img = _coco_dataset(w, lambda d: d.update(images=[], annotations=[]))

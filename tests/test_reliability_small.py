@@ -99,3 +99,114 @@ def test_json_nested_too_deeply_is_one_line(work):
     r = invoke("labels", ["evaluate", *_data(work, "val"), "--predictions", preds, "--out", work / "out" / "m.json"])
     assert_one_line_error(r, "preds.json", r"not valid JSON \(nested too deeply\)")
     assert snapshot(work) == before
+
+
+# ----------------------------------------------------------------------------------------
+# new cases of the same kinds (issue 23: "try 20 new cases")
+# ----------------------------------------------------------------------------------------
+def test_png_named_jpg_is_read_and_empty_image_named(work, tmp_path):
+    """The content decides: a PNG saved under .jpg is a good image (it was called a truncated
+    JPEG); a 0-byte image is called empty."""
+    from PIL import Image
+
+    from bestie_labels.fileio import read_image
+
+    jpg = work / "voc" / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg"
+    ref = read_image(jpg)
+    Image.fromarray(ref).save(tmp_path / "x.png")
+    jpg.write_bytes((tmp_path / "x.png").read_bytes())
+    assert (read_image(jpg) == ref).all()
+    r = invoke("labels", ["wsss", *_data(work), "--from-gt", "--out", work / "out" / "w.h5"])
+    assert r.exit_code == 0, r.output
+    jpg.write_bytes(b"")
+    r = invoke("labels", ["cues", *_data(work), "--method", "pam", "--checkpoint",
+                          make_pam_checkpoint(work / "in" / "pam.pt", (work / "voc" / "class_names.txt").read_text().split()),
+                          "--out", work / "out" / "c.h5"])
+    assert_one_line_error(r, f"{TRAIN_IDS[0]}.jpg", r"empty file \(0 bytes\), not an image")
+
+
+def test_image_header_claiming_a_huge_size_is_one_line(tmp_path):
+    """A PNG whose header says 65535x65535 (a decompression bomb): OpenCV raises, not returns None."""
+    import struct
+    import zlib
+
+    from badinput_helpers import build_png
+    from bestie_labels.errors import BestieError
+    from bestie_labels.fileio import read_image
+
+    ihdr = struct.pack(">IIBBBBB", 65535, 65535, 8, 2, 0, 0, 0)
+    p = tmp_path / "bomb.png"
+    p.write_bytes(build_png([(b"IHDR", ihdr), (b"IDAT", zlib.compress(b"\0" * 100)), (b"IEND", b"")]))
+    with pytest.raises(BestieError, match="cannot decode image"):
+        read_image(p)
+
+
+@pytest.mark.parametrize("ext,mode", [("gif", "P"), ("png", "RGBA"), ("jpg", "L"), ("png", "I;16"), ("jpg", "CMYK"),
+                                      ("webp", "RGB"), ("tif", "RGB")])
+def test_other_image_kinds_read_as_rgb(ext, mode, tmp_path):
+    """Images a custom dataset may hold, not written by the tools: (H, W, 3) uint8 of their size."""
+    import numpy as np
+    from PIL import Image
+
+    from bestie_labels.fileio import read_image
+
+    a = (np.random.RandomState(0).rand(20, 30, 3) * 255).astype(np.uint8)
+    im = Image.fromarray(a)
+    im = Image.fromarray(a[..., 0].astype(np.uint16) * 200) if mode == "I;16" else im.convert(mode)
+    im.save(tmp_path / f"x.{ext}")
+    out = read_image(tmp_path / f"x.{ext}")
+    assert out.shape == (20, 30, 3) and out.dtype == np.uint8
+    if mode == "RGBA":
+        assert (out == a).all()
+
+
+@pytest.mark.parametrize("tag", [0, 9, "damaged"])
+def test_invalid_or_damaged_exif_orientation_reads_unturned(tag, tmp_path):
+    """As PIL's exif_transpose: an orientation outside 1..8, or an EXIF block cut short, leaves
+    the image as stored."""
+    import numpy as np
+    from PIL import Image
+
+    from bestie_labels.fileio import read_image
+
+    a = np.zeros((10, 20, 3), np.uint8)
+    ex = Image.Exif()
+    ex[0x0112] = 6 if tag == "damaged" else tag
+    raw = ex.tobytes()
+    Image.fromarray(a).save(tmp_path / "x.png", exif=raw[:12] if tag == "damaged" else raw)
+    assert read_image(tmp_path / "x.png").shape == (10, 20, 3)
+
+
+def test_damaged_registry_is_foreign_and_force_replaces(work):
+    """A registry entry whose sha256 is not a list (edited by hand): the file counts as foreign
+    (it crashed with a TypeError), and --force replaces it."""
+    out = work / "out" / "r.json"
+    argv = ["report", *_data(work), "--pseudo", work / "in" / "pseudo.h5", "--out", out]
+    assert invoke("labels", argv).exit_code == 0
+    reg = out.parent / ".bestie-outputs.json"
+    reg.write_text(json.dumps({"r.json": {"command": "bestie-labels report", "sha256": 5}}))
+    before = snapshot(work)
+    assert_one_line_error(invoke("labels", argv), "r.json", r"exists and was not written by")
+    assert snapshot(work) == before
+    r = invoke("labels", [*argv, "--force"])
+    assert r.exit_code == 0, r.output
+    assert invoke("labels", argv).exit_code == 0  # recorded again as its own
+
+
+@pytest.mark.parametrize("name,problem", [("../x.jpg", r"image '\.\./x\.jpg' leaves the image folder"),
+                                          ("ABS", r"image .* is an absolute path")])
+def test_folder_dataset_image_outside_the_folder(name, problem, work):
+    """labels.csv naming an image outside its folder (it was read: an input a command does not
+    protect), as a COCO file_name."""
+    import shutil
+
+    root = work / "folder"
+    root.mkdir()
+    src = work / "voc" / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg"
+    shutil.copy(src, work / "x.jpg")
+    name = str(work / "x.jpg") if name == "ABS" else name
+    names = (work / "voc" / "class_names.txt").read_text().split()
+    (root / "class_names.txt").write_text("\n".join(names) + "\n")
+    (root / "labels.csv").write_text(f"image,classes\n{name},{names[0]}\n")
+    r = invoke("labels", ["report", "--data", root, "--pseudo", work / "in" / "pseudo.h5"])
+    assert_one_line_error(r, "labels.csv", rf"line 2: {problem}")

@@ -50,12 +50,14 @@ def polygon_problem(seg: list, h: int, w: int) -> str | None:
     return None
 
 
-def file_name_problem(name: str) -> str | None:
-    """What is wrong with an image ``file_name`` (relative to ``--images``), or None."""
+def file_name_problem(name: str, field: str = "file_name", folder: str = "--images") -> str | None:
+    """What is wrong with an image name ``name`` given relative to an image folder (COCO
+    ``file_name``, the folder dataset's ``image`` column), or None: an absolute path, or one that
+    leaves the folder with ``..`` (the inputs a command protects are the files inside it)."""
     if os.path.isabs(name):
-        return f"file_name {name!r} is an absolute path (give it relative to --images)"
+        return f"{field} {name!r} is an absolute path (give it relative to {folder})"
     if os.path.normpath(name).split(os.sep)[0] == os.pardir:
-        return f"file_name {name!r} leaves the image folder (..)"
+        return f"{field} {name!r} leaves the image folder (..)"
     return None
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import BestieError
 from .base import Dataset, Record
+from .coco_checks import file_name_problem
 from .voc import _image_size, read_class_names
 
 
@@ -72,6 +73,9 @@ def open_folder(root: str | os.PathLike, split: str = "train") -> FolderDataset:
             if c not in index:
                 raise BestieError(f"line {n}: unknown class {c!r} (not in class_names.txt)", csv_path)
             lab[index[c]] = True
+        problem = file_name_problem(name, "image", "the dataset folder")
+        if problem:
+            raise BestieError(f"line {n}: {problem}", csv_path)
         path = root / name
         if not path.is_file():
             raise BestieError(f"image on line {n} of labels.csv not found", path)
