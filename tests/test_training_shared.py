@@ -59,7 +59,14 @@ def test_previous_run_decisions(tmp_path):
     ck.write_text("same")
     with pytest.raises(BestieError, match="last.pt: exists"):
         previous_run(ck, False, False, load, check, exists="exists")
+    calls.clear()  # the refusal reads the file: a checkpoint is told from another file (issue 23)
     assert previous_run(ck, False, True, load, check, exists="exists") is None and not calls
+
+    def not_a_checkpoint(p):
+        raise BestieError("cannot read checkpoint", p)
+
+    with pytest.raises(BestieError, match=r"last.pt: exists and is not a checkpoint of this command \(cannot read"):
+        previous_run(ck, False, False, not_a_checkpoint, check, exists="exists")
     assert previous_run(ck, True, False, load, check, exists="exists") == {"ok": True}
     ck.write_text("other")
     with pytest.raises(BestieError, match="other options"):
