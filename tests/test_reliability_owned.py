@@ -103,6 +103,28 @@ def test_pipeline_stage_keeps_a_users_file(stage, user_file, work):
     assert snapshot(work) == before
 
 
+@pytest.mark.parametrize("user_file", ["metrics.json", "predictions/2000_000004.png", "summary.json"])
+def test_pipeline_evaluate_and_summary_keep_a_users_file(user_file, work):
+    """The evaluate stage (bestie-train evaluate --vis) and the summary stage, as the pipeline
+    runs them: a user's metrics.json, a PNG in predictions/ or summary.json is refused."""
+    pytest.importorskip("torch")
+    from badinput_helpers import make_train_checkpoint
+
+    (work / "out" / "run").mkdir()
+    names = (work / "voc" / "class_names.txt").read_text().split()
+    make_train_checkpoint(work / "out" / "run" / "best.pt", names)
+    stages = _pipeline_stages(work)
+    stage = "summary" if user_file == "summary.json" else "evaluate"
+    group = "labels" if stage == "summary" else "train"
+    user = work / "out" / user_file
+    user.parent.mkdir(parents=True, exist_ok=True)
+    user.write_bytes(b"a user's file")
+    before = snapshot(work)
+    r = invoke(group, stages[stage].argv[1:])
+    assert_one_line_error(r, Path(user_file).name, r"exists and was not written by")
+    assert snapshot(work) == before
+
+
 def test_pending_entry_does_not_own_a_later_file(work):
     """A run killed while writing report.json leaves its entry pending; a file the user puts
     there afterwards is foreign (refused without --force), the command's last own bytes are not."""
