@@ -161,7 +161,9 @@ def resumed_checkpoint(run: RunState, resume: bool, force: bool, num_classes: in
         check_resume(ckpt, run.opt_dict, run.inputs, run.class_names, last)
 
     existed = last.exists()
-    if not existed and not force:
+    if not existed and (resume or not force):
+        # with --resume, --force starts over a run that does not match (the pipeline's way), but
+        # replaces no file that is not a run's, as a last.pt that is not a checkpoint is refused
         _refuse_foreign_run_files(run.out)
     ckpt = previous_run(last, resume, force, lambda p: load_checkpoint(p, num_classes=num_classes), check,
                         exists="the run folder already holds a checkpoint; pass --resume to continue it, "

@@ -54,6 +54,9 @@ def test_fit_refuses_run_files_it_did_not_write(name, work):
     r = invoke("train", _fit(work, run))
     assert_one_line_error(r, name, r"exists and was not written by `bestie-train fit`.*--force")
     assert snapshot(work) == before
+    # --resume --force (what the pipeline passes) starts over a mismatching run, not a foreign file
+    assert_one_line_error(invoke("train", _fit(work, run, "--resume", "--force")), name, r"not written by")
+    assert snapshot(work) == before
     r = invoke("train", _fit(work, run, "--force"))
     assert r.exit_code == 0, r.output
     assert (run / "last.pt").is_file() and (run / "best.pt").is_file()
