@@ -1,7 +1,8 @@
 """Folder reader for custom data: images plus ``labels.csv`` and ``class_names.txt``.
 
 ``labels.csv`` has the header ``image,classes`` (an optional third column ``split`` selects the
-rows of a split); ``image`` is a file name relative to the folder, ``classes`` the class names
+rows of a split); ``image`` is a file name relative to the folder (an absolute path or one
+leaving the folder with ``..`` is refused), ``classes`` the class names
 of the image separated by ``;`` (empty for an image with no class). ``class_names.txt`` lists
 one class per line in index order. There are no ground-truth instances.
 """
