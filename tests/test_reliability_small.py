@@ -177,14 +177,16 @@ def test_invalid_or_damaged_exif_orientation_reads_unturned(tag, tmp_path):
     assert read_image(tmp_path / "x.png").shape == (10, 20, 3)
 
 
-def test_damaged_registry_is_foreign_and_force_replaces(work):
-    """A registry entry whose sha256 is not a list (edited by hand): the file counts as foreign
-    (it crashed with a TypeError), and --force replaces it."""
+@pytest.mark.parametrize("damage", ["sha256 an int", "a list", "not JSON", "entry a string"])
+def test_damaged_registry_is_foreign_and_force_replaces(damage, work):
+    """A registry edited by hand or cut: the file counts as foreign (an entry whose sha256 is not
+    a list crashed with a TypeError, with or without --force), and --force replaces it."""
     out = work / "out" / "r.json"
     argv = ["report", *_data(work), "--pseudo", work / "in" / "pseudo.h5", "--out", out]
     assert invoke("labels", argv).exit_code == 0
     reg = out.parent / ".bestie-outputs.json"
-    reg.write_text(json.dumps({"r.json": {"command": "bestie-labels report", "sha256": 5}}))
+    reg.write_text({"sha256 an int": json.dumps({"r.json": {"command": "bestie-labels report", "sha256": 5}}),
+                    "a list": "[1, 2]", "not JSON": "\x00{zz", "entry a string": '{"r.json": "x"}'}[damage])
     before = snapshot(work)
     assert_one_line_error(invoke("labels", argv), "r.json", r"exists and was not written by")
     assert snapshot(work) == before
