@@ -191,19 +191,19 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     cues = str(work / "cues.h5")
     if cfg.sup == "cls":
         argv = [L, "cues", *c.train_data, "--method", "pam", "--checkpoint", pam, "--out", cues, *c.dev,
-                "--workers", str(cfg.workers), "--force"]
+                "--workers", str(cfg.workers), "--replace-own"]
         if CUE_MIN_CONF[cfg.device] is not None:
             argv += ["--min-conf", str(CUE_MIN_CONF[cfg.device])]
         cue_inputs = c.data_inputs + [pam]
     else:
         points = cfg.points_dir or str(Path(c.root) / "points")
-        argv = [L, "cues", *c.train_data, "--method", "points", "--points", points, "--out", cues, "--force"]
+        argv = [L, "cues", *c.train_data, "--method", "points", "--points", points, "--out", cues, "--replace-own"]
         cue_inputs = list(c.data_inputs)
     stages.append(Stage("cues", argv, cue_inputs, cues))
 
     wsss = str(work / "wsss.h5")
     if cfg.wsss_dir:
-        argv = [L, "wsss", *c.train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--force"]
+        argv = [L, "wsss", *c.train_data, "--import", cfg.wsss_dir, "--clean", "--out", wsss, "--replace-own"]
         wsss_inputs = list(c.data_inputs)
     else:
         # The built-in WSSS: IRN's boundary network trained from the classifier's own CAMs; wsss
@@ -213,15 +213,16 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
                 "--resume", "--force"] + (["--epochs", str(cfg.irn_epochs)] if cfg.irn_epochs else [])
         stages.append(Stage("train-irn", argv, c.data_inputs + [pam], irn))
         argv = [L, "wsss", *c.train_data, "--checkpoint", irn, "--out", wsss, *c.dev, "--workers",
-                str(cfg.workers), "--force"]
+                str(cfg.workers), "--replace-own"]
         wsss_inputs = c.data_inputs + [irn]
     stages.append(Stage("wsss", argv, wsss_inputs, wsss))
 
     pseudo = str(work / "pseudo.h5")
     stages.append(Stage("transfer", [L, "transfer", *c.train_data, "--cues", cues, "--wsss", wsss, "--out", pseudo,
-                                     "--workers", str(cfg.workers), "--force"], [cues, wsss], pseudo))
-    # No --force on the JSON / figure outputs: the registry of own outputs recognises what these
-    # stages wrote, and a file a user put in the work folder is refused, never replaced.
+                                     "--workers", str(cfg.workers), "--replace-own"], [cues, wsss], pseudo))
+    # No --force anywhere but on checkpoints (which --resume checks): the stores get --replace-own
+    # and the JSON / figure outputs nothing, so the registry of own outputs decides what a stage
+    # may replace, and a file a user put in the work folder is refused, never replaced.
     report = str(work / "report.json")
     # --wsss: report.json also holds the class masks' mIoU against the GT (paper Table 4's column).
     stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo, "--wsss", wsss,

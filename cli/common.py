@@ -162,6 +162,30 @@ def guard(command: str, outputs=(), files=(), inputs=(), input_dirs=(), dataset=
                          input_files=inputs, input_dirs=input_dirs, force=force, lock=lock)
 
 
+def replace_force(store: str, stage: str, force: bool, replace_own: bool) -> bool:
+    """The ``force`` a store-writing run gets: ``--force`` as given; with ``--replace-own``, True
+    when what exists at ``store`` (the file, the ``.parts/`` of an unfinished run) is a store of
+    ``stage`` (a run of this stage with other options or inputs), False when it is anything else
+    (a user's file, another stage's store), which the store writer then refuses."""
+    if force or not replace_own:
+        return force
+    from pathlib import Path
+
+    from bestie_labels.errors import BestieError
+    from bestie_labels.fileio import read_json
+    from bestie_labels.store import Store
+
+    path = Path(store)
+    parts = path.with_name(path.name + ".parts") / "header.json"
+    try:
+        if path.exists():
+            with Store(path, stage=stage):
+                pass
+        return not parts.exists() or read_json(parts).get("stage") == stage
+    except (BestieError, AttributeError):
+        return False
+
+
 def check_device(device: str) -> None:
     """``--device cuda`` on a machine without CUDA is one line, before any work."""
     if device == "cuda":
@@ -199,6 +223,10 @@ workers_option = click.option("--workers", default=1, show_default=True, type=cl
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 force_option = click.option("--force", is_flag=True,
                             help="Replace an output made with other options or inputs, or by another command (never an input).")
+replace_own_option = click.option(
+    "--replace-own", is_flag=True,
+    help="Replace an output made with other options or inputs only if this command wrote it (as its "
+         "folder's output registry records); a file anything else wrote is refused. `make voc-pipeline` uses it.")
 shard_option = click.option("--shard", default=None, callback=parse_shard, metavar="I/N",
                             help="Process only images I, I+N, I+2N, ... and write a part for `merge`.")
 device_option = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)

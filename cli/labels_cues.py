@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (check_device, command, data_options, device_option, force_option, guard, open_data, shard_option,
-                     workers_option)
+from .common import (check_device, command, data_options, device_option, force_option, guard, open_data,
+                     replace_force, replace_own_option, shard_option, workers_option)
 
 
 @click.command(name="cues")
@@ -26,12 +26,13 @@ from .common import (check_device, command, data_options, device_option, force_o
 @device_option
 @workers_option
 @force_option
+@replace_own_option
 @shard_option
 @command
 def command(data, split, data_format, images, labels_file, method, points_dir, checkpoint, min_conf,
-            save_maps, export_txt, out, device, workers, force, shard):
+            save_maps, export_txt, out, device, workers, force, replace_own, shard):
     """Write cues.h5: per image points (N,4) float32 = x, y, class (0-based), confidence."""
-    from bestie_labels.stages import format_summary, run_cues
+    from bestie_labels.stages import CUES, format_summary, run_cues
 
     ds = open_data(data, split, data_format, images, labels_file)
     if method != "points":
@@ -47,6 +48,6 @@ def command(data, split, data_format, images, labels_file, method, points_dir, c
     with guard("bestie-labels cues", outputs=[out, export_txt], files=txt, inputs=[checkpoint, labels_file],
                input_dirs=[points_dir if method == "points" else None], dataset=ds, force=force):
         s = run_cues(ds, out, method=method, points_dir=points_dir, checkpoint=checkpoint, min_conf=min_conf,
-                     device=device, save_maps=save_maps, export_txt=export_txt, workers=workers, force=force,
-                     shard=shard)
+                     device=device, save_maps=save_maps, export_txt=export_txt, workers=workers,
+                     force=replace_force(out, CUES, force, replace_own), shard=shard)
     click.echo(format_summary(s))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import command, data_options, force_option, guard, open_data, shard_option, workers_option
+from .common import (command, data_options, force_option, guard, open_data, replace_force, replace_own_option,
+                     shard_option, workers_option)
 
 
 @click.command(name="transfer")
@@ -20,16 +21,19 @@ from .common import command, data_options, force_option, guard, open_data, shard
 @click.option("--from-gt", is_flag=True, help="Write the GT instances instead (upper bound, test oracle).")
 @workers_option
 @force_option
+@replace_own_option
 @shard_option
 @command
 def command(data, split, data_format, images, labels_file, cues_path, wsss_path, out, min_area, connectivity,
-            center, from_gt, workers, force, shard):
+            center, from_gt, workers, force, replace_own, shard):
     """Keep a WSSS component as an instance when exactly one cue of its class falls inside it."""
-    from bestie_labels.stages import format_summary, run_transfer
+    from bestie_labels.stages import PSEUDO, format_summary, run_transfer
 
     ds = open_data(data, split, data_format, images, labels_file)
     with guard("bestie-labels transfer", outputs=[out], inputs=[cues_path, wsss_path, labels_file], dataset=ds,
                force=force):
+        # inside the guard (the output locked): --replace-own replaces a store of this stage only
         s = run_transfer(ds, cues_path, wsss_path, out, min_area=min_area, connectivity=int(connectivity),
-                         center=center, from_gt=from_gt, workers=workers, force=force, shard=shard)
+                         center=center, from_gt=from_gt, workers=workers,
+                         force=replace_force(out, PSEUDO, force, replace_own), shard=shard)
     click.echo(format_summary(s))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (check_device, command, data_options, device_option, force_option, guard, open_data, shard_option,
+from .common import (check_device, command, data_options, device_option, force_option, guard, open_data,
+                     replace_force, replace_own_option, shard_option,
                      workers_option)
 
 
@@ -33,12 +34,14 @@ from .common import (check_device, command, data_options, device_option, force_o
 @device_option
 @workers_option
 @force_option
+@replace_own_option
 @shard_option
 @command
 def command(data, split, data_format, images, labels_file, import_dir, method, checkpoint, bg_threshold, radius,
-            beta, exp_times, cut_threshold, peak_split, clean, from_gt, out, device, workers, force, shard):
+            beta, exp_times, cut_threshold, peak_split, clean, from_gt, out, device, workers, force, replace_own,
+            shard):
     """Write wsss.h5: per image mask (H,W) uint8 (0 background, k+1 class k, 255 ignore)."""
-    from bestie_labels.stages import format_summary, run_wsss
+    from bestie_labels.stages import WSSS, format_summary, run_wsss
 
     irn = {k: v for k, v in dict(radius=radius, beta=beta, exp_times=exp_times, cut_threshold=cut_threshold,
                                   peak_split=peak_split).items()
@@ -50,5 +53,5 @@ def command(data, split, data_format, images, labels_file, import_dir, method, c
                dataset=ds, force=force):
         s = run_wsss(ds, out, import_dir=import_dir, method=method, checkpoint=checkpoint,
                      bg_threshold=bg_threshold, clean=clean, from_gt=from_gt, device=device, workers=workers,
-                     force=force, shard=shard, irn=irn)
+                     force=replace_force(out, WSSS, force, replace_own), shard=shard, irn=irn)
     click.echo(format_summary(s))

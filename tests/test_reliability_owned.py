@@ -162,3 +162,27 @@ def test_ctrl_c_records_what_the_run_wrote(work, monkeypatch):
     reg = json.loads((out.parent / ".bestie-outputs.json").read_text())
     assert "pending" not in reg["a.json"]
     assert written_by(out, "bestie-labels report")
+
+
+@pytest.mark.parametrize("stage,store", [("cues", "cues.h5"), ("transfer", "pseudo.h5")])
+def test_pipeline_store_stage_replaces_only_its_own_store(stage, store, work):
+    """The store stages run with --replace-own, not --force: their own store made with other
+    options is replaced, a user's file or another command's store at that path is refused."""
+    for s in ("cues.h5", "wsss.h5"):
+        if stage == "transfer":
+            shutil.copy(work / "in" / s, work / "out" / s)
+    argv = _pipeline_stages(work)[stage].argv[1:]
+    assert "--force" not in argv and "--replace-own" in argv
+    other = argv + (["--min-conf", "0.5"] if stage == "cues" else ["--min-area", "3"])
+    assert invoke("labels", other).exit_code == 0  # its own store, made with other options
+    r = invoke("labels", argv)
+    assert r.exit_code == 0, r.output  # replaced without --force
+    out = work / "out" / store
+    for foreign, problem in ((b"a user's file", r"exists and is not a store of this stage"),
+                             ((work / "in" / "wsss.h5").read_bytes(), r"it is a 'wsss' store, not a")):
+        out.unlink()
+        out.write_bytes(foreign)
+        before = snapshot(work)
+        r = invoke("labels", argv)
+        assert_one_line_error(r, store, problem)
+        assert snapshot(work) == before
