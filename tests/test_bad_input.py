@@ -501,13 +501,6 @@ def _coco_poly_far(w: Work) -> Cell:
     return c
 
 
-@cell("COCO JSON: polygon of 4 numbers (read as a box by pycocotools)", "export")
-def _coco_poly_short(w: Work) -> Cell:
-    c = _coco_poly(w, [1, 1, 9, 9])
-    c.problem = r"annotation 1: polygon has 4 numbers"
-    return c
-
-
 @cell("COCO JSON: polygon holding a string", "export")
 def _coco_poly_str(w: Work) -> Cell:
     c = _coco_poly(w, [1, 1, "5", 5, 9, 9])
@@ -549,13 +542,6 @@ def _coco_str_ann_id(w: Work) -> Cell:
     p, img = _coco_dataset(w, lambda d: d["annotations"][0].update(id="a1"))
     return Cell("labels", ["evaluate", "--data", p, "--images", img, "--predictions", w.inp / "preds.json",
                            "--out", w.out / "m.json"], "instances.json", r"annotation id 'a1' is not an integer")
-
-
-@cell("COCO JSON: an empty polygon in the list", "export")
-def _coco_poly_empty(w: Work) -> Cell:
-    c = _coco_poly(w, [])
-    c.problem = r"annotation 1: polygon has 0 numbers"
-    return c
 
 
 @cell("COCO JSON: empty image list (issue 23)", "cues --points")

@@ -212,3 +212,27 @@ def test_folder_dataset_image_outside_the_folder(name, problem, work):
     (root / "labels.csv").write_text(f"image,classes\n{name},{names[0]}\n")
     r = invoke("labels", ["report", "--data", root, "--pseudo", work / "in" / "pseudo.h5"])
     assert_one_line_error(r, "labels.csv", rf"line 2: {problem}")
+
+
+def test_degenerate_coco_polygons_are_dropped_as_detectron2_does(tmp_path):
+    """A polygon of 4 numbers (pycocotools would read a box), of 5 numbers or empty is dropped,
+    an annotation left without one is skipped, with one warning naming the file and the first
+    skipped annotation; the others are kept whole. A NaN is still refused."""
+    from bestie_labels.datasets.coco_checks import check_annotations
+    from bestie_labels.errors import BestieError
+
+    ok = [2, 2, 20, 2, 20, 20]
+    data = {"images": [{"id": 7, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, "image_id": 7, "segmentation": [[1, 1, 9, 9]]},
+                            {"id": 2, "image_id": 7, "segmentation": [ok, [1, 1, 5, 5, 9]]},
+                            {"id": 3, "image_id": 7, "segmentation": []},
+                            {"id": 4, "image_id": 7, "segmentation": [ok]}]}
+    path = tmp_path / "instances.json"
+    with pytest.warns(UserWarning, match=r"instances\.json: dropped 2 polygon\(s\).*2 annotation\(s\) left without a "
+                                         r"polygon are skipped \(first: annotation 1\)"):
+        check_annotations(data, path)
+    assert [a["id"] for a in data["annotations"]] == [2, 4]
+    assert data["annotations"][0]["segmentation"] == [ok]
+    data["annotations"][1]["segmentation"] = [[1, 1, float("nan"), 5, 9, 9]]
+    with pytest.raises(BestieError, match=r"annotation 4: polygon has a non-finite coordinate"):
+        check_annotations(data, path)

@@ -2,8 +2,12 @@
 
 pycocotools turns a polygon into a mask without looking at its numbers: a NaN, an Infinity or a
 coordinate like 1e12 makes it allocate without bound (the kernel kills the process) or crash.
-Every polygon is therefore checked here, as the RLE segmentations are in :mod:`.coco`, and so
-are the fields whose wrong values pycocotools and the evaluation accept silently:
+Every polygon is therefore checked here, as the RLE segmentations are in :mod:`.coco`: one that
+is not a list of finite numbers near its image is refused. A polygon of fewer than 3 points or an
+odd count of numbers (pycocotools would read 4 numbers as a box) is dropped, and an annotation
+left without a polygon is skipped, with one warning per file, as detectron2's ``load_coco_json``
+does: real exports hold a few such degenerate outlines, and one of them must not refuse a
+dataset. So are the fields whose wrong values pycocotools and the evaluation accept silently:
 
 * ``iscrowd`` is 0 or 1 (``"yes"`` would count as a crowd region);
 * annotation ids are integers and unique (results and GT are matched by id);
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import BestieError
@@ -30,24 +35,28 @@ def _is_number(v) -> bool:
 
 def polygon_problem(seg: list, h: int, w: int) -> str | None:
     """What is wrong with a polygon segmentation (``[[x0, y0, x1, y1, ...], ...]``) of an image
-    of ``h x w`` px, or None."""
-    if not seg:
-        return "has no segmentation"
+    of ``h x w`` px that no reader can mend (a value that is not a finite number near the image),
+    or None. Short or odd polygons are :func:`valid_polygons`' business."""
     for poly in seg:
         if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
             return "polygon is not a list of numbers"
-        if len(poly) < 6 or len(poly) % 2:
-            # pycocotools reads a 4-number list as a box, and drops an odd last number
-            return f"polygon has {len(poly)} numbers (needs an even count, at least 6)"
         bad = next((v for v in poly if not math.isfinite(v)), None)
         if bad is not None:
             return f"polygon has a non-finite coordinate ({bad})"
+        if not poly:
+            continue
         xs, ys = poly[0::2], poly[1::2]
         lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
-        if lo_x < -POLY_SLACK * w or hi_x > (1 + POLY_SLACK) * w or lo_y < -POLY_SLACK * h or hi_y > (1 + POLY_SLACK) * h:
+        if (lo_x < -POLY_SLACK * w or hi_x > (1 + POLY_SLACK) * w or lo_y < -POLY_SLACK * h
+                or hi_y > (1 + POLY_SLACK) * h):
             far = max((lo_x, hi_x, lo_y, hi_y), key=abs)
             return f"polygon coordinate {far:g} is far outside the {w}x{h} image"
     return None
+
+
+def valid_polygons(seg: list) -> list:
+    """The polygons of ``seg`` that outline an area: an even count of at least 6 numbers."""
+    return [poly for poly in seg if len(poly) >= 6 and len(poly) % 2 == 0]
 
 
 def file_name_problem(name: str, field: str = "file_name", folder: str = "--images") -> str | None:
@@ -73,6 +82,7 @@ def check_annotations(data: dict, json_path: Path) -> None:
             raise BestieError(f"image {im['id']}: {problem}", json_path)
         sizes[im["id"]] = (im["height"], im["width"])
     seen: set[int] = set()
+    dropped, empty = 0, []
     for ann in data["annotations"]:
         aid = ann.get("id")
         if not isinstance(aid, int) or isinstance(aid, bool):
@@ -89,3 +99,19 @@ def check_annotations(data: dict, json_path: Path) -> None:
             problem = polygon_problem(seg, *sizes[ann["image_id"]])
             if problem:
                 raise BestieError(f"annotation {aid}: {problem}", json_path)
+            ann["segmentation"] = valid_polygons(seg)
+            dropped += len(seg) - len(ann["segmentation"])
+            if not ann["segmentation"]:
+                empty.append(aid)
+    _skip_degenerate(data, json_path, dropped, empty)
+
+
+def _skip_degenerate(data: dict, json_path: Path, dropped: int, empty: list[int]) -> None:
+    """Drop the annotations in ``empty`` (no polygon left) from ``data``, and say so once."""
+    if not dropped and not empty:
+        return
+    gone = set(empty)
+    data["annotations"] = [a for a in data["annotations"] if a.get("id") not in gone]
+    first = f" (first: annotation {empty[0]})" if empty else ""
+    warnings.warn(f"{json_path}: dropped {dropped} polygon(s) of fewer than 3 points or an odd number count; "
+                  f"{len(empty)} annotation(s) left without a polygon are skipped{first}", stacklevel=3)
