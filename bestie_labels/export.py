@@ -1,8 +1,8 @@
 """Export a pseudo-label store (``pseudo.h5``) as COCO JSON, VOC PNG trees or BESTIE text files.
 
 - COCO: an instances JSON (compressed RLE with ``counts`` as str, ``bbox`` from the mask,
-  ``area``, ``iscrowd`` 0, ``images`` with ``file_name`` / ``height`` / ``width``, categories
-  1..C) that pycocotools loads and detectron2 / MMDetection train on.
+  ``area``, ``iscrowd`` 0, ``images`` with ``file_name`` / ``height`` / ``width``, the
+  dataset's own category and image ids) that pycocotools loads and detectron2 / MMDetection train on.
 - VOC: ``SegmentationObject/<id>.png`` (instance n -> index n) and ``SegmentationClass/<id>.png``
   (class k -> index k + 1) palette PNGs; pixels of no pseudo instance are 0.
 - BESTIE text: ``Center_points/<id>.txt`` with one ``x y cls conf`` line per pseudo instance.
@@ -32,29 +32,27 @@ from .store import Store
 from .store_checks import read_pseudo
 
 
-def categories(class_names: Sequence[str]) -> list[dict]:
-    """COCO categories: ids 1..C in class order."""
-    return [{"id": k + 1, "name": str(n), "supercategory": "object"} for k, n in enumerate(class_names)]
-
-
-def image_entry(rec) -> dict:
-    """COCO ``images`` entry of a :class:`~bestie_labels.datasets.base.Record`."""
-    return {"id": int(rec.coco_id), "file_name": os.path.basename(rec.file_name),
+def image_entry(dataset: Dataset, rec) -> dict:
+    """COCO ``images`` entry of a :class:`~bestie_labels.datasets.base.Record` of ``dataset``
+    (its COCO id and ``file_name`` as :meth:`~bestie_labels.datasets.base.Dataset.coco_file_name`)."""
+    return {"id": int(rec.coco_id), "file_name": dataset.coco_file_name(rec),
             "height": int(rec.height), "width": int(rec.width)}
 
 
 def masks_to_annotations(masks: np.ndarray, classes: np.ndarray, image_id: int,
                          scores: np.ndarray | None = None, first_id: int = 1,
-                         with_score: bool = False) -> list[dict]:
+                         with_score: bool = False, category_ids: Sequence[int] | None = None) -> list[dict]:
     """COCO annotations (or results) for one image.
 
     Args:
         masks: ``(N, H, W) bool``; empty masks are skipped.
-        classes: ``(N,)`` 0-based classes (category id = class + 1).
+        classes: ``(N,)`` 0-based classes.
         image_id: the image's COCO id.
         scores: ``(N,) float`` confidences (written as ``score`` when ``with_score``).
         first_id: annotation id of the first kept mask (ids count up from it).
         with_score: also write ``score`` (results / predictions format).
+        category_ids: ``(C,)`` the category id of each class (the dataset's
+            :meth:`~bestie_labels.datasets.base.Dataset.category_ids`); None: class + 1.
 
     Returns:
         One dict per non-empty mask: ``id``, ``image_id``, ``category_id``, ``segmentation``
@@ -67,12 +65,14 @@ def masks_to_annotations(masks: np.ndarray, classes: np.ndarray, image_id: int,
     # Pixel counts from the masks: pycocotools' area() overflows with 256 or more RLEs under numpy 2.
     areas = masks.reshape(masks.shape[0], -1).sum(1, dtype=np.int64)
     boxes = rle_bbox(rles)
+    classes = np.asarray(classes, np.int64)
+    cids = classes + 1 if category_ids is None else np.asarray(category_ids, np.int64)[classes]
     out = []
     for n, rle in enumerate(rles):
         if areas[n] == 0:
             continue
         ann = {"id": first_id + len(out), "image_id": int(image_id),
-               "category_id": int(classes[n]) + 1, "segmentation": rle,
+               "category_id": int(cids[n]), "segmentation": rle,
                "area": int(areas[n]), "bbox": [float(v) for v in boxes[n]], "iscrowd": 0}
         if with_score and scores is not None:
             ann["score"] = float(scores[n])
@@ -88,14 +88,15 @@ def results_to_coco_instances(dataset: Dataset, results: Iterable[dict]) -> dict
     """
     anns: list[dict] = []
     image_ids = []
+    cat_ids = dataset.category_ids()
     for r in results:
         image_ids.append(int(r["image_id"]))
         anns += masks_to_annotations(r["masks"], r["classes"], r["image_id"], r.get("scores"),
-                                     first_id=len(anns) + 1, with_score=True)
+                                     first_id=len(anns) + 1, with_score=True, category_ids=cat_ids)
     wanted = set(image_ids)
-    images = [image_entry(rec) for rec in dataset.records if rec.coco_id in wanted]
+    images = [image_entry(dataset, rec) for rec in dataset.records if rec.coco_id in wanted]
     return {"info": {"description": "bestie predictions", "version": __version__},
-            "images": images, "annotations": anns, "categories": categories(dataset.class_names)}
+            "images": images, "annotations": anns, "categories": dataset.coco_categories()}
 
 
 def _progress(it, total, desc):
@@ -103,15 +104,18 @@ def _progress(it, total, desc):
 
 
 def coco_instances(dataset: Dataset, store: Store) -> dict:
-    """The COCO instances JSON dict of a pseudo store (images in split order)."""
+    """The COCO instances JSON dict of a pseudo store (images in split order), in the dataset's
+    own category ids, image ids and file names."""
     anns: list[dict] = []
+    cat_ids = dataset.category_ids()
     for rec in _progress(dataset.records, len(dataset), "export coco"):
         d = read_pseudo(store, rec, dataset.num_classes)
         masks = instance_masks(d["instances"], len(d["classes"]))
-        anns += masks_to_annotations(masks, d["classes"], rec.coco_id, d["scores"], first_id=len(anns) + 1)
+        anns += masks_to_annotations(masks, d["classes"], rec.coco_id, d["scores"], first_id=len(anns) + 1,
+                                     category_ids=cat_ids)
     return {"info": {"description": "bestie pseudo instances", "version": __version__},
-            "images": [image_entry(r) for r in dataset.records], "annotations": anns,
-            "categories": categories(dataset.class_names)}
+            "images": [image_entry(dataset, r) for r in dataset.records], "annotations": anns,
+            "categories": dataset.coco_categories()}
 
 
 def export_coco(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:

@@ -11,7 +11,8 @@ then finds the centers (NMS), groups pixels to them (Eq. 1) and scores each mask
 Outputs (written atomically):
 
 * ``fmt="results"``: a COCO results list ``[{image_id, category_id, segmentation, score}]``
-  (``image_id`` = the record's COCO id, ``category_id`` = class + 1, compressed RLE with
+  (``image_id`` = the record's COCO id, ``category_id`` = the dataset's id of the class (a COCO
+  dataset's own, 1..C for VOC and folder data), compressed RLE with
   ``counts`` as str), what ``bestie-labels evaluate`` and pycocotools' ``loadRes`` read;
 * ``fmt="coco"``: a COCO instances JSON (``images``, ``annotations`` with ``score``, ``bbox``,
   ``area``, ``iscrowd`` 0, ``categories``), e.g. to train Mask R-CNN on the refined labels.
@@ -103,8 +104,10 @@ def _np(x):
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
-def results_list(preds) -> list[dict]:
-    """COCO results entries from :func:`iter_predictions` items (empty masks dropped)."""
+def results_list(preds, category_ids) -> list[dict]:
+    """COCO results entries from :func:`iter_predictions` items (empty masks dropped);
+    ``category_ids`` ``(C,)`` gives each class's category id (the dataset's
+    :meth:`~bestie_labels.datasets.base.Dataset.category_ids`)."""
     from bestie_labels.rle import encode
 
     out = []
@@ -115,7 +118,7 @@ def results_list(preds) -> list[dict]:
             continue
         rles = encode(p["masks"][keep])
         for rle, c, s in zip(rles, p["classes"][keep], p["scores"][keep]):
-            out.append({"image_id": p["image_id"], "category_id": int(c) + 1, "segmentation": rle,
+            out.append({"image_id": p["image_id"], "category_id": int(category_ids[int(c)]), "segmentation": rle,
                         "score": float(s)})
     return out
 
@@ -123,7 +126,8 @@ def results_list(preds) -> list[dict]:
 def predict_dataset(model: torch.nn.Module, dataset, device: str | torch.device = "cpu",
                     flip: bool = False, progress: bool = True, **post) -> list[dict]:
     """The COCO results list of ``model`` on every image of ``dataset`` (in memory)."""
-    return results_list(iter_predictions(model, dataset, device=device, flip=flip, progress=progress, **post))
+    return results_list(iter_predictions(model, dataset, device=device, flip=flip, progress=progress, **post),
+                        dataset.category_ids())
 
 
 def _device(device: str) -> torch.device:
@@ -203,7 +207,7 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
         raise BestieError(f"unknown format {fmt!r} (results or coco)")
     with _predictions(checkpoint, dataset, device, flip, progress, vis_dir, num_vis) as preds:
         if fmt == "results":
-            js = results_list(preds)
+            js = results_list(preds, dataset.category_ids())
             n = len(js)
         else:
             from bestie_labels.export import results_to_coco_instances
@@ -228,7 +232,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | No
     from bestie_labels.evaluation.evaluate import evaluate_predictions
 
     with _predictions(checkpoint, dataset, device, flip, progress, vis_dir, num_vis) as preds:
-        results = results_list(preds)
+        results = results_list(preds, dataset.category_ids())
     metrics = evaluate_predictions(dataset, results, progress=progress)
     if out:
         write_json(out, metrics, indent=2)

@@ -928,7 +928,7 @@ def _pr_image_prior(w: Work) -> Cell:
 
 @cell("predictions: unknown category id", "evaluate")
 def _pr_cat(w: Work) -> Cell:
-    return _preds_cell(w, lambda p: p[-1].update(category_id=0), rf"category_id 0 is not in 1..{NUM_CLASSES}")
+    return _preds_cell(w, lambda p: p[-1].update(category_id=0), rf"category_id 0 is not a category of the dataset \(1..{NUM_CLASSES}\)")
 
 
 @cell("predictions: NaN score", "evaluate")

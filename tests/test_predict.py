@@ -91,10 +91,10 @@ def test_predict_results_load_in_pycocotools(run, tmp_path):
         rec = val.record_by_coco_id(a["image_id"])
         assert a["segmentation"]["size"] == [rec.height, rec.width]
     gt = tmp_path / "gt.json"
-    from bestie_labels.export import categories, image_entry
+    from bestie_labels.export import image_entry
 
-    gt.write_text(json.dumps({"images": [image_entry(x) for x in val.records], "annotations": [],
-                              "categories": categories(val.class_names)}))
+    gt.write_text(json.dumps({"images": [image_entry(val, x) for x in val.records], "annotations": [],
+                              "categories": val.coco_categories()}))
     coco = COCO(str(gt))
     res = coco.loadRes(str(out))
     assert len(res.anns) == len(js)

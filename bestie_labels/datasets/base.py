@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,21 @@ class Dataset:
 
     def record_by_coco_id(self, coco_id: int) -> Record | None:
         return self._by_coco.get(int(coco_id))
+
+    def coco_categories(self) -> list[dict]:
+        """The ``categories`` of every COCO JSON written for this dataset, in class order:
+        ``[{"id", "name", "supercategory"}]``. A dataset without ids of its own (VOC, folder)
+        numbers them 1..C; a COCO dataset keeps its JSON's entries (ids with gaps, e.g. 1..90)."""
+        return [{"id": k + 1, "name": str(n), "supercategory": "object"} for k, n in enumerate(self.class_names)]
+
+    def category_ids(self) -> np.ndarray:
+        """``(C,) int64``: the category id of each class index (``coco_categories`` order)."""
+        return np.asarray([c["id"] for c in self.coco_categories()], np.int64)
+
+    def coco_file_name(self, rec: Record) -> str:
+        """The ``file_name`` of ``rec`` in a COCO ``images`` entry: the file's name; a COCO
+        dataset keeps its JSON's (subfolders included), so the same image root serves."""
+        return os.path.basename(rec.file_name)
 
     def load_image(self, rec: Record) -> np.ndarray:
         """``(H, W, 3) uint8`` RGB as displayed (EXIF orientation applied); an image whose size

@@ -37,6 +37,9 @@ class CocoDataset(Dataset):
     coco: object = field(default=None, repr=False)
     cat_index: dict = field(default_factory=dict, repr=False)
     json_ids: list = field(default_factory=list, repr=False)
+    #: the JSON's ``categories`` entries in class order, and each image's ``file_name`` as written
+    json_categories: list = field(default_factory=list, repr=False)
+    json_file_names: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -45,6 +48,12 @@ class CocoDataset(Dataset):
             for r, i in zip(self.records, self.json_ids):
                 r.coco_id = int(i)
             self._by_coco = {r.coco_id: r for r in self.records}
+
+    def coco_categories(self) -> list[dict]:
+        return [dict(c) for c in self.json_categories] if self.json_categories else super().coco_categories()
+
+    def coco_file_name(self, rec: Record) -> str:
+        return self.json_file_names.get(rec.coco_id) or super().coco_file_name(rec)
 
     def load_gt(self, rec: Record) -> GtInstances:
         """``masks (N, H, W) bool`` of every annotation of the image (JSON order), crowd kept."""
@@ -140,8 +149,9 @@ def _check_layout(data, json_path: Path) -> None:
                            "height": _is_size, "width": _is_size}, f"images[{n}]", json_path)
 
 
-def _categories(data: dict, json_path: Path) -> tuple[dict[int, int], list[str]]:
-    """``{category id: class index}`` (ids in increasing order) and the class names."""
+def _categories(data: dict, json_path: Path) -> tuple[dict[int, int], list[str], list[dict]]:
+    """``{category id: class index}`` (ids in increasing order), the class names and the
+    ``categories`` entries (id, name, supercategory) in class order."""
     cats = sorted(data["categories"], key=lambda c: c["id"])
     if not cats:
         raise BestieError("no categories", json_path)
@@ -151,7 +161,8 @@ def _categories(data: dict, json_path: Path) -> tuple[dict[int, int], list[str]]
     class_names = [str(c["name"]) for c in cats]
     if len(set(class_names)) != len(class_names):
         raise BestieError("duplicate category names", json_path)
-    return cat_index, class_names
+    return cat_index, class_names, [{"id": int(c["id"]), "name": str(c["name"]),
+                                     "supercategory": str(c.get("supercategory", "object"))} for c in cats]
 
 
 def _image_labels(data: dict, cat_index: dict[int, int], json_path: Path) -> dict[int, np.ndarray]:
@@ -205,7 +216,7 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
     data = read_json(json_path)
     _check_layout(data, json_path)
     check_annotations(data, json_path)
-    cat_index, class_names = _categories(data, json_path)
+    cat_index, class_names, json_categories = _categories(data, json_path)
     records, json_ids = _records(data, _image_labels(data, cat_index, json_path), images, json_path)
 
     coco = COCO()
@@ -214,4 +225,6 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
         coco.createIndex()
     return CocoDataset(root=json_path.resolve(), split=json_path.stem, class_names=class_names,
                        records=records, kind="coco", extra_fingerprint={"json": json_path.name}, has_splits=False,
-                       json_path=json_path, coco=coco, cat_index=cat_index, json_ids=json_ids)
+                       json_path=json_path, coco=coco, cat_index=cat_index, json_ids=json_ids,
+                       json_categories=json_categories,
+                       json_file_names={int(im["id"]): str(im["file_name"]) for im in data["images"]})

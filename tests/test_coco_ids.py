@@ -1,0 +1,172 @@
+"""A COCO dataset's own ids at the boundaries (issue 19, items 1 and 4, first part).
+
+A generated COCO-2017-style file: category ids {3, 17, 44, 90} (gaps, not in name order),
+image ids like 397133, images in a subfolder named by ``file_name``, polygon and RLE masks.
+Checked with pycocotools on the outputs, not with our reader:
+
+* ``export --format coco`` of the GT instances keeps the category ids, the ``categories``
+  entries, the image ids and each ``file_name`` exactly;
+* the GT given back as a results file (score 1) scores AP 100 in ``evaluate`` and in
+  pycocotools' ``COCOeval``;
+* a results file whose ``category_id`` is not one of the dataset's is refused in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from badinput_helpers import assert_one_line_error, invoke
+
+CATEGORIES = [{"id": 44, "name": "bottle", "supercategory": "kitchen"},
+              {"id": 3, "name": "car", "supercategory": "vehicle"},
+              {"id": 90, "name": "toothbrush", "supercategory": "indoor"},
+              {"id": 17, "name": "cat", "supercategory": "animal"}]
+IMAGE_IDS = [397133, 37777, 252219]
+H, W = 48, 64
+
+
+def _box_mask(x0, y0, x1, y1) -> np.ndarray:
+    m = np.zeros((H, W), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def _coco_2017_style(root: Path) -> tuple[Path, Path]:
+    """``root/annotations/instances_x.json`` and the image root ``root/images`` (files under
+    ``val/``); each image holds two instances of other categories, one polygon, one RLE."""
+    rng = np.random.default_rng(0)
+    (root / "images" / "val").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    images, anns = [], []
+    for n, iid in enumerate(IMAGE_IDS):
+        name = f"val/{iid:012d}.jpg"
+        cv2.imwrite(str(root / "images" / name), rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+        images.append({"id": iid, "file_name": name, "height": H, "width": W})
+        x0 = 4 + 3 * n
+        poly = [x0, 4, x0 + 20, 4, x0 + 20, 24, x0, 24]  # a 20 x 20 square
+        rle = mask_utils.encode(np.asfortranarray(_box_mask(36, 20, 60, 44)))
+        rle["counts"] = rle["counts"].decode()
+        for seg, cat in ((([poly]), CATEGORIES[n]["id"]), (rle, CATEGORIES[n + 1]["id"])):
+            m = mask_utils.decode(seg) if isinstance(seg, dict) else None
+            area = float(m.sum()) if m is not None else 400.0
+            anns.append({"id": 1000 + len(anns), "image_id": iid, "category_id": cat, "segmentation": seg,
+                         "area": area, "bbox": [0, 0, 1, 1], "iscrowd": 0})
+    path = root / "annotations" / "instances_x.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": CATEGORIES}))
+    return path, root / "images"
+
+
+def _quiet_coco(path) -> COCO:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(path))
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    return _coco_2017_style(tmp_path_factory.mktemp("coco_ids"))
+
+
+def test_export_keeps_the_datasets_ids_and_file_names(coco, tmp_path):
+    ann, images = coco
+    data = ["--data", ann, "--images", images]
+    r = invoke("labels", ["transfer", *data, "--from-gt", "--min-area", "0", "--out", tmp_path / "gt.h5"])
+    assert r.exit_code == 0, r.output
+    r = invoke("labels", ["export", *data, "--pseudo", tmp_path / "gt.h5", "--format", "coco",
+                          "--out", tmp_path / "c.json"])
+    assert r.exit_code == 0, r.output
+    src, out = _quiet_coco(ann), _quiet_coco(tmp_path / "c.json")
+    assert sorted(out.cats.values(), key=lambda c: c["id"]) == sorted(CATEGORIES, key=lambda c: c["id"])
+    assert {i: im["file_name"] for i, im in out.imgs.items()} == {i: im["file_name"] for i, im in src.imgs.items()}
+    # every GT instance comes back with its own category id, on its own image
+    def per_image(c: COCO) -> dict:
+        return {i: sorted(a["category_id"] for a in c.imgToAnns[i]) for i in IMAGE_IDS}
+    assert per_image(out) == per_image(src)
+
+
+def _gt_results(gt: COCO) -> list[dict]:
+    """The GT annotations of ``gt`` as a COCO results list (RLE counts str, score 1)."""
+    out = []
+    for a in gt.dataset["annotations"]:
+        rle = gt.annToRLE(a)
+        rle["counts"] = rle["counts"].decode() if isinstance(rle["counts"], bytes) else rle["counts"]
+        out.append({"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": rle,
+                    "score": 1.0})
+    return out
+
+
+def _ours(coco, results: list, tmp_path: Path) -> dict:
+    ann, images = coco
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    r = invoke("labels", ["evaluate", "--data", ann, "--images", images, "--predictions", path,
+                          "--out", tmp_path / "m.json"])
+    assert r.exit_code == 0, r.output
+    return json.loads((tmp_path / "m.json").read_text())["coco"]
+
+
+def _cocoeval(gt: COCO, results: list) -> dict:
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(copy.deepcopy(results)), "segm")  # loadRes edits its input
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {"AP": 100 * ev.stats[0], "AP50": 100 * ev.stats[1], "AP75": 100 * ev.stats[2]}
+
+
+def test_gt_as_results_scores_100_in_evaluate_and_cocoeval(coco, tmp_path):
+    gt = _quiet_coco(coco[0])
+    results = _gt_results(gt)
+    assert _cocoeval(gt, results) == pytest.approx({"AP": 100, "AP50": 100, "AP75": 100})
+    assert _ours(coco, results, tmp_path) == pytest.approx({"AP": 100, "AP50": 100, "AP75": 100})
+
+
+def test_ap_equals_cocoeval_on_imperfect_results(coco, tmp_path):
+    """One instance missed, one false positive of another category scored above its true
+    match, one mask cut to IoU 0.6: AP, AP50 and AP75 equal pycocotools' to 0.1."""
+    gt = _quiet_coco(coco[0])
+    results = _gt_results(gt)[1:]  # the first instance is missed
+    cut = results[0]
+    m = mask_utils.decode(cut["segmentation"]).copy()
+    ys, xs = np.nonzero(m)
+    m[:, xs.min() + int(0.6 * (xs.max() - xs.min() + 1)):] = 0  # IoU 0.6 with its GT
+    cut["segmentation"] = mask_utils.encode(np.asfortranarray(m))
+    cut["segmentation"]["counts"] = cut["segmentation"]["counts"].decode()
+    wrong = dict(results[1], category_id=90, score=0.9)  # the right mask, another category
+    results = [dict(r, score=0.5) for r in results] + [wrong]
+    ours, theirs = _ours(coco, results, tmp_path), _cocoeval(gt, results)
+    assert 0 < theirs["AP"] < 100 and theirs["AP50"] != theirs["AP75"]
+    assert ours == pytest.approx(theirs, abs=0.1)
+
+
+def test_results_with_a_category_not_in_the_dataset_are_refused(coco, tmp_path):
+    ann, images = coco
+    gt = _quiet_coco(ann)
+    a = _gt_results(gt)[0]
+    # class order + 1 (what the tools wrote before): 2 is no category of this dataset
+    path = tmp_path / "renumbered.json"
+    path.write_text(json.dumps([dict(a, category_id=2)]))
+    r = invoke("labels", ["evaluate", "--data", ann, "--images", images, "--predictions", path])
+    assert_one_line_error(r, "renumbered.json", r"entry 0: category_id 2 is not a category of the dataset "
+                                                r"\(ids 3, 17, 44, 90\)")
+
+
+def test_predict_results_use_the_datasets_category_ids():
+    """``predict --format results`` / ``coco`` entries: class k -> the dataset's k-th id."""
+    from bestie_train.predict import results_list
+
+    masks = np.zeros((3, 4, 5), bool)
+    masks[0, :2], masks[1, 2:], masks[2] = True, True, False  # the empty third mask is dropped
+    pred = {"image_id": 397133, "masks": masks, "classes": np.array([1, 0, 1]), "scores": np.array([.9, .8, .7])}
+    out = results_list([pred], np.array([3, 17]))
+    assert [(e["image_id"], e["category_id"], e["score"]) for e in out] == [(397133, 17, .9), (397133, 3, .8)]
