@@ -51,11 +51,13 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
         path: ``last.pt`` / ``best.pt``, or an official release file (it takes the dataset's
             class names, or default ones when ``class_names`` is None).
         num_classes: when given, the number of classes of the dataset it will be used with.
-        class_names: when given, the dataset's class names (a different set only warns).
+        class_names: when given, the dataset's class names: the same names in another order are
+            refused (class k would be read as another class); a different set only warns.
 
     Raises:
         BestieError: naming the file, when it is missing, unreadable, not a bestie-train
-            checkpoint, of another format, or made for another number of classes.
+            checkpoint, of another format, made for another number of classes, or for the
+            dataset's classes in another order.
     """
     path = Path(path)
     if not path.is_file():
@@ -77,6 +79,12 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
     if num_classes is not None and len(names) != int(num_classes):
         raise BestieError(f"checkpoint is for {len(names)} classes but the dataset has {int(num_classes)}",
                           path)
+    if class_names is not None and sorted(map(str, class_names)) == sorted(names) and list(class_names) != names:
+        # the same classes in another order would score (and label) every class as another one
+        k = next(k for k, (a, b) in enumerate(zip(names, class_names)) if a != b)
+        raise BestieError(f"checkpoint classes are the dataset's in another order (class {k} is {names[k]!r} "
+                          f"in the checkpoint, {class_names[k]!r} in the dataset); use the dataset it was "
+                          "trained on, or list its classes in the checkpoint's order", path)
     if class_names is not None and list(class_names) != names:
         warnings.warn(f"{path}: checkpoint classes {names[:4]}... differ from the dataset's "
                       f"{list(class_names)[:4]}...; predictions use the dataset's order", stacklevel=2)

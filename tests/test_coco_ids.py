@@ -170,3 +170,19 @@ def test_predict_results_use_the_datasets_category_ids():
     pred = {"image_id": 397133, "masks": masks, "classes": np.array([1, 0, 1]), "scores": np.array([.9, .8, .7])}
     out = results_list([pred], np.array([3, 17]))
     assert [(e["image_id"], e["category_id"], e["score"]) for e in out] == [(397133, 17, .9), (397133, 3, .8)]
+
+
+def test_a_checkpoint_of_the_same_classes_in_another_order_is_refused(tmp_path):
+    """Same count, same names, other order: every class would be read as another (issue 19)."""
+    from badinput_helpers import make_train_checkpoint
+    from bestie_labels.errors import BestieError
+    from bestie_train.checkpoint import load_checkpoint
+
+    names = ["car", "cat", "bottle"]
+    path = make_train_checkpoint(tmp_path / "best.pt", names)
+    assert load_checkpoint(path, 3, names)["class_names"] == names
+    with pytest.raises(BestieError, match=r"best\.pt: checkpoint classes are the dataset's in another order "
+                                          r"\(class 1 is 'cat' in the checkpoint, 'bottle' in the dataset\)"):
+        load_checkpoint(path, 3, ["car", "bottle", "cat"])
+    with pytest.warns(UserWarning, match="differ from the dataset's"):  # other names: a warning, as before
+        load_checkpoint(path, 3, ["car", "cat", "dog"])
