@@ -186,3 +186,25 @@ def test_a_checkpoint_of_the_same_classes_in_another_order_is_refused(tmp_path):
         load_checkpoint(path, 3, ["car", "bottle", "cat"])
     with pytest.warns(UserWarning, match="differ from the dataset's"):  # other names: a warning, as before
         load_checkpoint(path, 3, ["car", "cat", "dog"])
+
+
+def test_an_instances_json_and_polygon_results_are_read_as_other_tools_write_them(coco, tmp_path):
+    """The dataset's own instances JSON given as --predictions (annotations without a score:
+    score 1; polygons and RLE) scores 100; polygon results with extra keys (bbox, area) score
+    what COCOeval gives them."""
+    ann, images = coco
+    r = invoke("labels", ["evaluate", "--data", ann, "--images", images, "--predictions", ann,
+                          "--out", tmp_path / "gt.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "gt.json").read_text())["coco"] == pytest.approx({"AP": 100, "AP50": 100, "AP75": 100})
+    gt = _quiet_coco(ann)
+    results = []
+    for a in gt.dataset["annotations"]:
+        if isinstance(a["segmentation"], list):  # the polygon of each image, shifted by 3 px
+            seg = [[v + 3 if k % 2 == 0 else v for k, v in enumerate(p)] for p in a["segmentation"]]
+            results.append({"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": seg,
+                            "score": 0.8, "bbox": [0, 0, 1, 1], "area": 1.0, "extra": "ignored"})
+    assert len(results) == 3
+    theirs = _cocoeval(gt, results)
+    assert 0 < theirs["AP"] < 100
+    assert _ours(coco, results, tmp_path) == pytest.approx(theirs, abs=0.1)

@@ -1,7 +1,10 @@
 """Read and validate a COCO results file of instance masks.
 
 A results file is a JSON list of ``{"image_id": int, "category_id": int, "segmentation":
-{"size": [h, w], "counts": str | list[int]}, "score": float}``. Image ids are the dataset's
+{"size": [h, w], "counts": str | list[int]} | [[x0, y0, ...], ...], "score": float}``, as
+detectron2, MMDetection and pycocotools' ``loadRes`` read them (other keys, e.g. ``bbox``, are
+ignored); an instances JSON is read as results of its annotations (score 1 where none is
+given, crowd regions left out). Image ids are the dataset's
 COCO ids (:attr:`Record.coco_id`), category ids the dataset's own (a COCO dataset's JSON ids,
 1..C in class order for VOC and folder data). Every problem raises
 :class:`BestieError` naming the file and the entry index; a malformed compressed RLE is caught
@@ -91,8 +94,13 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
     else:
         path = path_for_errors or "<predictions>"
         data = source
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        # an instances JSON (GT, another tool's export): its annotations are results of score 1
+        # unless they carry one; crowd regions are no predictions (COCOeval ignores them in GT)
+        data = [dict(a, score=a.get("score", 1.0)) if isinstance(a, dict) else a
+                for a in data["annotations"] if not (isinstance(a, dict) and a.get("iscrowd"))]
     if not isinstance(data, list):
-        _fail(path, None, f"expected a JSON list of COCO results, got {type(data).__name__}")
+        _fail(path, None, f"expected a JSON list of COCO results or an instances JSON, got {type(data).__name__}")
     per_image: dict[str, list[int]] = {r.image_id: [] for r in dataset.records}
     cls = np.zeros(len(data), np.int64)
     score = np.zeros(len(data), np.float64)
@@ -151,9 +159,11 @@ def _check_rle(path, i: int, seg, rec) -> tuple[dict, bool]:
     """``(rle, given_compressed)``: the RLE of entry ``i`` as ``{"size": [h, w], "counts":
     bytes}``, and whether its counts came compressed (those are checked later, all at once, by
     :func:`_check_compressed_totals`). Its size must be the image's; uncompressed counts are
-    checked and compressed here."""
+    checked and compressed here. Polygons are checked as the COCO reader checks GT polygons."""
+    if isinstance(seg, list):
+        return _polygon_rle(path, i, seg, rec), False
     if not isinstance(seg, dict) or "size" not in seg or "counts" not in seg:
-        _fail(path, i, "segmentation must be an RLE object with 'size' and 'counts'")
+        _fail(path, i, "segmentation must be an RLE object with 'size' and 'counts', or polygons")
     size = seg["size"]
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v >= 0 for v in size)):
         _fail(path, i, f"RLE size {_short(size)} is not [height, width]")
@@ -175,6 +185,19 @@ def _check_rle(path, i: int, seg, rec) -> tuple[dict, bool]:
             _fail(path, i, f"RLE counts sum to {_short(sum(cnt))}, expected {h}*{w} = {h * w}")
         return from_uncompressed([int(v) for v in cnt], h, w), False
     _fail(path, i, f"RLE counts must be a string or a list, got {type(cnt).__name__}")
+
+
+def _polygon_rle(path, i: int, seg: list, rec) -> dict:
+    """The RLE ``{"size", "counts": bytes}`` of entry ``i``'s polygons ``[[x0, y0, ...], ...]``."""
+    from pycocotools import mask as mask_utils
+
+    from ..datasets.coco_checks import polygon_problem, valid_polygons
+
+    problem = polygon_problem(seg, rec.height, rec.width)
+    polys = [] if problem else valid_polygons(seg)
+    if not polys:
+        _fail(path, i, f"segmentation: {problem or 'no polygon of 3 points or more'}")
+    return mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in polys], rec.height, rec.width))
 
 
 def _check_compressed_totals(path, rles: list, entries: list[int]) -> None:
