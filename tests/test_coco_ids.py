@@ -7,7 +7,8 @@ Checked with pycocotools on the outputs, not with our reader:
 * ``export --format coco`` of the GT instances keeps the category ids, the ``categories``
   entries, the image ids and each ``file_name`` exactly;
 * the GT given back as a results file (score 1) scores AP 100 in ``evaluate`` and in
-  pycocotools' ``COCOeval``;
+  pycocotools' ``COCOeval``, and imperfect results (a crowd region among the GT) score the same
+  AP, AP50 and AP75 in both;
 * a results file whose ``category_id`` is not one of the dataset's is refused in one line.
 """
 
@@ -62,6 +63,10 @@ def _coco_2017_style(root: Path) -> tuple[Path, Path]:
             area = float(m.sum()) if m is not None else 400.0
             anns.append({"id": 1000 + len(anns), "image_id": iid, "category_id": cat, "segmentation": seg,
                          "area": area, "bbox": [0, 0, 1, 1], "iscrowd": 0})
+    crowd = mask_utils.encode(np.asfortranarray(_box_mask(0, 30, 30, 48)))  # a crowd of cars, image 0
+    anns.append({"id": 1000 + len(anns), "image_id": IMAGE_IDS[0], "category_id": 3, "area": 540.0,
+                 "segmentation": {"size": [H, W], "counts": crowd["counts"].decode()}, "bbox": [0, 30, 30, 18],
+                 "iscrowd": 1})
     path = root / "annotations" / "instances_x.json"
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": CATEGORIES}))
     return path, root / "images"
@@ -88,9 +93,9 @@ def test_export_keeps_the_datasets_ids_and_file_names(coco, tmp_path):
     src, out = _quiet_coco(ann), _quiet_coco(tmp_path / "c.json")
     assert sorted(out.cats.values(), key=lambda c: c["id"]) == sorted(CATEGORIES, key=lambda c: c["id"])
     assert {i: im["file_name"] for i, im in out.imgs.items()} == {i: im["file_name"] for i, im in src.imgs.items()}
-    # every GT instance comes back with its own category id, on its own image
+    # every GT instance (crowd regions are none) comes back with its own category id and image
     def per_image(c: COCO) -> dict:
-        return {i: sorted(a["category_id"] for a in c.imgToAnns[i]) for i in IMAGE_IDS}
+        return {i: sorted(a["category_id"] for a in c.imgToAnns[i] if not a["iscrowd"]) for i in IMAGE_IDS}
     assert per_image(out) == per_image(src)
 
 
@@ -98,6 +103,8 @@ def _gt_results(gt: COCO) -> list[dict]:
     """The GT annotations of ``gt`` as a COCO results list (RLE counts str, score 1)."""
     out = []
     for a in gt.dataset["annotations"]:
+        if a["iscrowd"]:
+            continue
         rle = gt.annToRLE(a)
         rle["counts"] = rle["counts"].decode() if isinstance(rle["counts"], bytes) else rle["counts"]
         out.append({"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": rle,
@@ -133,7 +140,8 @@ def test_gt_as_results_scores_100_in_evaluate_and_cocoeval(coco, tmp_path):
 
 def test_ap_equals_cocoeval_on_imperfect_results(coco, tmp_path):
     """One instance missed, one false positive of another category scored above its true
-    match, one mask cut to IoU 0.6: AP, AP50 and AP75 equal pycocotools' to 0.1."""
+    match, one mask cut to IoU 0.6, a top-scored mask inside a crowd region (COCOeval ignores
+    it): AP, AP50 and AP75 equal pycocotools' to 0.1."""
     gt = _quiet_coco(coco[0])
     results = _gt_results(gt)[1:]  # the first instance is missed
     cut = results[0]
@@ -143,7 +151,10 @@ def test_ap_equals_cocoeval_on_imperfect_results(coco, tmp_path):
     cut["segmentation"] = mask_utils.encode(np.asfortranarray(m))
     cut["segmentation"]["counts"] = cut["segmentation"]["counts"].decode()
     wrong = dict(results[1], category_id=90, score=0.9)  # the right mask, another category
-    results = [dict(r, score=0.5) for r in results] + [wrong]
+    in_crowd = mask_utils.encode(np.asfortranarray(_box_mask(2, 32, 20, 46)))  # inside the crowd: ignored
+    on_crowd = dict(results[0], segmentation={"size": [H, W], "counts": in_crowd["counts"].decode()},
+                    image_id=IMAGE_IDS[0], category_id=3, score=0.95)
+    results = [dict(r, score=0.5) for r in results] + [wrong, on_crowd]
     ours, theirs = _ours(coco, results, tmp_path), _cocoeval(gt, results)
     assert 0 < theirs["AP"] < 100 and theirs["AP50"] != theirs["AP75"]
     assert ours == pytest.approx(theirs, abs=0.1)
