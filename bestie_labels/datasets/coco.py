@@ -1,7 +1,8 @@
 """COCO instances reader: an instances JSON plus an image folder.
 
 Category ids are remapped to 0-based classes in increasing id order, named by the categories'
-``name``. Images are listed by increasing id and keep the JSON's id as ``coco_id`` (so that
+``name``; labelme's ``_background_`` and ``__ignore__`` categories are no classes (their
+regions are background and void). Images are listed by increasing id and keep the JSON's id as ``coco_id`` (so that
 predictions can be evaluated against the same JSON). Masks come from pycocotools'
 ``annToMask`` (polygons, RLE or uncompressed RLE); crowd annotations are kept with
 ``crowd=True`` (evaluation ignores them). A COCO JSON has no splits: the file *is* the split,
@@ -40,6 +41,8 @@ class CocoDataset(Dataset):
     #: the JSON's ``categories`` entries in class order, and each image's ``file_name`` as written
     json_categories: list = field(default_factory=list, repr=False)
     json_file_names: dict = field(default_factory=dict, repr=False)
+    #: ``{image id: [annotation]}`` of labelme's ``__ignore__`` regions (void)
+    void_anns: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +58,25 @@ class CocoDataset(Dataset):
     def coco_file_name(self, rec: Record) -> str:
         return self.json_file_names.get(rec.coco_id) or super().coco_file_name(rec)
 
+    def _decode(self, ann: dict, rec: Record) -> np.ndarray:
+        """``(H, W) uint8`` mask of one annotation of ``rec``, checked (one-line errors)."""
+        h, w = rec.height, rec.width
+        if not ann.get("segmentation"):
+            raise BestieError(f"annotation {ann.get('id')} has no segmentation", self.json_path)
+        if isinstance(ann["segmentation"], dict):
+            problem = _check_rle(ann["segmentation"], h, w)
+            if problem:
+                raise BestieError(f"annotation {ann.get('id')}: {problem}", self.json_path)
+        try:
+            m = self.coco.annToMask(ann)
+        except Exception as e:  # pycocotools raises assorted types on bad polygons / RLE
+            raise BestieError(f"annotation {ann.get('id')}: cannot decode segmentation "
+                              f"({type(e).__name__}: {e})", self.json_path) from None
+        if m.shape != (h, w):
+            raise BestieError(f"annotation {ann.get('id')}: mask is {m.shape[1]}x{m.shape[0]} "
+                              f"but image {rec.coco_id} is {w}x{h}", self.json_path)
+        return m
+
     def load_gt(self, rec: Record) -> GtInstances:
         """``masks (N, H, W) bool`` of every annotation of the image (JSON order), crowd kept."""
         anns = self.coco.imgToAnns.get(rec.coco_id, [])
@@ -63,24 +85,13 @@ class CocoDataset(Dataset):
         classes = np.zeros(len(anns), np.int64)
         crowd = np.zeros(len(anns), bool)
         for n, ann in enumerate(anns):
-            if not ann.get("segmentation"):
-                raise BestieError(f"annotation {ann.get('id')} has no segmentation", self.json_path)
-            if isinstance(ann["segmentation"], dict):
-                problem = _check_rle(ann["segmentation"], h, w)
-                if problem:
-                    raise BestieError(f"annotation {ann.get('id')}: {problem}", self.json_path)
-            try:
-                m = self.coco.annToMask(ann)
-            except Exception as e:  # pycocotools raises assorted types on bad polygons / RLE
-                raise BestieError(f"annotation {ann.get('id')}: cannot decode segmentation "
-                                  f"({type(e).__name__}: {e})", self.json_path) from None
-            if m.shape != (h, w):
-                raise BestieError(f"annotation {ann.get('id')}: mask is {m.shape[1]}x{m.shape[0]} "
-                                  f"but image {rec.coco_id} is {w}x{h}", self.json_path)
-            masks[n] = m.astype(bool)
+            masks[n] = self._decode(ann, rec).astype(bool)
             classes[n] = self.cat_index[ann["category_id"]]
             crowd[n] = bool(ann.get("iscrowd", 0))
-        return GtInstances(masks=masks, classes=classes, crowd=crowd, void=np.zeros((h, w), bool))
+        void = np.zeros((h, w), bool)
+        for ann in self.void_anns.get(rec.coco_id, []):
+            void |= self._decode(ann, rec).astype(bool)
+        return GtInstances(masks=masks, classes=classes, crowd=crowd, void=void)
 
 
 def _is_int(v) -> bool:
@@ -149,10 +160,16 @@ def _check_layout(data, json_path: Path) -> None:
                            "height": _is_size, "width": _is_size}, f"images[{n}]", json_path)
 
 
+#: labelme's special categories (labelme2coco writes ``_background_`` as category 0): not
+#: instance classes. ``_background_`` regions are background, ``__ignore__`` regions void.
+BACKGROUND, IGNORE = "_background_", "__ignore__"
+
+
 def _categories(data: dict, json_path: Path) -> tuple[dict[int, int], list[str], list[dict]]:
     """``{category id: class index}`` (ids in increasing order), the class names and the
-    ``categories`` entries (id, name, supercategory) in class order."""
-    cats = sorted(data["categories"], key=lambda c: c["id"])
+    ``categories`` entries (id, name, supercategory) in class order; labelme's special
+    categories are left out (:func:`_take_special`)."""
+    cats = sorted((c for c in data["categories"] if c["name"] not in (BACKGROUND, IGNORE)), key=lambda c: c["id"])
     if not cats:
         raise BestieError("no categories", json_path)
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
@@ -163,6 +180,24 @@ def _categories(data: dict, json_path: Path) -> tuple[dict[int, int], list[str],
         raise BestieError("duplicate category names", json_path)
     return cat_index, class_names, [{"id": int(c["id"]), "name": str(c["name"]),
                                      "supercategory": str(c.get("supercategory", "object"))} for c in cats]
+
+
+def _take_special(data: dict) -> dict[int, list[dict]]:
+    """Take the annotations of labelme's special categories out of ``data["annotations"]``:
+    ``_background_`` ones are dropped (background is what no instance covers); ``__ignore__``
+    ones are returned as ``{image id: [annotation]}``, the image's void region."""
+    special = {c["id"]: c["name"] for c in data["categories"] if c["name"] in (BACKGROUND, IGNORE)}
+    if not special:
+        return {}
+    keep, void = [], {}
+    for a in data["annotations"]:
+        role = special.get(a.get("category_id"))
+        if role is None:
+            keep.append(a)
+        elif role == IGNORE:
+            void.setdefault(a.get("image_id"), []).append(a)
+    data["annotations"] = keep
+    return void
 
 
 def _image_labels(data: dict, cat_index: dict[int, int], json_path: Path) -> dict[int, np.ndarray]:
@@ -217,6 +252,7 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
     _check_layout(data, json_path)
     check_annotations(data, json_path)
     cat_index, class_names, json_categories = _categories(data, json_path)
+    void_anns = _take_special(data)
     records, json_ids = _records(data, _image_labels(data, cat_index, json_path), images, json_path)
 
     coco = COCO()
@@ -226,5 +262,5 @@ def open_coco(json_path: str | os.PathLike, images: str | os.PathLike | None,
     return CocoDataset(root=json_path.resolve(), split=json_path.stem, class_names=class_names,
                        records=records, kind="coco", extra_fingerprint={"json": json_path.name}, has_splits=False,
                        json_path=json_path, coco=coco, cat_index=cat_index, json_ids=json_ids,
-                       json_categories=json_categories,
+                       json_categories=json_categories, void_anns=void_anns,
                        json_file_names={int(im["id"]): str(im["file_name"]) for im in data["images"]})

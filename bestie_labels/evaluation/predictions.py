@@ -96,9 +96,14 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
         data = source
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         # an instances JSON (GT, another tool's export): its annotations are results of score 1
-        # unless they carry one; crowd regions are no predictions (COCOeval ignores them in GT)
-        data = [dict(a, score=a.get("score", 1.0)) if isinstance(a, dict) else a
-                for a in data["annotations"] if not (isinstance(a, dict) and a.get("iscrowd"))]
+        # unless they carry one; crowd regions and labelme's special categories are no
+        # predictions (COCOeval ignores crowd regions in GT; the datasets leave those out)
+        from ..datasets.coco import BACKGROUND, IGNORE
+
+        special = {c.get("id") for c in data.get("categories") or [] if isinstance(c, dict)
+                   and c.get("name") in (BACKGROUND, IGNORE)}
+        data = [dict(a, score=a.get("score", 1.0)) if isinstance(a, dict) else a for a in data["annotations"]
+                if not (isinstance(a, dict) and (a.get("iscrowd") or a.get("category_id") in special))]
     if not isinstance(data, list):
         _fail(path, None, f"expected a JSON list of COCO results or an instances JSON, got {type(data).__name__}")
     per_image: dict[str, list[int]] = {r.image_id: [] for r in dataset.records}
