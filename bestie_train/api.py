@@ -5,6 +5,9 @@
 >>> out = bestie_train.infer(model, image)   # image: (H, W, 3) uint8 RGB
 >>> out["semantic"].shape, out["center"].shape, out["offset"].shape
 ((C+1, H, W), (C, H, W), (2, H, W))
+>>> inst = bestie_train.predict_image(model, image)   # instances, as `predict` finds them
+>>> inst["masks"].shape, inst["classes"], inst["scores"], inst["class_names"]
+((N, H, W), (N,) int64, (N,) float32, [names of the N classes])
 """
 
 from __future__ import annotations
@@ -46,9 +49,44 @@ def infer(model, image: np.ndarray, flip: bool = False) -> dict[str, np.ndarray]
     """
     from .predict import network_outputs
 
+    _check_image(image)
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     device = next(model.parameters()).device
     out = network_outputs(model, image, device=device, flip=flip)
     return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
+def predict_image(model, image: np.ndarray, flip: bool | None = None, **post) -> dict:
+    """The instances ``model`` (from :func:`load_model`) finds in one image, as
+    ``bestie-train predict`` finds them in a split.
+
+    Args:
+        model: the trainer network.
+        image: ``(H, W, 3) uint8`` RGB.
+        flip: flip test-time augmentation; None follows the checkpoint's supervision (point
+            labels: on, as the official inference).
+        post: options of :func:`bestie_train.postprocess.predict_instances` (thresholds, top-k).
+
+    Returns:
+        ``masks (N, H, W) bool``, ``classes (N,) int64`` (0-based), ``scores (N,) float32`` and
+        ``class_names`` (the N instances' class names).
+    """
+    from .predict import image_instances, resolve_flip
+
+    _check_image(image)
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        out = image_instances(model, np.asarray(image), device=device, flip=resolve_flip(flip, model), **post)
+    finally:
+        model.train(was_training)
+    names = getattr(model, "class_names", None)
+    out["class_names"] = [names[int(c)] if names else f"class{int(c)}" for c in out["classes"]]
+    return out
+
+
+def _check_image(image) -> None:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")

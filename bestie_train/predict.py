@@ -83,21 +83,28 @@ def iter_predictions(model: torch.nn.Module, dataset, device: str | torch.device
     "scores": (N,) float32}``. ``post`` goes to :func:`bestie_train.postprocess.predict_instances`."""
     from tqdm import tqdm
 
-    from .postprocess import predict_instances
-
     was_training = model.training
     model.eval()
     try:
         for rec in tqdm(dataset.records, desc="predict", unit="img", disable=not progress, leave=False):
-            image = dataset.load_image(rec)
-            out = network_outputs(model, image, device=device, flip=flip)
-            r = predict_instances(out, **post)
-            masks = np.asarray(_np(r["masks"]), bool).reshape(-1, rec.height, rec.width)
-            yield {"image_id": int(rec.coco_id), "masks": masks,
-                   "classes": np.asarray(_np(r["classes"]), np.int64).reshape(-1),
-                   "scores": np.asarray(_np(r["scores"]), np.float32).reshape(-1)}
+            r = image_instances(model, dataset.load_image(rec), device=device, flip=flip, **post)
+            yield {"image_id": int(rec.coco_id), **r}
     finally:
         model.train(was_training)
+
+
+def image_instances(model: torch.nn.Module, image: np.ndarray, device: str | torch.device = "cpu",
+                    flip: bool = False, **post) -> dict[str, np.ndarray]:
+    """The instances ``model`` (in eval mode) finds in one ``(H, W, 3) uint8`` RGB image:
+    ``masks (N, H, W) bool``, ``classes (N,) int64`` (0-based), ``scores (N,) float32``.
+    ``post`` goes to :func:`bestie_train.postprocess.predict_instances`."""
+    from .postprocess import predict_instances
+
+    h, w = image.shape[:2]
+    r = predict_instances(network_outputs(model, image, device=device, flip=flip), **post)
+    return {"masks": np.asarray(_np(r["masks"]), bool).reshape(-1, h, w),
+            "classes": np.asarray(_np(r["classes"]), np.int64).reshape(-1),
+            "scores": np.asarray(_np(r["scores"]), np.float32).reshape(-1)}
 
 
 def _np(x):

@@ -236,3 +236,23 @@ def test_flip_default_follows_the_checkpoints_supervision():
     assert resolve_flip(None, m) is True and resolve_flip(False, m) is False
     m.sup = "cls"
     assert resolve_flip(True, m) is True
+
+
+def test_predict_image_gives_what_predict_gives_for_that_image(run):
+    """The one-image API (issue 19 item 7): the masks, classes and scores `predict` finds for
+    an image, with the class names of its instances."""
+    import bestie_train
+    from bestie_train.predict import iter_predictions
+
+    root, _, ckpt = run
+    val = open_dataset(root, split="val")
+    model = bestie_train.load_model(ckpt)
+    want = next(iter_predictions(model, val, progress=False))
+    got = bestie_train.predict_image(model, val.load_image(val.records[0]), flip=False)
+    assert len(got["classes"]) > 0 and got["masks"].shape == (len(got["classes"]), val[0].height, val[0].width)
+    for k in ("masks", "classes", "scores"):
+        np.testing.assert_array_equal(got[k], want[k])
+    assert model.class_names == val.class_names
+    assert got["class_names"] == [val.class_names[c] for c in want["classes"]]
+    with pytest.raises(ValueError, match=r"image must be \(H, W, 3\) uint8"):
+        bestie_train.predict_image(model, np.zeros((4, 4), np.uint8))
