@@ -10,6 +10,7 @@ from tqdm import tqdm
 from .datasets.base import Dataset
 from .errors import BestieError
 from .evaluation.miou import confusion, miou_summary
+from .store_inputs import WSSS, open_input
 
 
 def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike, records: list | None = None) -> dict:
@@ -21,8 +22,6 @@ def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike, records: list | No
     ``fingerprint`` and ``method`` (the store's ``method`` option) of the store and ``images``
     (how many were scored).
     """
-    from .stages import WSSS, open_input
-
     records = dataset.records_with_gt() if records is None else records
     if not records:
         raise BestieError(f"no image of split {dataset.split!r} has GT masks: no mIoU", dataset.root)

@@ -67,7 +67,8 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
     from .model.official import official_checkpoint
 
     ckpt = load_torch_file(path)
-    ckpt = official_checkpoint(ckpt, path, num_classes, class_names) or ckpt
+    official = official_checkpoint(ckpt, path, num_classes, class_names)
+    ckpt = {"kind": KIND, "format": FORMAT, **official} if official else ckpt
     if kind_of(ckpt) != KIND or "model" not in ckpt:
         raise BestieError(f"is {describe(ckpt)}: not a bestie-train checkpoint (`bestie-train fit` writes "
                           "last.pt / best.pt, or an official BESTIE_HRNet48_*.pt)", path)

@@ -114,7 +114,7 @@ def check_validation(val_dataset) -> None:
 def open_training_data(dataset, pseudo, wsss, opts: FitOptions):
     """The training crops (:class:`~bestie_train.data.TrainData`) and the fingerprints of the
     inputs: stores made from this very split (same images, labels and files), as transfer checks."""
-    from bestie_labels.stages import CUES, PSEUDO, WSSS, open_input
+    from bestie_labels.store_inputs import CUES, PSEUDO, WSSS, open_input
 
     from .data import TrainData
 

@@ -11,7 +11,8 @@ stores upstream of it.
 
 from ..class_mask import check_class_mask
 from .cues import DEFAULT_MIN_CONF, PEAK_KERNEL, PEAK_TOPK, run_cues
-from .engine import CUES, PSEUDO, WSSS, format_summary, open_input, stored_warnings
+from ..store_inputs import CUES, PSEUDO, WSSS, open_input
+from .engine import format_summary, stored_warnings
 from .export import EXPORT_FORMATS, merge, run_export
 from .report import overlay_sample, run_report
 from .transfer import run_transfer

@@ -15,7 +15,8 @@ from ..datasets.base import Dataset, Record
 from ..errors import BestieError
 from ..fileio import sha256_file
 from ..store import Store
-from .engine import CUES, check_checkpoint, files_digest, run_stage
+from ..store_inputs import CUES
+from .engine import check_checkpoint, files_digest, run_stage
 
 #: ``--min-conf`` when not given: every point of a points file; for peaks from activation maps
 #: 0.7, the threshold the official training code applies to ``Peak_points/`` (which it writes

@@ -36,63 +36,12 @@ from ..errors import BestieError, NoSpaceError
 from ..fileio import sha256_file
 from ..store_codec import encode_arrays
 from ..store import Store, StoreWriter
-
-#: Stage names recorded in the stores (``Store(path, stage=...)``).
-CUES, WSSS, PSEUDO = "cues", "wsss", "pseudo"
+from ..store_inputs import CUES, WSSS, close_cached
 
 #: ``per_image(job, record) -> (arrays {name: ndarray}, warnings Counter)``.
 PerImage = Callable[[Any, Record], "tuple[dict, Counter]"]
 
 _MAX_CHUNK = 16
-
-
-# ----------------------------------------------------------------------------------------
-# inputs
-# ----------------------------------------------------------------------------------------
-_STORE_CACHE: dict[tuple, Store] = {}
-
-
-def cached_store(path: str, stage: str) -> Store:
-    """A read handle kept open across images (also inside joblib workers)."""
-    st = os.stat(path)
-    key = (os.fspath(path), stage, st.st_ino, st.st_mtime_ns, st.st_size)
-    s = _STORE_CACHE.get(key)
-    if s is None:
-        s = _STORE_CACHE[key] = Store(path, stage=stage)
-    return s
-
-
-def _close_cached() -> None:
-    for s in _STORE_CACHE.values():
-        s.close()
-    _STORE_CACHE.clear()
-
-
-def open_input(path: str | os.PathLike, stage: str, dataset: Dataset, option: str,
-               same_data: bool = False) -> Store:
-    """Open an upstream store, checking its stage and that it holds every image of ``dataset``.
-
-    ``option`` (``"--cues"``, ...) names the command-line option in the messages. With
-    ``same_data`` the store must have been made from this very split (same dataset fingerprint:
-    images, image-level labels, image files), as transfer needs.
-    """
-    s = Store(path, stage=stage)
-    try:
-        if s.shard:
-            raise BestieError(f"{option}: this is shard {s.shard} of a sharded run; join the parts "
-                              "with `bestie-labels merge` first", path)
-        missing = [i for i in dataset.image_ids if i not in s]
-        if missing:
-            raise BestieError(f"{option}: {len(missing)} of the {len(dataset)} images of split "
-                              f"'{dataset.split}' are not in this store (first: {missing[0]})", path)
-        if same_data and s.inputs.get("data") not in (None, dataset.fingerprint()):
-            raise BestieError(f"{option}: made from another version of split '{dataset.split}' (other "
-                              "images, image-level labels or image files, e.g. another --labels file); "
-                              "rerun that stage with the same data options", path)
-    except BaseException:
-        s.close()
-        raise
-    return s
 
 
 def files_digest(paths: Sequence[Path]) -> str:
@@ -196,7 +145,7 @@ def execute(writer: StoreWriter, job, per_image: PerImage, workers: int, desc: s
         close = getattr(results, "close", None)
         if close is not None:
             close()
-        _close_cached()
+        close_cached()
     writer.finish()
     return written, warnings
 

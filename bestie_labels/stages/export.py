@@ -10,7 +10,7 @@ from ..datasets.base import Dataset
 from ..errors import BestieError
 from ..store import Store
 from ..store_merge import merge_stores
-from .engine import PSEUDO, open_input
+from ..store_inputs import PSEUDO, open_input
 
 EXPORT_FORMATS = ("coco", "voc", "bestie-txt")
 

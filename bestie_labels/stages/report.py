@@ -13,7 +13,7 @@ from ..datasets.base import Dataset
 from ..errors import BestieError
 from ..store import Store
 from ..store_checks import read_cues, read_pseudo, read_wsss
-from .engine import CUES, PSEUDO, WSSS, open_input
+from ..store_inputs import CUES, PSEUDO, WSSS, open_input
 
 
 def _find_upstream(pseudo: Store, name: str, stage: str) -> Path | None:

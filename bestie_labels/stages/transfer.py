@@ -16,7 +16,8 @@ from ..errors import BestieError
 from ..store import Store
 from ..store_checks import read_cues, read_wsss
 from ..transfer import gt_to_pseudo, transfer_instances
-from .engine import CUES, PSEUDO, WSSS, cached_store, open_input, run_stage
+from ..store_inputs import CUES, PSEUDO, WSSS, cached_store, open_input
+from .engine import run_stage
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from ..constants import VOID
 from ..datasets.base import Dataset, Record
 from ..errors import BestieError
 from ..fileio import read_index_png, sha256_file
-from .engine import WSSS, check_checkpoint, files_digest, run_stage
+from ..store_inputs import WSSS
+from .engine import check_checkpoint, files_digest, run_stage
 
 WSSS_METHODS = ("irn", "cam")
 

@@ -56,10 +56,11 @@ def default_class_names(n: int) -> list[str]:
 
 def official_checkpoint(obj: Any, path: str | os.PathLike, num_classes: int | None = None,
                         class_names: Sequence[str] | None = None) -> dict[str, Any] | None:
-    """A loaded release file (``{'model': state_dict}``) as a bestie-train checkpoint dict
-    (``kind``, ``format``, ``model``, ``options={"backbone": "hrnet_wW"}``, ``class_names``:
+    """A loaded release file (``{'model': state_dict}``) as the body of a bestie-train checkpoint
+    dict (``model``, ``options={"backbone": "hrnet_wW"}``, ``class_names``:
     the dataset's when given, else :func:`default_class_names`, ``official=True``); None when
-    ``obj`` is not one. Raises ``BestieError`` naming ``path`` on a class-count mismatch."""
+    ``obj`` is not one; :func:`bestie_train.checkpoint.load_checkpoint` adds ``kind`` and
+    ``format``. Raises ``BestieError`` naming ``path`` on a class-count mismatch."""
     if not isinstance(obj, dict) or "kind" in obj:
         return None
     from bestie_labels.backbones.weights import state_dict_of
@@ -69,10 +70,8 @@ def official_checkpoint(obj: Any, path: str | os.PathLike, num_classes: int | No
     if info is None:
         return None
     _check_heads(state, info, path, num_classes)
-    from ..checkpoint import FORMAT, KIND
-
     names = list(class_names) if class_names is not None else default_class_names(info["num_classes"])
-    return {"kind": KIND, "format": FORMAT, "model": state, "options": {"backbone": f"hrnet_w{info['width']}"},
+    return {"model": state, "options": {"backbone": f"hrnet_w{info['width']}"},
             "class_names": names, "official": True}
 
 
