@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench mutate clean voc-pipeline
+.PHONY: install test test-fast bench mutate clean voc-pipeline
 
 # make voc-pipeline variables (see README): empty VOC_ROOT runs on the built-in demo data.
 VOC_ROOT       ?=
@@ -42,6 +42,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+# The suite without the end-to-end tests marked `slow` (the demo pipeline, kills of model stages).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow"
 
 # Mutation testing of the pure core (modules and tests in pyproject.toml [tool.mutmut]); not part
 # of `make test`. All (about 4,300) mutants take over an hour on 2 cores: MUTANTS restricts the run to
