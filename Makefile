@@ -49,7 +49,7 @@ test-fast: $(STAMP)
 
 # Mutation testing of the pure core (modules and tests in pyproject.toml [tool.mutmut]); not part
 # of `make test`. All (about 4,300) mutants take over an hour on 2 cores: MUTANTS restricts the run to
-# name patterns, e.g. MUTANTS='bestie_train.losses.* bestie_labels.store.x_merge_stores*'.
+# name patterns, e.g. MUTANTS='bestie_train.losses.* bestie_labels.store.file.x_merge_stores*'.
 MUTANTS ?=
 DEV_STAMP := $(VENV)/.dev-installed
 
@@ -64,7 +64,7 @@ mutate: $(DEV_STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# The stages and their options are defined once, in bestie_labels/pipeline.py: this target writes
+# The stages and their options are defined once, in bestie_labels/pipeline/plan.py: this target writes
 # them out as Make rules (one target per stage output) and lets Make decide what is out of date.
 voc-pipeline: $(STAMP)
 	@mkdir -p '$(WORK)'

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bestie_labels.pipeline import CUE_MIN_CONF, PipelineConfig, run_stage
+from bestie_labels.pipeline.plan import CUE_MIN_CONF, PipelineConfig, run_stage
 
 PARTS = ("fig6", "table4", "table3")
 

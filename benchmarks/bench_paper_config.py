@@ -52,8 +52,8 @@ def make_voc_tree(work: Path, n_images: int) -> Path:
     from PIL import Image
 
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.demo_data import DEMO_CLASSES, make_demo_dataset, write_voc_tree
-    from bestie_labels.points import read_points, write_points
+    from bestie_labels.pipeline.demo_data import DEMO_CLASSES, make_demo_dataset, write_voc_tree
+    from bestie_labels.formats.points import read_points, write_points
     from bestie_labels.stages import run_cues, run_transfer, run_wsss
 
     root = work / "voc"

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from bestie_labels.datasets import open_dataset
-from bestie_labels.demo_data import DEMO_CLASSES, format_points, instance_points, make_demo_dataset
-from bestie_labels.voc_writer import instance_classes, write_voc_tree
-from bestie_labels.fileio import read_image, read_index_png
+from bestie_labels.pipeline.demo_data import DEMO_CLASSES, format_points, instance_points, make_demo_dataset
+from bestie_labels.formats.voc_writer import instance_classes, write_voc_tree
+from bestie_labels.core.fileio import read_image, read_index_png
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
 
 TRAIN_AUG = 10_582

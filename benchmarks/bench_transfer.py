@@ -3,7 +3,7 @@
 Synthetic VOC-size inputs (500x375, 20 classes, ~3 classes and ~6 instances per image, a good
 share of same-class instances touching, a few spurious cues) go through
 
-* ours: :func:`bestie_labels.transfer.transfer_instances` then
+* ours: :func:`bestie_labels.algorithms.knowledge_transfer.transfer_instances` then
   :func:`bestie_train.targets.make_targets` (torch, CPU);
 * a straightforward reference of the same rules written here: ``scipy.ndimage.label`` per
   class, a Python loop over components and over the class's cues, one dense ``(H, W)``
@@ -40,7 +40,7 @@ import torch
 from scipy import ndimage
 
 from bestie_train.targets import kernel_radius, make_targets
-from bestie_labels.transfer import transfer_instances
+from bestie_labels.algorithms.knowledge_transfer import transfer_instances
 
 H, W, C = 375, 500, 20
 MIN_AREA, SIGMA = 50, 6.0
@@ -204,7 +204,7 @@ def stage_inputs(d: Path, n: int, seed: int):
     """A dataset of ``n`` VOC-size records and its ``cues.h5`` / ``wsss.h5`` (synthetic), written
     by the ``bestie_labels`` on ``sys.path`` (so in that version's store format)."""
     from bestie_labels.datasets.base import Dataset, Record
-    from bestie_labels.store import StoreWriter
+    from bestie_labels.store.file import StoreWriter
 
     rng = np.random.default_rng(seed)
     recs, data = [], {}
@@ -231,7 +231,7 @@ def stage_child(d: Path, n: int, seed: int, workers: int) -> None:
 
     import bestie_labels
     import bestie_labels.stages as stages
-    from bestie_labels.store import Store
+    from bestie_labels.store.file import Store
 
     ds = stage_inputs(d, n, seed)
     out = d / "pseudo.h5"

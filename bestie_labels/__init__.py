@@ -3,8 +3,7 @@
 Public API (see ``api.py``): :func:`load_classifier` and :func:`activation_maps`.
 """
 
-__version__ = "0.1.0"
-
-from .api import activation_maps, load_classifier  # noqa: E402  (torch is imported lazily)
+from .core.version import __version__  # noqa: F401  (re-exported)
+from .api import activation_maps, load_classifier  # torch is imported lazily
 
 __all__ = ["activation_maps", "load_classifier"]

@@ -22,14 +22,14 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__
+from .core.version import __version__
 from .datasets.base import Dataset
-from .errors import BestieError
-from .fileio import write_index_png, write_json
-from .rle import bbox as rle_bbox
-from .rle import encode, instance_masks
-from .store import Store
-from .store_checks import read_pseudo
+from .core.errors import BestieError
+from .core.fileio import write_index_png, write_json
+from .core.rle import bbox as rle_bbox
+from .core.rle import encode, instance_masks
+from .store.file import Store
+from .store.checks import read_pseudo
 
 
 def image_entry(dataset: Dataset, rec) -> dict:
@@ -134,7 +134,7 @@ def _tree(out: str | os.PathLike, subdirs: Sequence[str]):
     keeps there stay (the CLI's output guard refuses beforehand to replace a file of the same
     name that this command did not write). A failure leaves ``out`` as it was.
     """
-    from .fileio import make_parent, remove_stale_temporaries
+    from .core.fileio import make_parent, remove_stale_temporaries
 
     out = Path(out)
     for p in (out, *(out / s for s in subdirs)):
@@ -204,7 +204,7 @@ def export_points_tree(dataset: Dataset, out: str | os.PathLike, subdir: str,
 
     ``points_of(image_id)`` returns ``(N, 4) float32`` rows x, y, cls, conf.
     """
-    from .points import write_points
+    from .formats.points import write_points
 
     n = 0
     with _tree(out, (subdir,)) as tmp:
@@ -336,7 +336,7 @@ def overlay_panels(image: np.ndarray, wsss: np.ndarray | None, cues: np.ndarray 
     """
     import cv2
 
-    from .fileio import voc_palette
+    from .core.fileio import voc_palette
 
     h, w = image.shape[:2]
     pal = voc_palette()
@@ -362,7 +362,7 @@ def write_rgb_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write ``(H, W, 3) uint8`` RGB as a PNG, atomically."""
     import cv2
 
-    from .fileio import atomic_path
+    from .core.fileio import atomic_path
 
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:

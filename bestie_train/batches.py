@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 
 
 def collate(samples: Sequence[dict]) -> dict:

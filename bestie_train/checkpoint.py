@@ -28,8 +28,8 @@ from typing import Any, Sequence
 
 import torch
 
-from bestie_labels.errors import BestieError
-from bestie_labels.training import save_state
+from bestie_labels.core.errors import BestieError
+from bestie_labels.core.training import save_state
 
 FORMAT = 1
 KIND = "bestie-train"
@@ -62,7 +62,7 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    from bestie_labels.safe_load import describe, kind_of, load_torch_file
+    from bestie_labels.core.safe_load import describe, kind_of, load_torch_file
 
     from .model.official import official_checkpoint
 

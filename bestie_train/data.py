@@ -46,10 +46,10 @@ import os
 import numpy as np
 import torch
 
-from bestie_labels.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
-from bestie_labels.errors import BestieError
-from bestie_labels.store import Store
-from bestie_labels.store_checks import read_cues, read_pseudo, read_wsss
+from bestie_labels.core.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
+from bestie_labels.core.errors import BestieError
+from bestie_labels.store.file import Store
+from bestie_labels.store.checks import read_cues, read_pseudo, read_wsss
 
 from .augment import Geometry, draw_geometry, inside_crop, photometric_distort, warp_map, warp_points
 
@@ -218,7 +218,7 @@ class TrainData(torch.utils.data.Dataset):
         labels = np.asarray(rec.labels, bool)
         points = np.zeros((0, 3), np.float64)
         if self.sup == "point":
-            from bestie_labels.points import read_points
+            from bestie_labels.formats.points import read_points
 
             pts = read_points(os.path.join(self.points_dir, f"{rec.image_id}.txt"), h, w,
                               self.num_classes)
@@ -274,7 +274,7 @@ class TrainData(torch.utils.data.Dataset):
     def _crop_transfer(self, wsss_c: np.ndarray, a: dict, g: Geometry):
         """The semantic knowledge transfer on the crop: components of the cropped WSSS mask
         holding exactly one cue that survived the crop (cues outside it train nothing)."""
-        from bestie_labels.transfer import transfer_instances
+        from bestie_labels.algorithms.knowledge_transfer import transfer_instances
 
         r = transfer_instances(wsss_c, self.crop_cues(a, g), a["labels"], **self.transfer)
         return (r["instances"].astype(np.int64), r["centers"].astype(np.float64),

@@ -42,9 +42,9 @@ import time
 
 import torch
 
-from bestie_labels import interrupt
-from bestie_labels.errors import BestieError, one_line
-from bestie_labels.training import MetricsLog, check_device, device_is_cpu, progress_bar
+from bestie_labels.core import interrupt
+from bestie_labels.core.errors import BestieError, one_line
+from bestie_labels.core.training import MetricsLog, check_device, device_is_cpu, progress_bar
 
 from .checkpoint import save_checkpoint
 from .distributed import init_distributed

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bestie_labels.errors import BestieError
-from bestie_labels.option_fields import NOT_AN_OPTION, device_option, option, seed_option, workers_option
+from bestie_labels.core.errors import BestieError
+from bestie_labels.core.option_fields import NOT_AN_OPTION, device_option, option, seed_option, workers_option
 
 #: Per-backbone defaults. ResNet/HRNet: the official BESTIE script values (Adam 5e-5, crop 416,
 #: batch 16, 50k iterations, 2k warm-up, validation every 1k). tiny: trained from scratch on the

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bestie_labels.constants import VOID
+from bestie_labels.core.constants import VOID
 
 
 

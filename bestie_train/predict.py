@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bestie_labels.errors import BestieError
-from bestie_labels.fileio import write_json
-from bestie_labels.torch_threads import threads_for
+from bestie_labels.core.errors import BestieError
+from bestie_labels.core.fileio import write_json
+from bestie_labels.core.torch_threads import threads_for
 
 from .data import normalize_image
 
@@ -115,7 +115,7 @@ def results_list(preds, category_ids) -> list[dict]:
     """COCO results entries from :func:`iter_predictions` items (empty masks dropped);
     ``category_ids`` ``(C,)`` gives each class's category id (the dataset's
     :meth:`~bestie_labels.datasets.base.Dataset.category_ids`)."""
-    from bestie_labels.rle import encode
+    from bestie_labels.core.rle import encode
 
     out = []
     for p in preds:

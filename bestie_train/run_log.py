@@ -1,4 +1,4 @@
-"""The run folder's metrics: ``metrics.jsonl`` rows (:class:`~bestie_labels.training.MetricsLog`)
+"""The run folder's metrics: ``metrics.jsonl`` rows (:class:`~bestie_labels.core.training.MetricsLog`)
 and ``curves.png``.
 
 A ``train`` row: ``{"kind": "train", "iter", "epoch", "lr", "total", "semantic",
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bestie_labels.fileio import atomic_path
-from bestie_labels.training import MetricsLog
+from bestie_labels.core.fileio import atomic_path
+from bestie_labels.core.training import MetricsLog
 
 LOSS_KEYS = ("total", "semantic", "center_pseudo", "center_refined", "offset_pseudo", "offset_refined")
 

@@ -1,7 +1,7 @@
 """The state of a ``fit`` run (:class:`RunState`) and how it is prepared, restored and saved.
 
 :func:`prepare` checks the inputs, decides whether ``last.pt`` is resumed
-(:func:`bestie_labels.training.previous_run`), builds the network, optimizer, scheduler and AMP
+(:func:`bestie_labels.core.training.previous_run`), builds the network, optimizer, scheduler and AMP
 scaler, restores them from the checkpoint, and makes the batch loader. :func:`checkpoint_state`
 is what ``last.pt`` / ``best.pt`` hold (layout in :mod:`bestie_train.checkpoint`).
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from bestie_labels.errors import BestieError
-from bestie_labels.training import MetricsLog, device_is_cpu, previous_run, rng_state, set_rng_state
+from bestie_labels.core.errors import BestieError
+from bestie_labels.core.training import MetricsLog, device_is_cpu, previous_run, rng_state, set_rng_state
 
 from .checkpoint import load_checkpoint
 from .distributed import Dist, wrap_model
@@ -114,7 +114,7 @@ def check_validation(val_dataset) -> None:
 def open_training_data(dataset, pseudo, wsss, opts: FitOptions):
     """The training crops (:class:`~bestie_train.data.TrainData`) and the fingerprints of the
     inputs: stores made from this very split (same images, labels and files), as transfer checks."""
-    from bestie_labels.store_inputs import CUES, PSEUDO, WSSS, open_input
+    from bestie_labels.store.inputs import CUES, PSEUDO, WSSS, open_input
 
     from .data import TrainData
 

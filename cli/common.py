@@ -1,9 +1,9 @@
 """Options and error handling shared by every command (in the spirit of rasterio's ``rio``).
 
 Commands only parse options and call library functions. :func:`command` wraps a command body
-so that a :class:`~bestie_labels.errors.BestieError` prints one line (``Error: FILE: problem``)
+so that a :class:`~bestie_labels.core.errors.BestieError` prints one line (``Error: FILE: problem``)
 and exits 1, and Ctrl-C exits 130 saying that a rerun resumes (the SIGINT handling itself is
-:mod:`bestie_labels.interrupt`).
+:mod:`bestie_labels.core.interrupt`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import sys
 
 import click
 
-from bestie_labels import interrupt
-from bestie_labels.errors import BestieError
+from bestie_labels.core import interrupt
+from bestie_labels.core.errors import BestieError
 
 
 def _close_progress_bars() -> None:
@@ -103,7 +103,7 @@ def command(fn):
             click.echo(f"Error: {msg}", err=True)
             sys.exit(1)
         except RuntimeError as e:  # HDF5 reports a full disk as RuntimeError, its errno in the text
-            from bestie_labels.fileio import _NO_SPACE
+            from bestie_labels.core.fileio import _NO_SPACE
 
             if not any(s in str(e) for s in _NO_SPACE):
                 raise
@@ -146,10 +146,10 @@ def open_data(data, split, data_format, images, labels_file):
 
 
 def guard(command: str, outputs=(), files=(), inputs=(), input_dirs=(), dataset=None, force: bool = False):
-    """The output guard of one run (:func:`bestie_labels.outputs.guard_outputs`): refuse an output
+    """The output guard of one run (:func:`bestie_labels.core.outputs.guard_outputs`): refuse an output
     that is an input or (unless ``force``) an existing file another command wrote, and lock
     ``outputs``. ``dataset``'s image, annotation and GT files count as inputs."""
-    from bestie_labels.outputs import dataset_inputs, guard_outputs
+    from bestie_labels.core.outputs import dataset_inputs, guard_outputs
 
     inputs, input_dirs = [i for i in inputs if i], [d for d in input_dirs if d]
     if dataset is not None:
@@ -171,9 +171,9 @@ def replace_force(store: str, stage: str, force: bool, replace_own: bool) -> boo
         return force
     from pathlib import Path
 
-    from bestie_labels.errors import BestieError
-    from bestie_labels.fileio import read_json
-    from bestie_labels.store import Store
+    from bestie_labels.core.errors import BestieError
+    from bestie_labels.core.fileio import read_json
+    from bestie_labels.store.file import Store
 
     path = Path(store)
     parts = path.with_name(path.name + ".parts") / "header.json"

@@ -24,8 +24,8 @@ def command(out, n_images, size, seed, force):
     Annotations, SegmentationClass/Object (255 void borders), train/val/trainval splits,
     class_names.txt and points/<id>.txt (one GT point per instance, 'x y cls conf').
     """
-    from bestie_labels.demo_data import make_demo_dataset
-    from bestie_labels.demo_stage import demo_options, demo_state
+    from bestie_labels.pipeline.demo_data import make_demo_dataset
+    from bestie_labels.pipeline.demo_stage import demo_options, demo_state
 
     opts = demo_options(n_images, size, seed)
     with guard("bestie-labels demo-data", outputs=[out], force=force):

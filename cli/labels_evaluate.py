@@ -23,7 +23,7 @@ def command(data, split, data_format, images, labels_file, predictions, out, ver
     2007000032), category ids 1..C in class order.
     """
     from bestie_labels.evaluation import evaluate_predictions, format_metrics
-    from bestie_labels.fileio import write_json
+    from bestie_labels.core.fileio import write_json
 
     ds = open_data(data, split, data_format, images, labels_file)
     with guard("bestie-labels evaluate", outputs=[out], files=[out], inputs=[predictions, labels_file], dataset=ds,

@@ -2,7 +2,7 @@
 
 import click
 
-from bestie_labels.pipeline import PipelineConfig
+from bestie_labels.pipeline.plan import PipelineConfig
 
 from .common import command, guard
 from .options import dataclass_options
@@ -16,7 +16,7 @@ from .options import dataclass_options
 @command
 def command(emit_make, stage, dry_run, **kw):
     """Run the whole method: demo data, train-pam, cues, train-irn, wsss, transfer, report, export, fit, evaluate."""
-    from bestie_labels import pipeline as P
+    from bestie_labels.pipeline import plan as P
 
     cfg = PipelineConfig(**kw)
     if not stage:
@@ -38,6 +38,6 @@ def command(emit_make, stage, dry_run, **kw):
         # runs, possibly in parallel, lock only those).
         with guard("bestie-labels pipeline", outputs=[cfg.work]):
             P.run_pipeline(cfg, log=click.echo)
-        from bestie_labels.summary import format_summary, read_summary
+        from bestie_labels.pipeline.summary import format_summary, read_summary
 
         click.echo(format_summary(read_summary(cfg.work)))

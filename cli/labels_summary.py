@@ -12,7 +12,7 @@ from .common import command, force_option, guard
 @command
 def command(work, quiet, force):
     """Print (and write WORK/summary.json) pseudo-label precision/recall, mAP and COCO AP."""
-    from bestie_labels.summary import format_summary, write_summary
+    from bestie_labels.pipeline.summary import format_summary, write_summary
 
     from pathlib import Path
 

@@ -20,7 +20,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from bestie_labels.demo_data import make_demo_dataset
+from bestie_labels.pipeline.demo_data import make_demo_dataset
 
 #: Image ids of the tiny tree (train = the first three, val = the last).
 TRAIN_IDS = ["2000_000001", "2000_000002", "2000_000003"]
@@ -109,7 +109,7 @@ def write_rgb_png(path: str | os.PathLike, arr: np.ndarray) -> None:
 
 
 def write_palette_png(path: str | os.PathLike, arr: np.ndarray) -> None:
-    from bestie_labels.fileio import write_index_png
+    from bestie_labels.core.fileio import write_index_png
 
     write_index_png(path, np.asarray(arr, np.uint8))
 

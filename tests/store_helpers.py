@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from bestie_labels.store import Store, StoreWriter
+from bestie_labels.store.file import Store, StoreWriter
 
 
 def read_image(path: Path, image_id: str) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from bestie_labels.backbones import build_backbone
 from bestie_labels.backbones.resnet import resnet50, resnet101
 from bestie_labels.backbones.tiny import TinyBackbone
 from bestie_labels.backbones.weights import load_pretrained, read_state_dict
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from official_layouts import hrnet_imagenet_state, hrnet_trunk_shapes
 
 

@@ -319,7 +319,7 @@ def _index_import(w: Work) -> Cell:
 @cell("palette index above the class count", "evaluate (GT SegmentationClass)")
 def _index_eval(w: Work) -> Cell:
     p = _gt(w, "SegmentationClass", VAL_IDS[0])
-    from bestie_labels.fileio import read_index_png
+    from bestie_labels.core.fileio import read_index_png
 
     m = read_index_png(p).copy()
     m[0, 0] = 200
@@ -331,7 +331,7 @@ def _index_eval(w: Work) -> Cell:
 @cell("palette index above the class count", "wsss --from-gt")
 def _index_wsss_gt(w: Work) -> Cell:
     p = _gt(w, "SegmentationClass", TRAIN_IDS[0])
-    from bestie_labels.fileio import read_index_png
+    from bestie_labels.core.fileio import read_index_png
 
     m = read_index_png(p).copy()
     m[-1, -1] = NUM_CLASSES + 1
@@ -993,7 +993,7 @@ def test_bad_input(key, good, tmp_path, request):
         print(f"OBSERVED exit {r.exit_code}; {line[0].strip()}")  # shown by pytest -rA (the matrix table)
         for name, n in c.warn.items():
             assert f"{name} x{n}" in line[0], r.output
-        from bestie_labels.store import Store
+        from bestie_labels.store.file import Store
 
         with Store(c.out) as s:
             assert len(s) == len(s.split_ids) == len(TRAIN_IDS)

@@ -9,7 +9,7 @@ from bestie_labels.backbones.vgg import CONV_INDICES, VGG16Trunk
 from bestie_labels.classifier import (activation_maps, average_precision, build_classifier, load_classifier,
                                       load_pretrained, mean_average_precision)
 from bestie_labels.classifier.checkpoint import FORMAT, VERSION, save_checkpoint
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 
 VGG_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 

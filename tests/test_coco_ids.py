@@ -186,7 +186,7 @@ def test_predict_results_use_the_datasets_category_ids():
 def test_a_checkpoint_of_the_same_classes_in_another_order_is_refused(tmp_path):
     """Same count, same names, other order: every class would be read as another (issue 19)."""
     from badinput_helpers import make_train_checkpoint
-    from bestie_labels.errors import BestieError
+    from bestie_labels.core.errors import BestieError
     from bestie_train.checkpoint import load_checkpoint
 
     names = ["car", "cat", "bottle"]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from bestie_labels.datasets.base import coco_image_ids
-from bestie_labels.errors import BestieError, StaleOutputError
-from bestie_labels.fileio import atomic_path, read_index_png, write_index_png
-from bestie_labels.store import Store, StoreWriter
-from bestie_labels.store_merge import merge_stores
+from bestie_labels.core.errors import BestieError, StaleOutputError
+from bestie_labels.core.fileio import atomic_path, read_index_png, write_index_png
+from bestie_labels.store.file import Store, StoreWriter
+from bestie_labels.store.merge import merge_stores
 
 IDS = [f"im{i}" for i in range(7)]
 

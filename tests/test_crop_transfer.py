@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bestie_labels.datasets import open_dataset
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
 from bestie_train.targets import make_targets
 from bestie_train.augment import draw_geometry

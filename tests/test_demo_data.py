@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bestie_labels.demo_data import DEMO_CLASSES, instance_points, make_demo_dataset
-from bestie_labels.voc_writer import instance_classes
-from bestie_labels.errors import BestieError
+from bestie_labels.pipeline.demo_data import DEMO_CLASSES, instance_points, make_demo_dataset
+from bestie_labels.formats.voc_writer import instance_classes
+from bestie_labels.core.errors import BestieError
 
 
 def _png(path):

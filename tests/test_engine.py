@@ -9,7 +9,7 @@ import pytest
 
 from bestie_labels.datasets.base import Dataset, Record
 from bestie_labels.stages.engine import run_stage
-from bestie_labels.store import Store
+from bestie_labels.store.file import Store
 
 IDS = ["a", "b", "c", "d", "e"]
 

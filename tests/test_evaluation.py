@@ -8,11 +8,11 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from bestie_labels.datasets.base import Dataset, GtInstances, Record
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.evaluation import evaluate_predictions, format_metrics, voc_instance_ap
 from bestie_labels.evaluation.coco_ap import encode_masks
 from bestie_labels.evaluation.predictions import read_predictions
-from bestie_labels.rle import decode_counts_totals
+from bestie_labels.core.rle import decode_counts_totals
 
 H, W = 10, 20
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from bestie_labels import rle
+from bestie_labels.core import rle
 from bestie_labels.datasets.base import Dataset, Record
 from bestie_labels.export import (export_bestie_txt, export_coco, export_voc, pseudo_to_voc,
                                   results_to_coco_instances)
-from bestie_labels.fileio import read_index_png
-from bestie_labels.store import Store, StoreWriter
+from bestie_labels.core.fileio import read_index_png
+from bestie_labels.store.file import Store, StoreWriter
 
 
 def _dataset(tmp_path):
@@ -134,7 +134,7 @@ def test_results_to_coco_instances(tmp_path):
 
 def test_overlay_panels():
     from bestie_labels.export import overlay_panels
-    from bestie_labels.fileio import voc_palette
+    from bestie_labels.core.fileio import voc_palette
 
     img = np.full((40, 50, 3), 100, np.uint8)
     inst = np.zeros((40, 50), np.uint16)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bestie_labels.datasets import open_dataset
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
 from bestie_train.fit import MetricsLog, fit, lr_factor
 

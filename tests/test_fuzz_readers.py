@@ -35,10 +35,10 @@ from pycocotools import mask as mask_utils
 
 from badinput_helpers import build_png, png_chunks
 from bestie_labels.datasets.base import Dataset, Record
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.evaluation.predictions import read_predictions
-from bestie_labels.fileio import read_index_png
-from bestie_labels.points import read_points
+from bestie_labels.core.fileio import read_index_png
+from bestie_labels.formats.points import read_points
 
 FUZZ = dict(deadline=None, derandomize=True, database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

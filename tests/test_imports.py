@@ -3,7 +3,7 @@ inside functions included), so that a new cycle or a new upward import fails her
 
 * no import cycle between modules;
 * the trainer (``bestie_train``) never imports the label stages (``bestie_labels.stages``) or
-  the command line (``cli``): it reads stores through ``bestie_labels.store_inputs``;
+  the command line (``cli``): it reads stores through ``bestie_labels.store.inputs``;
 * the label library (``bestie_labels``) never imports the trainer or the command line.
 """
 
@@ -105,7 +105,7 @@ def test_no_upward_import(layer, forbidden):
 def test_the_graph_reader_sees_relative_imports_in_functions_and_cycles():
     """The reader itself: a relative import inside a function counts, and a cycle is found."""
     graph = import_graph()
-    assert "bestie_labels.store_inputs" in graph["bestie_train.run_state"]  # imported in a function
-    assert "bestie_labels.store_inputs" in graph["bestie_labels.stages.transfer"]  # `from ..store_inputs`
+    assert "bestie_labels.store.inputs" in graph["bestie_train.run_state"]  # imported in a function
+    assert "bestie_labels.store.inputs" in graph["bestie_labels.stages.transfer"]  # `from ..store_inputs`
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []

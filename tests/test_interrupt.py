@@ -1,4 +1,4 @@
-"""Ctrl-C handling (bestie_labels/interrupt.py): the CLI's stop-now handler, the trainers'
+"""Ctrl-C handling (bestie_labels/core/interrupt.py): the CLI's stop-now handler, the trainers'
 finish-the-step handler, the flag both poll, and one-line worker errors."""
 
 import signal
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bestie_labels import interrupt
-from bestie_labels.errors import BestieError, one_line
+from bestie_labels.core import interrupt
+from bestie_labels.core.errors import BestieError, one_line
 
 
 def _ctrl_c():
@@ -65,7 +65,7 @@ def test_finish_step_disabled_keeps_the_current_handler():
 
 def test_one_line_keeps_the_last_line_of_a_worker_traceback():
     e = BestieError("Caught BestieError in DataLoader worker process 0.\nTraceback (most recent call last):\n"
-                    "  File \"x.py\", line 1\nbestie_labels.errors.BestieError: a.png: cannot read image")
+                    "  File \"x.py\", line 1\nbestie_labels.core.errors.BestieError: a.png: cannot read image")
     assert str(one_line(e)) == "a.png: cannot read image"
     plain = BestieError("bad", "f.txt")
     assert one_line(plain) is plain

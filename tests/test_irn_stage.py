@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from bestie_labels.datasets import open_dataset
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.stages import run_report, run_wsss
-from bestie_labels.store import Store
+from bestie_labels.store.file import Store
 from checkpoint_helpers import save_tiny_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -204,7 +204,7 @@ def test_kill_while_renaming_final_store(tree, tmp_path):
     out = tmp_path / "out" / "pseudo.h5"
     args = _args("transfer", tree, out)
     code = ("import os, signal, sys\n"
-            "import bestie_labels.fileio as F\n"
+            "import bestie_labels.core.fileio as F\n"
             "real = F.os.replace\n"
             "def replace(a, b):\n"
             "    if str(b) == sys.argv[-1]:\n"
@@ -227,7 +227,7 @@ def test_kill_before_parts_removed(tree, tmp_path):
     out = tmp_path / "out" / "cues.h5"
     args = _args("cues", tree, out)
     code = ("import os, signal, sys\n"
-            "import bestie_labels.store as S\n"
+            "import bestie_labels.store.file as S\n"
             "def rmtree(*a, **k):\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n"
             "S.shutil.rmtree = rmtree\n")
@@ -247,7 +247,7 @@ def test_kill_while_renaming_export(tree, tmp_path):
     args = ["export", "--data", tree / "voc", "--split", "train", "--pseudo", tree / "ref" / "pseudo.h5",
             "--format", "coco", "--out", out]
     code = ("import os, signal, sys\n"
-            "import bestie_labels.fileio as F\n"
+            "import bestie_labels.core.fileio as F\n"
             "real = F.os.replace\n"
             "def replace(a, b):\n"
             "    if str(b) == sys.argv[-1]:\n"
@@ -279,8 +279,8 @@ def test_disk_full_keeps_previous_output(tree, tmp_path, monkeypatch, where):
     """An earlier complete pseudo.h5 exists; a --force rerun with other options hits ENOSPC while
     writing a part, or while renaming the final file: one line, exit 1, the earlier store intact,
     no temporary file; once there is space again the rerun resumes and finishes."""
-    import bestie_labels.fileio as fileio
-    import bestie_labels.store as store
+    import bestie_labels.core.fileio as fileio
+    import bestie_labels.store.file as store
 
     out = tmp_path / "out" / "pseudo.h5"
     args = _args("transfer", tree, out)
@@ -413,7 +413,7 @@ def test_cues_and_wsss_repeat_and_workers_identical(tree, tmp_path, monkeypatch)
     """Rerun from scratch in another folder, and with --workers 2: the same bytes (cues from
     points files, WSSS imported from PNGs); transfer too with --workers 2 and BESTIE_PART_SIZE=1."""
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.fileio import write_index_png
+    from bestie_labels.core.fileio import write_index_png
 
     ds = open_dataset(tree / "voc", "train")
     masks = tmp_path / "masks"
@@ -429,7 +429,7 @@ def test_cues_and_wsss_repeat_and_workers_identical(tree, tmp_path, monkeypatch)
                               "--out", tmp_path / w / "wsss.h5"])
         assert r.exit_code == 0, r.output
     assert filecmp.cmp(tmp_path / "1" / "wsss.h5", tmp_path / "2" / "wsss.h5", shallow=False)
-    from bestie_labels.store import Store
+    from bestie_labels.store.file import Store
 
     with Store(tmp_path / "2" / "wsss.h5") as a, Store(ref / "wsss.h5") as b:
         for i in ds.image_ids:  # imported PNGs of the GT == the GT store, image by image
@@ -447,7 +447,7 @@ def test_pam_cues_repeat_identical(tree, pam_ref, tmp_path):
         r = invoke("labels", [*_args("pam", tree, tmp_path / "c.h5"), "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert filecmp.cmp(tmp_path / "c.h5", pam_ref, shallow=False)
-    from bestie_labels.store import Store
+    from bestie_labels.store.file import Store
 
     with Store(pam_ref) as s:
         assert sum(len(s.read(i)["points"]) for i in s.image_ids) > 0  # the cues are not all empty

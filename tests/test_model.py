@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_train.model import build_model
 
 

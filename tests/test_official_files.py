@@ -16,7 +16,7 @@ import torch
 import bestie_labels
 import bestie_train
 from badinput_helpers import NUM_CLASSES, assert_one_line_error, invoke, make_tiny_tree
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from official_layouts import bestie_hrnet_state, hrnet_imagenet_state, pam_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

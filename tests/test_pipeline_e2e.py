@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from bestie_labels.pipeline import PipelineConfig, run_pipeline
-from bestie_labels.store import Store
-from bestie_labels.summary import format_summary, read_summary
+from bestie_labels.pipeline.plan import PipelineConfig, run_pipeline
+from bestie_labels.store.file import Store
+from bestie_labels.pipeline.summary import format_summary, read_summary
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@ import os
 import subprocess
 import time
 
-from bestie_labels.pipeline import PipelineConfig, build_stages, emit_makefile, is_current, write_stamps
+from bestie_labels.pipeline.plan import PipelineConfig, build_stages, emit_makefile, is_current, write_stamps
 
 
 def _make_all_current(cfg):
@@ -70,7 +70,7 @@ def _opt(argv, flag):
 
 
 def test_device_picks_the_recipe_and_make_variables_override(tmp_path):
-    from bestie_labels.pipeline import describe
+    from bestie_labels.pipeline.plan import describe
 
     voc = dict(work=str(tmp_path), voc_root="/data/VOC2012", labels="/data/train_cls.txt")
     cpu = build_stages(PipelineConfig(**voc))
@@ -105,7 +105,7 @@ def test_label_file_is_the_training_image_list(tmp_path):
 def test_both_checkpoints_are_evaluated_and_named(tmp_path):
     import json
 
-    from bestie_labels.summary import build_summary, format_summary
+    from bestie_labels.pipeline.summary import build_summary, format_summary
 
     stages = build_stages(PipelineConfig(work=str(tmp_path)))
     assert _opt(_argv(stages, "evaluate"), "--checkpoint").endswith("best.pt")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bestie_labels.errors import BestieError
-from bestie_labels.points import read_points, write_points
+from bestie_labels.core.errors import BestieError
+from bestie_labels.formats.points import read_points, write_points
 
 
 def _file(tmp_path, text, name="2007_000032.txt"):

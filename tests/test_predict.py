@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from bestie_labels.datasets import open_dataset
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
 from bestie_train.checkpoint import load_checkpoint, save_checkpoint
 from bestie_train.fit import fit

@@ -44,7 +44,7 @@ def test_empty_shard_writes_a_part_that_merge_accepts(stage, work):
         parts.append(out)
     r = invoke("labels", [stage, *d, *extra, "--shard", f"{n - 1}/{n}", "--out", parts[-1]])
     assert r.exit_code == 0 and "up to date (0 images)" in r.output, r.output
-    from bestie_labels.store import Store
+    from bestie_labels.store.file import Store
 
     with Store(parts[-1]) as s:
         assert len(s) == 0 and len(s.split_ids) == len(TRAIN_IDS)
@@ -59,7 +59,7 @@ def test_export_coco_with_300_instances_in_one_image(work):
     from pycocotools.coco import COCO
 
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.store import StoreWriter
+    from bestie_labels.store.file import StoreWriter
 
     ds = open_dataset(work / "voc", "train")
     n = 300

@@ -39,7 +39,7 @@ def _exif(o: int) -> bytes:
 
 def _stored(upright: np.ndarray, o: int) -> np.ndarray:
     """The pixels to store so that orientation ``o`` displays ``upright``."""
-    from bestie_labels.orientation import apply_orientation
+    from bestie_labels.core.orientation import apply_orientation
 
     return apply_orientation(upright, INVERSE.get(o, o))
 
@@ -65,7 +65,7 @@ def folder(tmp_path_factory):
 
 @pytest.mark.parametrize("o", ORIENTATIONS)
 def test_read_image_is_pils_exif_transpose(o, folder):
-    from bestie_labels.fileio import read_image
+    from bestie_labels.core.fileio import read_image
 
     path = folder / f"o{o}.jpg"
     with Image.open(path) as im:
@@ -81,7 +81,7 @@ def test_read_image_is_pils_exif_transpose(o, folder):
 @pytest.mark.parametrize("o", ORIENTATIONS)
 def test_png_and_mask_readers_follow_the_tag(o, tmp_path):
     """Lossless: the colour reader and the index-mask reader give the upright pixels exactly."""
-    from bestie_labels.fileio import read_image, read_index_png
+    from bestie_labels.core.fileio import read_image, read_index_png
 
     photo = _photo()
     assert (read_image(write_rotated(tmp_path / "p.png", photo, o)) == photo).all()
@@ -105,7 +105,7 @@ def test_stages_on_rotated_photos_write_upright_shapes(folder, tmp_path):
     so that transfer then blamed a store."""
     pytest.importorskip("torch")
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.store import Store
+    from bestie_labels.store.file import Store
 
     ck = make_pam_checkpoint(tmp_path / "pam.pt", NAMES, size=32)
     d = ["--data", folder]

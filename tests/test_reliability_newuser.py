@@ -27,7 +27,7 @@ def good(tmp_path_factory):
 
 # --- pipeline --dry-run -------------------------------------------------------------------------
 def test_dry_run_writes_no_stamp_and_sees_changes(tmp_path):
-    from bestie_labels import pipeline as P
+    from bestie_labels.pipeline import plan as P
 
     work = tmp_path / "work"
     cfg = P.PipelineConfig(work=str(work), demo_images=8, demo_size=32)
@@ -161,7 +161,7 @@ def test_report_on_a_folder_dataset_without_gt(good, tmp_path):
     r = invoke("labels", ["report", *d, "--wsss", tmp_path / "wsss.h5"])
     assert r.exit_code == 1 and "folder: no image of split 'all' has GT masks: no mIoU" in r.output, r.output
     rep = json.loads((tmp_path / "report.json").read_text())
-    from bestie_labels.store import Store
+    from bestie_labels.store.file import Store
 
     with Store(tmp_path / "pseudo.h5") as s:
         n = sum(len(s.read(i)["classes"]) for i in s.image_ids)

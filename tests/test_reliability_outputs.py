@@ -250,7 +250,7 @@ WRITERS = list(_writers(Path(".")))
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from bestie_labels.outputs import OutputLock
+    from bestie_labels.core.outputs import OutputLock
     lk = OutputLock(sys.argv[1]).acquire()
     print("locked", flush=True)
     time.sleep(120)
@@ -281,7 +281,7 @@ def test_second_concurrent_run_is_refused(name, work):
     if name == "pipeline":
         return  # the takeover would run the whole pipeline
     # the holder is dead: its lock file is left behind, and the next run takes it over
-    from bestie_labels.outputs import lock_path
+    from bestie_labels.core.outputs import lock_path
 
     assert lock_path(out).exists()
     r = invoke(group, argv)

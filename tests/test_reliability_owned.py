@@ -75,7 +75,7 @@ def test_fit_rerun_after_a_kill_before_its_first_checkpoint(work):
 
 
 def _pipeline_stages(w: Path) -> dict:
-    from bestie_labels.pipeline import PipelineConfig, build_stages
+    from bestie_labels.pipeline.plan import PipelineConfig, build_stages
 
     cfg = PipelineConfig(voc_root=str(w / "voc"), work=str(w / "out"), sup="point")
     return {s.name: s for s in build_stages(cfg)}
@@ -152,7 +152,7 @@ def test_pending_entry_does_not_own_a_later_file(work):
 def test_ctrl_c_records_what_the_run_wrote(work, monkeypatch):
     """Ctrl-C after the output is written: the entry is settled (not left pending), so a rerun
     recognises the file by its bytes."""
-    from bestie_labels.outputs import guard_outputs, written_by
+    from bestie_labels.core.outputs import guard_outputs, written_by
 
     out = work / "out" / "a.json"
     with pytest.raises(KeyboardInterrupt):

@@ -48,7 +48,7 @@ def test_torchscript_checkpoint_is_one_clean_line(work):
 
 
 def test_long_torch_message_is_cut_at_a_word():
-    from bestie_labels.safe_load import _first_line
+    from bestie_labels.core.safe_load import _first_line
 
     text = "Cannot use weights_only with this kind of archive because " * 4
     cut = _first_line(RuntimeError(text))
@@ -109,7 +109,7 @@ def test_png_named_jpg_is_read_and_empty_image_named(work, tmp_path):
     JPEG); a 0-byte image is called empty."""
     from PIL import Image
 
-    from bestie_labels.fileio import read_image
+    from bestie_labels.core.fileio import read_image
 
     jpg = work / "voc" / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg"
     ref = read_image(jpg)
@@ -131,8 +131,8 @@ def test_image_header_claiming_a_huge_size_is_one_line(tmp_path):
     import zlib
 
     from badinput_helpers import build_png
-    from bestie_labels.errors import BestieError
-    from bestie_labels.fileio import read_image
+    from bestie_labels.core.errors import BestieError
+    from bestie_labels.core.fileio import read_image
 
     ihdr = struct.pack(">IIBBBBB", 65535, 65535, 8, 2, 0, 0, 0)
     p = tmp_path / "bomb.png"
@@ -148,7 +148,7 @@ def test_other_image_kinds_read_as_rgb(ext, mode, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from bestie_labels.fileio import read_image
+    from bestie_labels.core.fileio import read_image
 
     a = (np.random.RandomState(0).rand(20, 30, 3) * 255).astype(np.uint8)
     im = Image.fromarray(a)
@@ -167,7 +167,7 @@ def test_invalid_or_damaged_exif_orientation_reads_unturned(tag, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from bestie_labels.fileio import read_image
+    from bestie_labels.core.fileio import read_image
 
     a = np.zeros((10, 20, 3), np.uint8)
     ex = Image.Exif()
@@ -219,7 +219,7 @@ def test_degenerate_coco_polygons_are_dropped_as_detectron2_does(tmp_path):
     an annotation left without one is skipped, with one warning naming the file and the first
     skipped annotation; the others are kept whole. A NaN is still refused."""
     from bestie_labels.datasets.coco_checks import check_annotations
-    from bestie_labels.errors import BestieError
+    from bestie_labels.core.errors import BestieError
 
     ok = [2, 2, 20, 2, 20, 20]
     data = {"images": [{"id": 7, "file_name": "a.jpg", "height": 32, "width": 32}],

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bestie_labels.datasets.base import GtInstances
-from bestie_labels.report import format_table, mask_iou, match_pseudo_to_gt, summarise
+from bestie_labels.algorithms.matching import format_table, mask_iou, match_pseudo_to_gt, summarise
 
 
 def _gt(masks, classes, crowd=None, void=None):

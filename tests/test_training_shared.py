@@ -1,4 +1,4 @@
-"""The pieces both trainers share (bestie_labels.training) and the options built from dataclasses."""
+"""The pieces both trainers share (bestie_labels.core.training) and the options built from dataclasses."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bestie_labels.errors import BestieError
-from bestie_labels.option_fields import NOT_AN_OPTION, option
-from bestie_labels.training import previous_run, rng_state, set_rng_state
+from bestie_labels.core.errors import BestieError
+from bestie_labels.core.option_fields import NOT_AN_OPTION, option
+from bestie_labels.core.training import previous_run, rng_state, set_rng_state
 from cli.options import dataclass_options
 
 
@@ -115,7 +115,7 @@ def test_dataclass_options_help_and_defaults_shown():
 @pytest.mark.parametrize("group, name, cls", [
     ("train", "fit", "bestie_train.fit_options:FitOptions"),
     ("labels", "train-pam", "bestie_labels.classifier.train_options:PamOptions"),
-    ("labels", "pipeline", "bestie_labels.pipeline:PipelineConfig"),
+    ("labels", "pipeline", "bestie_labels.pipeline.plan:PipelineConfig"),
 ])
 def test_commands_take_their_defaults_from_the_dataclass(group, name, cls):
     """Every option field of the command's dataclass is an option with the field's default."""

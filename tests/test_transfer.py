@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bestie_labels.datasets.base import GtInstances
-from bestie_labels.transfer import gt_to_pseudo, transfer_instances
+from bestie_labels.algorithms.knowledge_transfer import gt_to_pseudo, transfer_instances
 
 
 def _scene():
@@ -187,7 +187,7 @@ def _merge_void(sem):
 
 def test_transfer_on_demo_data_keeps_exactly_the_one_point_components(demo_root):
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.points import read_points
+    from bestie_labels.formats.points import read_points
 
     ds = open_dataset(demo_root, split="train")
     assert ds.points_dir is not None
@@ -218,7 +218,7 @@ def test_transfer_with_gt_masks_and_points_recovers_the_gt_instances(demo_root):
     """GT instance masks (gt_to_pseudo) with their own points: transfer with the GT instance map
     as a one-class-per-instance WSSS keeps every instance of at least min_area pixels."""
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.points import read_points
+    from bestie_labels.formats.points import read_points
 
     ds = open_dataset(demo_root, split="train")
     for rec in ds.records[:4]:
@@ -244,7 +244,7 @@ def test_transfer_with_gt_masks_and_points_recovers_the_gt_instances(demo_root):
 
 
 def test_cue_pixels_truncates_and_clips_to_the_image():
-    from bestie_labels.transfer import cue_pixels
+    from bestie_labels.algorithms.knowledge_transfer import cue_pixels
 
     cues = np.array([[-3.7, 0.9, 0, 1], [9.99, 4.2, 1, 1], [0.5, 20.0, 0, 1], [4.0, -2.5, 0, 1],
                      [12.0, 2.0, 0, 1], [8.5, 3.7, 0, 1]], np.float32)

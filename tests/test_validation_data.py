@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from bestie_labels.datasets import check_disjoint, open_dataset
 from bestie_labels.datasets.validation import open_validation
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 
 
 def _coco(tmp_path, name, ids):

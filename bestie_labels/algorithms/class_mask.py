@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .constants import VOID
-from .errors import BestieError
+from ..core.constants import VOID
+from ..core.errors import BestieError
 
 
 def check_class_mask(mask: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path,

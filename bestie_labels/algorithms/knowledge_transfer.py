@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .datasets.base import GtInstances
+from ..datasets.base import GtInstances
 
 CENTER_MODES = ("centroid", "point")
 

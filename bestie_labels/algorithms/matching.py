@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .datasets.base import GtInstances
+from ..datasets.base import GtInstances
 
 #: Columns of the per-image count array returned by :func:`match_pseudo_to_gt`.
 NUM_PSEUDO, TP, NUM_GT = 0, 1, 2
@@ -39,7 +39,7 @@ def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr:
     """Count pseudo instances, true positives and GT instances of one image, per class.
 
     Args:
-        pseudo: dict of :func:`bestie_labels.transfer.transfer_instances` (``instances (H, W)``,
+        pseudo: dict of :func:`bestie_labels.algorithms.knowledge_transfer.transfer_instances` (``instances (H, W)``,
             ``classes (M,)``, ``scores (M,)``).
         gt: the image's GT; crowd instances are neither counted nor matched.
         num_classes: C.

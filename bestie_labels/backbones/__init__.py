@@ -20,7 +20,7 @@ def build_backbone(name: str, **kwargs):
     ``kwargs`` go to the constructor (e.g. ``replace_stride_with_dilation`` for ResNets).
     Raises ``BestieError`` for an unknown name.
     """
-    from bestie_labels.errors import BestieError
+    from bestie_labels.core.errors import BestieError
 
     if name == "tiny":
         from .tiny import TinyBackbone

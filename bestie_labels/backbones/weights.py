@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 
 
 @dataclass
@@ -43,7 +43,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BestieError("pretrained weights file not found", path)
-    from ..safe_load import describe, kind_of, load_torch_file
+    from ..core.safe_load import describe, kind_of, load_torch_file
 
     obj = load_torch_file(path, what="weights file")
     if kind_of(obj) in ("bestie-pam", "bestie-train"):

@@ -6,7 +6,7 @@ A PAM checkpoint is a ``torch.save``'d dict of tensors, numbers, strings, lists 
     format: "bestie-pam", version: 1,
     model: state_dict, options: dict (backbone, num_classes, alpha, pam, input/crop size, lr,
     ...), class_names: list[str], epoch: int (completed epochs), optimizer: state_dict,
-    rng: dict(torch, cuda, numpy, python) (:func:`bestie_labels.training.rng_state`), history: list of dict(epoch, loss, map)
+    rng: dict(torch, cuda, numpy, python) (:func:`bestie_labels.core.training.rng_state`), history: list of dict(epoch, loss, map)
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import BestieError
-from ..training import rng_state, save_state, set_rng_state  # noqa: F401  (train-irn imports them here)
+from ..core.errors import BestieError
+from ..core.training import rng_state, save_state, set_rng_state  # noqa: F401  (train-irn imports them here)
 
 FORMAT = "bestie-pam"
 VERSION = 1
@@ -34,14 +34,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    from ..safe_load import load_torch_file
+    from ..core.safe_load import load_torch_file
 
     return check_checkpoint(load_torch_file(path), path)
 
 
 def check_checkpoint(obj: Any, path: str | os.PathLike) -> dict[str, Any]:
     """``obj`` (a loaded file) if it is a valid checkpoint of ours, else a BestieError naming ``path``."""
-    from ..safe_load import check_entries, describe, kind_of
+    from ..core.safe_load import check_entries, describe, kind_of
 
     if kind_of(obj) != FORMAT:
         raise BestieError(f"is {describe(obj)}: not a bestie PAM classifier checkpoint (made by "

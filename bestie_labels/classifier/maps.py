@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import BestieError
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.errors import BestieError
 from .model import PAMClassifier, build_classifier
 from .pam import pam_disabled
 

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 from .pam import PAM
 
 BACKBONES = ("vgg16", "resnet50", "tiny")

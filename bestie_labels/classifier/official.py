@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 
 #: keys whose presence makes a state dict the official PAM classifier
 OFFICIAL_KEYS = ("features.0.weight", "features.28.weight", "extra_conv1.weight", "extra_conv4.weight")
@@ -97,11 +97,11 @@ def read_classifier_checkpoint(path: str | os.PathLike, num_classes: int | None 
     """Read a classifier checkpoint, official (``PAM.pth``) or of ``train-pam``.
 
     The file is read once, with ``weights_only=True``
-    (:func:`bestie_labels.safe_load.load_torch_file`); an official one is converted by
+    (:func:`bestie_labels.core.safe_load.load_torch_file`); an official one is converted by
     :func:`official_classifier_checkpoint`, anything else is checked as ours
     (:func:`~bestie_labels.classifier.checkpoint.check_checkpoint`).
     """
-    from ..safe_load import load_torch_file
+    from ..core.safe_load import load_torch_file
     from .checkpoint import check_checkpoint
 
     path = Path(path)

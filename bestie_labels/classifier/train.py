@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..errors import BestieError, StaleOutputError
-from ..training import previous_run, progress_bar, resolve_device, rng_state, set_rng_state
+from ..core.errors import BestieError, StaleOutputError
+from ..core.training import previous_run, progress_bar, resolve_device, rng_state, set_rng_state
 from .checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from .image_ap import mean_average_precision, predict_scores
 from .model import build_classifier

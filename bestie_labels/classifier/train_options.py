@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import BestieError
-from ..option_fields import NOT_AN_OPTION, device_option, option, seed_option, workers_option
+from ..core.errors import BestieError
+from ..core.option_fields import NOT_AN_OPTION, device_option, option, seed_option, workers_option
 from .model import BACKBONES
 
 #: Recipe defaults per backbone (None in a ``train_pam`` argument means "use these").

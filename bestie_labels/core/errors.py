@@ -39,7 +39,7 @@ def one_line(e: BestieError) -> BestieError:
     if "\n" not in msg:
         return e
     last = msg.splitlines()[-1]
-    for prefix in ("bestie_labels.errors.BestieError: ", "BestieError: "):
+    for prefix in ("bestie_labels.core.errors.BestieError: ", "BestieError: "):
         if last.startswith(prefix):
             last = last[len(prefix):]
     return BestieError(last)

@@ -177,7 +177,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a colour image as ``(H, W, 3) uint8`` RGB, as displayed (its EXIF orientation
-    applied: :mod:`bestie_labels.orientation`); unreadable files raise BestieError."""
+    applied: :mod:`bestie_labels.core.orientation`); unreadable files raise BestieError."""
     path = Path(path)
     if not path.is_file():
         raise BestieError("image not found", path)

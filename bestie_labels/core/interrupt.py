@@ -2,7 +2,7 @@
 
 Two writers stop cleanly on Ctrl-C, and both poll the flag held here:
 
-- the per-image stages (:class:`~bestie_labels.store.StoreWriter` calls :func:`check` before
+- the per-image stages (:class:`~bestie_labels.store.file.StoreWriter` calls :func:`check` before
   each image). Under :func:`stop_now` (what the CLI installs) Ctrl-C raises KeyboardInterrupt at
   once and also sets the flag: Python prints and then *drops* an exception raised while it runs
   a weakref callback or a ``__del__`` (h5py closes files that way), so there the handler only

@@ -9,7 +9,7 @@ Every writing command wraps its work in :func:`guard_outputs`, which enforces:
   wrote. A run killed while writing leaves its entry ``pending`` with the bytes of the command's
   last complete version: a file found there later is matched against those bytes like any other
   (a file someone put there after the kill is foreign). Stores and checkpoints
-  carry their own header instead (:class:`~bestie_labels.store.StoreWriter`, the checkpoint
+  carry their own header instead (:class:`~bestie_labels.store.file.StoreWriter`, the checkpoint
   loaders) and are not registered;
 * **an output that is also an input is always refused**, ``force`` or not: the same file, or a
   file inside an input folder (a points folder, a mask folder, the dataset's image and GT

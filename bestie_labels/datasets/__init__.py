@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 from .base import VOC_CLASSES, Dataset, GtInstances, Record, check_disjoint, coco_image_ids
 
 FORMATS = ("voc", "coco", "folder")

@@ -10,9 +10,9 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from ..constants import VOID
-from ..errors import BestieError
-from ..fileio import read_image, sha256_json
+from ..core.constants import VOID
+from ..core.errors import BestieError
+from ..core.fileio import read_image, sha256_json
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import MAX_SIDE
-from ..errors import BestieError
-from ..fileio import read_json
-from ..rle import decode_counts_totals
+from ..core.constants import MAX_SIDE
+from ..core.errors import BestieError
+from ..core.fileio import read_json
+from ..core.rle import decode_counts_totals
 from .base import Dataset, GtInstances, Record
 from .coco_checks import check_annotations
 

@@ -22,7 +22,7 @@ import os
 import warnings
 from pathlib import Path
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 
 #: A polygon may stray outside its image (annotation tools clip late), by at most this many
 #: image sizes on each side; beyond that it is a corrupt number, not a vertex.

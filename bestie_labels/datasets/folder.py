@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 from .base import Dataset, Record
 from .coco_checks import file_name_problem
 from .voc import _image_size, read_class_names

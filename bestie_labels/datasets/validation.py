@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 from . import open_dataset
 from .base import Dataset, check_disjoint
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..constants import MAX_SIDE, VOID
-from ..errors import BestieError
-from ..fileio import read_index_png
-from ..orientation import displayed_size, exif_orientation
+from ..core.constants import MAX_SIDE, VOID
+from ..core.errors import BestieError
+from ..core.fileio import read_index_png
+from ..core.orientation import displayed_size, exif_orientation
 from .base import VOC_CLASSES, Dataset, GtInstances, Record, turn_hint
 
 

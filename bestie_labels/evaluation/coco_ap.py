@@ -10,9 +10,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from ..rle import area as rle_area
-from ..rle import bbox as rle_bbox
-from ..rle import encode_masks
+from ..core.rle import area as rle_area
+from ..core.rle import bbox as rle_bbox
+from ..core.rle import encode_masks
 
 __all__ = ["coco_mask_ap", "encode_masks", "make_coco_eval"]
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 from .coco_ap import coco_mask_ap, encode_masks
 from .predictions import read_predictions
 from .voc_ap import VOC_IOU_THRESHOLDS, voc_instance_ap

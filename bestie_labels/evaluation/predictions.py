@@ -9,7 +9,7 @@ COCO ids (:attr:`Record.coco_id`), category ids the dataset's own (a COCO datase
 1..C in class order for VOC and folder data). Every problem raises
 :class:`BestieError` naming the file and the entry index; a malformed compressed RLE is caught
 before pycocotools ever decodes it (its C decoder does not check the run lengths; see
-:func:`bestie_labels.rle.decode_counts_totals`).
+:func:`bestie_labels.core.rle.decode_counts_totals`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BestieError
-from ..fileio import read_json
-from ..rle import decode_counts_totals, from_uncompressed
+from ..core.errors import BestieError
+from ..core.fileio import read_json
+from ..core.rle import decode_counts_totals, from_uncompressed
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..rle import iou as rle_iou
+from ..core.rle import iou as rle_iou
 
 VOC_IOU_THRESHOLDS = (0.25, 0.5, 0.7, 0.75)
 

@@ -7,10 +7,10 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from .datasets.base import Dataset
-from .errors import BestieError
-from .evaluation.miou import confusion, miou_summary
-from .store_inputs import WSSS, open_input
+from ..datasets.base import Dataset
+from ..core.errors import BestieError
+from .miou import confusion, miou_summary
+from ..store.inputs import WSSS, open_input
 
 
 def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike, records: list | None = None) -> dict:

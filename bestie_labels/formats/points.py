@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BestieError
-from .fileio import atomic_path
+from ..core.errors import BestieError
+from ..core.fileio import atomic_path
 
 
 def _first_bad(bad: np.ndarray) -> int:

@@ -16,10 +16,10 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
-from .constants import VOID
-from .datasets.base import VOC_CLASSES
-from .errors import BestieError
-from .fileio import write_index_png
+from ..core.constants import VOID
+from ..datasets.base import VOC_CLASSES
+from ..core.errors import BestieError
+from ..core.fileio import write_index_png
 
 
 def instance_boxes(object_mask: np.ndarray, num: int) -> np.ndarray:

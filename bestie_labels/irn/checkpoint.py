@@ -17,7 +17,7 @@ from typing import Any
 
 
 from ..classifier.model import build_classifier
-from ..errors import BestieError
+from ..core.errors import BestieError
 from .model import BoundaryNet
 
 FORMAT = "bestie-irn"
@@ -29,7 +29,7 @@ def read_irn_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BestieError("checkpoint not found", path)
-    from ..safe_load import check_entries, load_torch_file
+    from ..core.safe_load import check_entries, load_torch_file
 
     obj = load_torch_file(path)  # weights_only: a crafted file runs no code
     if isinstance(obj, dict) and obj.get("format") == "bestie-pam":

@@ -27,13 +27,13 @@ from tqdm import tqdm
 
 from ..classifier.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..classifier.train import _resolve_device
-from ..errors import BestieError, StaleOutputError
-from ..fileio import sha256_file
+from ..core.errors import BestieError, StaleOutputError
+from ..core.fileio import sha256_file
 from .checkpoint import FORMAT, VERSION, classifier_from, read_irn_checkpoint
 from .data import IrnSamples, compute_regions
 from .loss import affinity_loss
-from ..torch_threads import threads_for
-from ..training import refuse_existing
+from ..core.torch_threads import threads_for
+from ..core.training import refuse_existing
 from .model import BoundaryNet
 from .seeds import RELATIONS
 

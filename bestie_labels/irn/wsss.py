@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import BestieError
+from ..core.errors import BestieError
 from .infer import IrnParams
 
 

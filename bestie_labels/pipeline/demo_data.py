@@ -8,7 +8,7 @@ has everything a VOC2012 root has (``JPEGImages/``, ``Annotations/``, ``Segmenta
 ``class_names.txt`` and ``points/<id>.txt`` (one GT point per instance, official BESTIE format
 ``x y cls conf``).
 
-:func:`bestie_labels.voc_writer.write_voc_tree` writes the tree.
+:func:`bestie_labels.formats.voc_writer.write_voc_tree` writes the tree.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .constants import VOID
-from .errors import BestieError
-from .voc_writer import write_voc_tree
+from ..core.constants import VOID
+from ..core.errors import BestieError
+from ..formats.voc_writer import write_voc_tree
 
 #: The demo classes: each has its own shape, colour family and texture.
 DEMO_CLASSES = ("disc", "block", "wedge", "cross")

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import BestieError
+from ..core.errors import BestieError
 
 MARKER = ".bestie-demo.json"
 
@@ -24,7 +24,7 @@ _OWN = re.compile(r"^(JPEGImages/\w+\.jpg|Annotations/\w+\.xml|Segmentation(Clas
 
 
 def demo_options(n_images: int, size: int, seed: int) -> dict:
-    from . import __version__
+    from ..core.version import __version__
 
     return {"images": int(n_images), "size": int(size), "seed": int(seed), "version": __version__}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BestieError
-from .fileio import read_json, write_json
+from ..core.errors import BestieError
+from ..core.fileio import read_json, write_json
 
 
 def _get(d: dict, *keys, default=None):

@@ -9,9 +9,9 @@ stores upstream of it.
 - :mod:`.report`, :mod:`.export`: pseudo-label quality and overlays; shard merging and export.
 """
 
-from ..class_mask import check_class_mask
+from ..algorithms.class_mask import check_class_mask
 from .cues import DEFAULT_MIN_CONF, PEAK_KERNEL, PEAK_TOPK, run_cues
-from ..store_inputs import CUES, PSEUDO, WSSS, open_input
+from ..store.inputs import CUES, PSEUDO, WSSS, open_input
 from .engine import format_summary, stored_warnings
 from .export import EXPORT_FORMATS, merge, run_export
 from .report import overlay_sample, run_report

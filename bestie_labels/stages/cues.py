@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from ..datasets.base import Dataset, Record
-from ..errors import BestieError
-from ..fileio import sha256_file
-from ..store import Store
-from ..store_inputs import CUES
+from ..core.errors import BestieError
+from ..core.fileio import sha256_file
+from ..store.file import Store
+from ..store.inputs import CUES
 from .engine import check_checkpoint, files_digest, run_stage
 
 #: ``--min-conf`` when not given: every point of a points file; for peaks from activation maps
@@ -56,7 +56,7 @@ def _drop_foreign(pts: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]
 
 def cues_from_points(job: PointsCues, rec: Record) -> tuple[dict, Counter]:
     """``({"points": (N, 4) float32}, warnings)`` of one image from its points file."""
-    from ..points import read_points
+    from ..formats.points import read_points
 
     path = Path(job.points_dir) / f"{rec.image_id}.txt"
     warn: Counter = Counter()
@@ -76,7 +76,7 @@ def cues_from_maps(job: MapCues, rec: Record) -> tuple[dict, Counter]:
     """``({"points": (N, 4) float32[, "maps", "map_classes"]}, warnings)`` of one image."""
     from ..classifier.maps import activation_maps
     from ..classifier.peaks import extract_peaks
-    from ..torch_threads import threads_for
+    from ..core.torch_threads import threads_for
 
     image = job.dataset.load_image(rec)
     if image.shape[:2] != (rec.height, rec.width):

@@ -4,7 +4,7 @@ A stage is a *job* (a frozen dataclass of its options and inputs, ``job.dataset`
 and a pure per-image function ``per_image(job, record) -> (arrays, warnings)``. :func:`run_stage`
 does the rest, the same way for every stage:
 
-1. a :class:`~bestie_labels.store.StoreWriter` with the options that determine the content and
+1. a :class:`~bestie_labels.store.file.StoreWriter` with the options that determine the content and
    the fingerprints of the inputs; an output made with the same header is "up to date" and
    skipped, one made with another header is refused unless ``force``;
 2. the images still pending (an interrupted run resumes) go through ``per_image``, with
@@ -32,11 +32,11 @@ from typing import Any, Callable, Mapping, Sequence
 from tqdm import tqdm
 
 from ..datasets.base import Dataset, Record
-from ..errors import BestieError, NoSpaceError
-from ..fileio import sha256_file
-from ..store_codec import encode_arrays
-from ..store import Store, StoreWriter
-from ..store_inputs import CUES, WSSS, close_cached
+from ..core.errors import BestieError, NoSpaceError
+from ..core.fileio import sha256_file
+from ..store.codec import encode_arrays
+from ..store.file import Store, StoreWriter
+from ..store.inputs import CUES, WSSS, close_cached
 
 #: ``per_image(job, record) -> (arrays {name: ndarray}, warnings Counter)``.
 PerImage = Callable[[Any, Record], "tuple[dict, Counter]"]
@@ -77,7 +77,7 @@ def _in_worker(per_image: PerImage, job_path: str, records: list[Record]) -> lis
     """:func:`_run` in a worker: the job is loaded once per worker from ``job_path`` (sending
     it with every chunk would pickle the whole dataset each time: 1.6 MB and 0.3 s for VOC
     train_aug, far more for COCO), and the arrays are encoded here (see
-    :func:`bestie_labels.store_codec.encode_arrays`), so the process writing the store only
+    :func:`bestie_labels.store.codec.encode_arrays`), so the process writing the store only
     appends bytes."""
     job = _WORKER_JOB.get(job_path)
     if job is None:

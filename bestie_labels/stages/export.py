@@ -7,16 +7,16 @@ import os
 from typing import Sequence
 
 from ..datasets.base import Dataset
-from ..errors import BestieError
-from ..store import Store
-from ..store_merge import merge_stores
-from ..store_inputs import PSEUDO, open_input
+from ..core.errors import BestieError
+from ..store.file import Store
+from ..store.merge import merge_stores
+from ..store.inputs import PSEUDO, open_input
 
 EXPORT_FORMATS = ("coco", "voc", "bestie-txt")
 
 
 def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> dict:
-    """Join ``--shard I/N`` stores into one (see :func:`bestie_labels.store.merge_stores`)."""
+    """Join ``--shard I/N`` stores into one (see :func:`bestie_labels.store.file.merge_stores`)."""
     path = merge_stores(parts, out, force=force)
     with Store(path) as s:
         return {"stage": "merge", "out": os.fspath(path), "images": len(s), "written": len(s),

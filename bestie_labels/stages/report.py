@@ -10,10 +10,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..datasets.base import Dataset
-from ..errors import BestieError
-from ..store import Store
-from ..store_checks import read_cues, read_pseudo, read_wsss
-from ..store_inputs import CUES, PSEUDO, WSSS, open_input
+from ..core.errors import BestieError
+from ..store.file import Store
+from ..store.checks import read_cues, read_pseudo, read_wsss
+from ..store.inputs import CUES, PSEUDO, WSSS, open_input
 
 
 def _find_upstream(pseudo: Store, name: str, stage: str) -> Path | None:
@@ -40,9 +40,9 @@ def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
 
 
 def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_gt: bool) -> list[np.ndarray]:
-    """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.report`);
+    """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.algorithms.matching`);
     without GT (``has_gt`` False) only the pseudo instances are counted."""
-    from ..report import NUM_PSEUDO, match_pseudo_to_gt
+    from ..algorithms.matching import NUM_PSEUDO, match_pseudo_to_gt
 
     counts = []
     for rec in tqdm(records, desc="report", unit="img", disable=None):
@@ -99,7 +99,7 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
     Counts per class and in total: pseudo instances, true positives (IoU >= ``iou_thr`` with an
     unmatched GT of the same class), GT instances, precision and recall (percent), see
-    :mod:`bestie_labels.report`. ``out_json`` gets that dict plus the pseudo store's path and
+    :mod:`bestie_labels.algorithms.matching`. ``out_json`` gets that dict plus the pseudo store's path and
     fingerprint. ``overlays_dir`` gets ``<id>.png`` (image | WSSS | cues | pseudo instances) for
     ``n_overlays`` images spread over the split; the WSSS and cues stores are ``wsss_path`` /
     ``cues_path`` or, when not given, the stores next to ``pseudo_path`` whose fingerprints the
@@ -108,12 +108,12 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     A split without GT (a folder dataset) gets the pseudo-instance counts and the overlays, and
     a note that precision and recall need GT. An explicit ``wsss_path`` also gets its mIoU
     against the GT class masks (key ``wsss`` of the summary, see
-    :func:`bestie_labels.wsss_eval.wsss_miou`); ``pseudo_path`` may then be None (mIoU only).
+    :func:`bestie_labels.evaluation.wsss_miou.wsss_miou`); ``pseudo_path`` may then be None (mIoU only).
 
     Returns the summary dict with ``table`` (text) added.
     """
-    from ..fileio import write_json
-    from ..report import format_table, summarise, summarise_without_gt
+    from ..core.fileio import write_json
+    from ..algorithms.matching import format_table, summarise, summarise_without_gt
 
     if pseudo_path is None:
         return _report_wsss_only(dataset, wsss_path, out_json)
@@ -124,7 +124,7 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     left_out = len(dataset.records) - len(records)
     miou = None
     if wsss_path is not None and with_gt:
-        from ..wsss_eval import wsss_miou
+        from ..evaluation.wsss_miou import wsss_miou
 
         miou = wsss_miou(dataset, wsss_path, records)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
@@ -152,8 +152,8 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 def _report_wsss_only(dataset: Dataset, wsss_path, out_json) -> dict:
     """``report --wsss`` without ``--pseudo``: the WSSS mIoU alone."""
     from ..evaluation.miou import format_miou
-    from ..fileio import write_json
-    from ..wsss_eval import wsss_miou
+    from ..core.fileio import write_json
+    from ..evaluation.wsss_miou import wsss_miou
 
     if wsss_path is None:
         raise BestieError("report needs --pseudo, --wsss or both")

@@ -12,11 +12,11 @@ from typing import Mapping
 import numpy as np
 
 from ..datasets.base import Dataset, Record
-from ..errors import BestieError
-from ..store import Store
-from ..store_checks import read_cues, read_wsss
-from ..transfer import gt_to_pseudo, transfer_instances
-from ..store_inputs import CUES, PSEUDO, WSSS, cached_store, open_input
+from ..core.errors import BestieError
+from ..store.file import Store
+from ..store.checks import read_cues, read_wsss
+from ..algorithms.knowledge_transfer import gt_to_pseudo, transfer_instances
+from ..store.inputs import CUES, PSEUDO, WSSS, cached_store, open_input
 from .engine import run_stage
 
 

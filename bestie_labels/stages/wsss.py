@@ -11,12 +11,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..class_mask import check_class_mask
-from ..constants import VOID
+from ..algorithms.class_mask import check_class_mask
+from ..core.constants import VOID
 from ..datasets.base import Dataset, Record
-from ..errors import BestieError
-from ..fileio import read_index_png, sha256_file
-from ..store_inputs import WSSS
+from ..core.errors import BestieError
+from ..core.fileio import read_index_png, sha256_file
+from ..store.inputs import WSSS
 from .engine import check_checkpoint, files_digest, run_stage
 
 WSSS_METHODS = ("irn", "cam")
@@ -83,7 +83,7 @@ def cam_mask(job: CamMasks, rec: Record) -> tuple[dict, Counter]:
     from ..classifier.cam_wsss import cam_to_mask
     from ..classifier.maps import activation_maps
 
-    from ..torch_threads import threads_for
+    from ..core.torch_threads import threads_for
 
     with threads_for(job.model.backbone_name, job.device):
         maps = activation_maps(job.model, job.dataset.load_image(rec), rec.labels, job.device, pam=False)
@@ -93,7 +93,7 @@ def cam_mask(job: CamMasks, rec: Record) -> tuple[dict, Counter]:
 
 def irn_mask(job: IrnMasks, rec: Record) -> tuple[dict, Counter]:
     from ..irn.infer import irn_class_mask
-    from ..torch_threads import threads_for
+    from ..core.torch_threads import threads_for
 
     with threads_for(job.classifier.backbone_name, job.device):
         mask, _ = irn_class_mask(job.classifier, job.net, job.dataset.load_image(rec), rec.labels,

@@ -4,7 +4,7 @@ A store can be of another size than the dataset's images (made from other images
 ids) or damaged (edited, written by a buggy tool: a class out of range, an instance id beyond
 the instance count, a missing dataset). Using either would write a silently wrong output, and
 indexing with bad values would crash with a traceback; these readers raise one
-:class:`~bestie_labels.errors.BestieError` naming the store instead:
+:class:`~bestie_labels.core.errors.BestieError` naming the store instead:
 
 * ``image <id>: ... is WxH but the image is WxH`` for a size mismatch;
 * ``store is damaged: image <id>: ...`` for anything else.
@@ -12,10 +12,14 @@ indexing with bad values would crash with a traceback; these readers raise one
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .datasets.base import Record
-from .errors import BestieError
+from ..core.errors import BestieError
+
+if TYPE_CHECKING:  # the store layer is below the datasets: it names their records in annotations only
+    from ..datasets.base import Record
 
 IGNORE = 255
 

@@ -9,7 +9,7 @@ Layout of a finished store (``cues.h5``, ``wsss.h5``, ``pseudo.h5``, ...), forma
     /arrays/<name>/...     every image's array ``name`` back to back, with its index
     /attrs/<name>          (N,) int64   an integer attribute (warning count) of each image
 
-(:mod:`bestie_labels.h5io` gives the ``arrays`` layout, :mod:`bestie_labels.store_codec` how
+(:mod:`bestie_labels.store.h5io` gives the ``arrays`` layout, :mod:`bestie_labels.store.codec` how
 one array is encoded.) A store of format 1 (bestie before the format change: one HDF5 group
 per image) is refused in one line that says to rerun its stage.
 
@@ -41,12 +41,13 @@ from typing import Mapping, Sequence
 import h5py
 import numpy as np
 
-from . import __version__, interrupt
-from .errors import BestieError, StaleOutputError, StoreFormatError
-from .fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
+from ..core import interrupt
+from ..core.version import __version__
+from ..core.errors import BestieError, StaleOutputError, StoreFormatError
+from ..core.fileio import atomic_path, ensure_free_space, read_json, remove_stale_temporaries, sha256_file, write_json
 from .h5io import FileBytes, concat_layouts, layout_of, read_layout, write_ids, write_layout
-from .store_codec import Encoded, decode, encode_arrays
-from .store_header import describe_change, flat, ids_digest, make_header, text
+from .codec import Encoded, decode, encode_arrays
+from .header import describe_change, flat, ids_digest, make_header, text
 
 FORMAT = 2
 _PART_SIZE = 256
@@ -144,7 +145,7 @@ class Store:
             raise BestieError(f"image {image_id} is not in this store", self.path) from None
 
     def encoded(self, image_id: str) -> dict[str, Encoded]:
-        """One image's arrays as stored (:class:`~bestie_labels.store_codec.Encoded`, not decoded)."""
+        """One image's arrays as stored (:class:`~bestie_labels.store.codec.Encoded`, not decoded)."""
         try:
             return self._bytes.encoded(self._row_of(image_id))
         except (OSError, ValueError) as e:  # a damaged (e.g. truncated) file
@@ -312,7 +313,7 @@ class StoreWriter:
 
     def add(self, image_id: str, arrays: Mapping[str, np.ndarray | Encoded], attrs: Mapping | None = None) -> None:
         """Queue one image's arrays (numpy arrays of rank >= 1, or already
-        :class:`~bestie_labels.store_codec.Encoded`); every ``part_size`` images are written as
+        :class:`~bestie_labels.store.codec.Encoded`); every ``part_size`` images are written as
         a part."""
         interrupt.check()
         if not self._buffer:

@@ -9,7 +9,7 @@ of its own::
         offset   (N + 1,) int64   image i's bytes are bytes[offset[i]:offset[i + 1]]
         shape    (N, D) int64     image i's array shape; a row of -1: no such array for image i
         planes   (N,) uint8       0: raw bytes; k: the first k planes of the byte shuffle, deflated
-                                  (see :mod:`bestie_labels.store_codec`)
+                                  (see :mod:`bestie_labels.store.codec`)
     /attrs/<name>  (N,) int64     an integer attribute of each image (0 where unset)
 
 ``N`` is the length of ``/meta/image_ids``; every dataset is contiguous and unfiltered, so any
@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s, h5t
 
-from .store_codec import KINDS, Encoded
+from .codec import KINDS, Encoded
 
 #: Byte columns up to this size are read whole when first used; larger ones image by image.
 IN_MEMORY_BYTES = 64 << 20

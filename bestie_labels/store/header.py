@@ -52,6 +52,6 @@ def flat(h: Mapping) -> dict:
 
 def ids_digest(ids: Iterable[str]) -> str:
     """SHA-256 of an image-id list (what a header records instead of the list)."""
-    from .fileio import sha256_json
+    from ..core.fileio import sha256_json
 
     return sha256_json(list(ids))

@@ -8,10 +8,13 @@ the checks (stage, shard, every image present, same data) are made once, in one 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .datasets.base import Dataset
-from .errors import BestieError
-from .store import Store
+from ..core.errors import BestieError
+from .file import Store
+
+if TYPE_CHECKING:  # the store layer is below the datasets: it names them in annotations only
+    from ..datasets.base import Dataset
 
 #: Stage names recorded in the stores (``Store(path, stage=...)``).
 CUES, WSSS, PSEUDO = "cues", "wsss", "pseudo"

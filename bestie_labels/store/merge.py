@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .errors import BestieError
-from .store import Store, StoreWriter
+from ..core.errors import BestieError
+from .file import Store, StoreWriter
 
 
 def merge_stores(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> Path:

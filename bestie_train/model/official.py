@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 
 #: keys whose presence makes a state dict the official BESTIE HRNet network
 OFFICIAL_HEAD_KEYS = ("seg.2.weight", "center.2.weight", "offset.2.weight", "transition1.0.0.weight")

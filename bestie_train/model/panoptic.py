@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from bestie_labels.backbones import BACKBONES, build_backbone
-from bestie_labels.errors import BestieError
+from bestie_labels.core.errors import BestieError
 
 from .decoder import ASPPDecoder, resize
 from .heads import Head
