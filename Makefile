@@ -49,7 +49,7 @@ test-fast: $(STAMP)
 
 # Mutation testing of the pure core (modules and tests in pyproject.toml [tool.mutmut]); not part
 # of `make test`. All (about 4,300) mutants take over an hour on 2 cores: MUTANTS restricts the run to
-# name patterns, e.g. MUTANTS='bestie_train.losses.* bestie_labels.store.file.x_merge_stores*'.
+# name patterns, e.g. MUTANTS='bestie_train.losses.* bestie_labels.store.merge.x_merge_stores*'.
 MUTANTS ?=
 DEV_STAMP := $(VENV)/.dev-installed
 

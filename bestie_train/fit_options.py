@@ -1,6 +1,6 @@
 """The options of a ``fit`` run (:class:`FitOptions`) and the per-backbone defaults they resolve to.
 
-Each field's ``metadata`` holds its command-line help and range (read by :mod:`cli.options`,
+Each field's ``metadata`` holds its command-line help and range (read by :mod:`bestie_cli.options`,
 which builds the ``bestie-train fit`` options from it): a default or a help text lives here only.
 """
 

@@ -56,9 +56,9 @@ def snapshot(folder: str | os.PathLike) -> dict[str, str]:
 def invoke(group: str, args) -> "click.testing.Result":  # noqa: F821
     """Run ``bestie-labels ARGS`` (group ``labels``) or ``bestie-train ARGS`` in-process."""
     if group == "labels":
-        from cli.labels import main
+        from bestie_cli.labels import main
     else:
-        from cli.train import main
+        from bestie_cli.train import main
     return CliRunner().invoke(main, [os.fspath(a) for a in args])
 
 

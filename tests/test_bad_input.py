@@ -160,8 +160,8 @@ def _argv(w: Work, command: str, data: list) -> tuple[str, list]:
     }[command]
 
 
-_NEEDS = {"train-pam": "cli.labels_train_pam", "fit": "cli.train_fit", "predict": "cli.train_predict",
-          "train-evaluate": "cli.train_evaluate", "train-irn": "cli.labels_train_irn"}
+_NEEDS = {"train-pam": "bestie_cli.labels_train_pam", "fit": "bestie_cli.train_fit", "predict": "bestie_cli.train_predict",
+          "train-evaluate": "bestie_cli.train_evaluate", "train-irn": "bestie_cli.labels_train_irn"}
 _CKPT = {"predict", "train-evaluate", "train-irn"}
 ALL = ["cues", "wsss", "transfer", "report", "export", "evaluate", "train-pam", "fit", "predict",
        "train-evaluate", "train-irn"]
@@ -215,7 +215,7 @@ def _trunc_cam(w: Work) -> Cell:
                            "--out", w.out / "wsss.h5"], f"{TRAIN_IDS[2]}.jpg", JPEG_BAD)
 
 
-@cell("truncated JPEG", "train-pam", needs="cli.labels_train_pam")
+@cell("truncated JPEG", "train-pam", needs="bestie_cli.labels_train_pam")
 def _trunc_train_pam(w: Work) -> Cell:
     truncate_file(w.voc / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg")
     g, a = _argv(w, "train-pam", w.data())
@@ -224,14 +224,14 @@ def _trunc_train_pam(w: Work) -> Cell:
 
 
 
-@cell("truncated JPEG", "fit", needs="cli.train_fit")
+@cell("truncated JPEG", "fit", needs="bestie_cli.train_fit")
 def _trunc_fit(w: Work) -> Cell:
     zero_tail(w.voc / "JPEGImages" / f"{TRAIN_IDS[0]}.jpg")
     g, a = _argv(w, "fit", w.data())
     return Cell(g, a, f"{TRAIN_IDS[0]}.jpg", JPEG_BAD)
 
 
-@cell("truncated JPEG", "predict", needs="cli.train_predict")
+@cell("truncated JPEG", "predict", needs="bestie_cli.train_predict")
 def _trunc_predict(w: Work) -> Cell:
     truncate_file(w.voc / "JPEGImages" / f"{VAL_IDS[0]}.jpg")
     g, a = _argv(w, "predict", w.data("val"))
@@ -379,7 +379,7 @@ def _csv_cues(w: Work) -> Cell:
                 "labels.csv", r"line 3: unknown class 'unicorn'")
 
 
-@cell("CSV names an unknown class", "train-pam", needs="cli.labels_train_pam")
+@cell("CSV names an unknown class", "train-pam", needs="bestie_cli.labels_train_pam")
 def _csv_pam(w: Work) -> Cell:
     root = _folder_dataset(w, unknown=True)
     g, a = _argv(w, "train-pam", w.data(root=root))
@@ -679,7 +679,7 @@ def _pt_fields(w: Work) -> Cell:
     return _points_cell(w, "3 3 0", r"expected 4 fields")
 
 
-@cell("class above the class count", "fit --sup point", needs="cli.train_fit")
+@cell("class above the class count", "fit --sup point", needs="bestie_cli.train_fit")
 def _pt_fit(w: Work) -> Cell:
     for i in TRAIN_IDS:  # every file: whichever image the first batch draws is bad
         (w.voc / "points" / f"{i}.txt").write_text(f"3 3 {NUM_CLASSES + 5} 1.0\n")
@@ -788,7 +788,7 @@ def _stage_merge(w: Work) -> Cell:
                 "wsss.h5", r"is a wsss store but .*cues.h5 is a cues store$")
 
 
-@cell("store of another stage", "fit --pseudo cues.h5", needs="cli.train_fit")
+@cell("store of another stage", "fit --pseudo cues.h5", needs="bestie_cli.train_fit")
 def _stage_fit(w: Work) -> Cell:
     g, a = _argv(w, "fit", w.data())
     a[a.index("--pseudo") + 1] = w.inp / "cues.h5"
@@ -824,7 +824,7 @@ def _format_export(w: Work) -> Cell:
                 "pseudo.h5", r"store format 99 is not supported")
 
 
-@cell("store of another format version", "fit --wsss", needs="cli.train_fit")
+@cell("store of another format version", "fit --wsss", needs="bestie_cli.train_fit")
 def _format_fit(w: Work) -> Cell:
     _set_format(w.inp / "wsss.h5", 1)
     g, a = _argv(w, "fit", w.data())
@@ -867,19 +867,19 @@ def _ck_wsss(w: Work) -> Cell:
                            "--out", w.out / "wsss.h5"], "pam3.pt", r"checkpoint is for 3 classes")
 
 
-@cell("checkpoint for another class count", "bestie-train evaluate", needs="cli.train_evaluate")
+@cell("checkpoint for another class count", "bestie-train evaluate", needs="bestie_cli.train_evaluate")
 def _ck_eval(w: Work) -> Cell:
     return Cell("train", ["evaluate", "--checkpoint", w.ckpt / "model3.pt", *w.data("val"), "--out", w.out / "m.json"],
                 "model3.pt", r"checkpoint is for 3 classes but the dataset has 4")
 
 
-@cell("checkpoint for another class count", "bestie-train predict", needs="cli.train_predict")
+@cell("checkpoint for another class count", "bestie-train predict", needs="bestie_cli.train_predict")
 def _ck_predict(w: Work) -> Cell:
     return Cell("train", ["predict", "--checkpoint", w.ckpt / "model3.pt", *w.data("val"), "--out", w.out / "p.json"],
                 "model3.pt", r"checkpoint is for 3 classes but the dataset has 4")
 
 
-@cell("checkpoint of the other kind", "bestie-train evaluate (a PAM checkpoint)", needs="cli.train_evaluate")
+@cell("checkpoint of the other kind", "bestie-train evaluate (a PAM checkpoint)", needs="bestie_cli.train_evaluate")
 def _ck_kind(w: Work) -> Cell:
     if not (w.ckpt / "pam4.pt").exists():
         pytest.skip("no PAM checkpoint (classifier package missing)")
@@ -894,7 +894,7 @@ def _ck_kind2(w: Work) -> Cell:
                            "--out", w.out / "cues.h5"], "model4.pt", r"not a bestie PAM classifier checkpoint")
 
 
-@cell("corrupt checkpoint", "bestie-train predict", needs="cli.train_predict")
+@cell("corrupt checkpoint", "bestie-train predict", needs="bestie_cli.train_predict")
 def _ck_corrupt(w: Work) -> Cell:
     p = w.root / "model.pt"
     p.write_bytes((w.ckpt / "model4.pt").read_bytes()[:3000])
@@ -1025,8 +1025,8 @@ def test_matrix_covers_every_command():
     other commands as subprocesses and passes their one-line errors through)."""
     import click
 
-    from cli.labels import main as labels
-    from cli.train import main as train
+    from bestie_cli.labels import main as labels
+    from bestie_cli.train import main as train
 
     ctx = click.Context(labels)
     commands = {f"labels {c}" for c in labels.list_commands(ctx)} | \

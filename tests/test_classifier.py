@@ -126,7 +126,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def _train(root, out, *extra):
-    from cli.labels_train_pam import command
+    from bestie_cli.labels_train_pam import command
 
     args = ["--data", str(root), "--out", str(out), "--backbone", "tiny", "--batch-size", "4",
             "--input-size", "48", "--crop-size", "40", "--seed", "3", *extra]

@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli.labels import main
+from bestie_cli.labels import main
 
 
 def _run(*args, code=0):
@@ -77,7 +77,7 @@ def test_wrong_store_one_line(chain):
 
 
 def test_label_commands_do_not_import_torch():
-    code = ("import sys; from click.testing import CliRunner; from cli.labels import main\n"
+    code = ("import sys; from click.testing import CliRunner; from bestie_cli.labels import main\n"
             "for c in ['cues', 'wsss', 'transfer', 'report', 'export', 'merge']:\n"
             "    r = CliRunner().invoke(main, [c, '--help']); assert r.exit_code == 0, r.output\n"
             "import bestie_labels.stages, bestie_labels.export\n"
@@ -107,7 +107,7 @@ def test_sigint_transfer_then_rerun_is_identical(chain, tmp_path):
         "    time.sleep(0.2)\n"
         "    return r\n"
         "S.transfer_instances = slow\n"
-        "from cli.labels import main\n"
+        "from bestie_cli.labels import main\n"
         "main(sys.argv[2:])\n")
     args = ["transfer", *map(str, data), "--cues", str(d / "cues.h5"), "--wsss", str(d / "wsss.h5"), "--out", str(out)]
     p = subprocess.Popen([sys.executable, "-c", code, str(marks), *args], stderr=subprocess.PIPE, text=True)

@@ -165,7 +165,7 @@ def test_instance_classes_majority():
 
 
 def test_cli_demo_data(tmp_path):
-    from cli.labels import main
+    from bestie_cli.labels import main
 
     out = tmp_path / "cli"
     r = CliRunner().invoke(main, ["demo-data", str(out), "--images", "4", "--size", "48", "--seed", "1"])

@@ -362,7 +362,7 @@ def test_evaluate_command(demo_root, tmp_path):
     from click.testing import CliRunner
 
     from bestie_labels.datasets import open_dataset
-    from cli.labels import main
+    from bestie_cli.labels import main
 
     ds = open_dataset(demo_root, split="val")
     res = _gt_results(ds)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("bestie_labels", "bestie_train", "cli")
+PACKAGES = ("bestie_labels", "bestie_train", "cli")  # cli/ is installed as bestie_cli
 
 
 def _module_name(path: Path) -> str:

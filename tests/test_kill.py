@@ -166,7 +166,7 @@ def test_kill_then_rerun_is_byte_identical(tree, tmp_path, request, stage, sig):
 
 def _wrapped(code: str, args: list) -> list:
     """``python -c`` running ``code`` (patches) then ``bestie-labels ARGS``."""
-    return [sys.executable, "-c", code + "\nfrom cli.labels import main\nmain(sys.argv[1:])\n", *map(str, args)]
+    return [sys.executable, "-c", code + "\nfrom bestie_cli.labels import main\nmain(sys.argv[1:])\n", *map(str, args)]
 
 
 def test_sigint_inside_del_is_not_lost(tree, tmp_path):

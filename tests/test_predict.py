@@ -177,7 +177,7 @@ def test_checkpoint_for_other_classes_is_refused(run, tmp_path):
     with pytest.raises(BestieError, match="junk.pt: cannot read checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
 
-    from cli.train import main
+    from bestie_cli.train import main
 
     res = CliRunner().invoke(main, ["predict", "--checkpoint", str(other), "--data", str(root), "--split", "val",
                                     "--out", str(tmp_path / "p.json")])
@@ -188,7 +188,7 @@ def test_checkpoint_for_other_classes_is_refused(run, tmp_path):
 
 
 def test_cli_evaluate_writes_metrics(run, tmp_path, monkeypatch):
-    from cli.train import main
+    from bestie_cli.train import main
 
     root, _, ckpt = run
     val = open_dataset(root, split="val")

@@ -198,7 +198,7 @@ def test_bestie_train_defaults_to_val(cmd, good, tmp_path):
     pytest.importorskip("torch")
     names = (good / "voc" / "class_names.txt").read_text().split()
     ck = make_train_checkpoint(tmp_path / "m.pt", names)
-    from cli.train import main
+    from bestie_cli.train import main
 
     opt = next(p for p in main.get_command(None, cmd).params if p.name == "split")
     assert opt.default == "val"

@@ -293,8 +293,8 @@ def test_rows_cover_every_writing_command():
     """The concurrent-run rows name every command of both groups."""
     import click
 
-    from cli.labels import main as labels
-    from cli.train import main as train
+    from bestie_cli.labels import main as labels
+    from bestie_cli.train import main as train
 
     names = {f"labels {c}" for c in labels.list_commands(click.Context(labels))} | \
             {f"train {c}" for c in train.list_commands(click.Context(train))}

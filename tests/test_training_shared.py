@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from bestie_labels.core.errors import BestieError
 from bestie_labels.core.option_fields import NOT_AN_OPTION, option
 from bestie_labels.core.training import previous_run, rng_state, set_rng_state
-from cli.options import dataclass_options
+from bestie_cli.options import dataclass_options
 
 
 def _draws():
@@ -122,8 +122,8 @@ def test_commands_take_their_defaults_from_the_dataclass(group, name, cls):
     import dataclasses
     import importlib
 
-    from cli.labels import main as labels
-    from cli.train import main as train
+    from bestie_cli.labels import main as labels
+    from bestie_cli.train import main as train
 
     mod, attr = cls.split(":")
     klass = getattr(importlib.import_module(mod), attr)

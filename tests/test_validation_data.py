@@ -66,7 +66,7 @@ def test_voc_val_split_and_overlap(demo_root, tmp_path):
 
 
 def test_train_pam_cli_refuses_val_on_coco_training_images(tmp_path):
-    from cli.labels_train_pam import command
+    from bestie_cli.labels_train_pam import command
 
     train_json, imgs = _coco(tmp_path, "instances_train2017", [1, 2])
     r = CliRunner().invoke(command, ["--data", str(train_json), "--images", str(imgs), "--out",

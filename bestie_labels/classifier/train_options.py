@@ -1,6 +1,6 @@
 """The options of a ``train-pam`` run (:class:`PamOptions`) and the per-backbone recipe defaults.
 
-Each field's ``metadata`` holds its command-line help and range (read by :mod:`cli.options`,
+Each field's ``metadata`` holds its command-line help and range (read by :mod:`bestie_cli.options`,
 which builds the ``bestie-labels train-pam`` options from it): a default or a help text lives
 here only.
 """

@@ -3,7 +3,7 @@
 An options dataclass (:class:`~bestie_train.fit_options.FitOptions`,
 :class:`~bestie_labels.classifier.train_options.PamOptions`,
 :class:`~bestie_labels.pipeline.plan.PipelineConfig`) declares each field with :func:`option`;
-:mod:`cli.options` builds the Click options from the fields, so that a default or a help text is
+:mod:`bestie_cli.options` builds the Click options from the fields, so that a default or a help text is
 written once. Metadata keys: ``help``, ``choices``, ``min`` / ``max`` / ``min_open`` (a range),
 ``path`` (a path, the dict's items the ``click.Path`` arguments), ``flag`` (the name of a
 ``--no-...`` flag), ``cli=False`` (not an option); any other key goes to ``click.option``.

@@ -31,7 +31,7 @@ from ..core.fileio import read_json, write_json, write_text
 class PipelineConfig:
     """The Make variables of ``make voc-pipeline`` (empty string = not given).
 
-    Each field's ``metadata`` holds its ``bestie-labels pipeline`` help (:mod:`cli.options`).
+    Each field's ``metadata`` holds its ``bestie-labels pipeline`` help (:mod:`bestie_cli.options`).
 
     Attributes:
         voc_root: a VOC2012 tree; empty = generate the demo data under ``work/demo``.
