@@ -248,7 +248,7 @@ class LazyGroup(click.Group):
         import pathlib
 
         here = pathlib.Path(__file__).parent
-        return {p.stem[len(self.prefix) + 1:].replace("_", "-"): f"cli.{p.stem}"
+        return {p.stem[len(self.prefix) + 1:].replace("_", "-"): f"{__package__}.{p.stem}"
                 for p in here.glob(f"{self.prefix}_*.py")}
 
     def list_commands(self, ctx):

@@ -6,6 +6,7 @@ import filecmp
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -83,6 +84,24 @@ def test_label_commands_do_not_import_torch():
             "import bestie_labels.stages, bestie_labels.export\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_installed_commands_run_outside_the_checkout(tmp_path):
+    """Every command of both entry points loads from the installed package ``bestie_cli``, from a
+    folder where the checkout's ``cli/`` is not importable (a command module named by its folder
+    would be found only inside the checkout)."""
+    code = ("import sys; from click.testing import CliRunner\n"
+            "from bestie_cli.labels import main as labels; from bestie_cli.train import main as train\n"
+            "n = 0\n"
+            "for main in (labels, train):\n"
+            "    for c in main.list_commands(None):\n"
+            "        r = CliRunner().invoke(main, [c, '--help']); assert r.exit_code == 0, (c, r.output); n += 1\n"
+            "assert 'cli' not in sys.modules\n"
+            "print(n)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cli = Path(__file__).parents[1] / "cli"
+    assert int(r.stdout) == len([*cli.glob("labels_*.py"), *cli.glob("train_*.py")])
 
 
 def test_sigint_transfer_then_rerun_is_identical(chain, tmp_path):
