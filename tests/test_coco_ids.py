@@ -305,3 +305,31 @@ def test_a_voc_devkit_tree_of_a_real_photo_round_trips_with_documented_ids(imgvi
     r = invoke("labels", ["evaluate", *data, "--predictions", tmp_path / "c.json", "--out", tmp_path / "m.json"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "m.json").read_text())["coco"] == pytest.approx({"AP": 100, "AP50": 100, "AP75": 100})
+
+
+def test_category_ids_map_class_indices_to_the_datasets_ids_and_back():
+    """The mapping the dataset owns: class k <-> its k-th category id; numbered 1..C without ids."""
+    from bestie_labels.datasets.ids import CategoryIds
+
+    cats = CategoryIds(tuple(sorted(CATEGORIES, key=lambda c: c["id"])))  # the reader's class order
+    assert cats.ids.tolist() == [3, 17, 44, 90]
+    assert cats.to_ids(np.array([3, 0, 2, 1])).tolist() == [90, 3, 44, 17]
+    assert [cats.class_of(c) for c in (3, 17, 44, 90, 2, 4, 91)] == [0, 1, 2, 3, None, None, None]
+    assert cats.describe() == "ids 3, 17, 44, 90"
+    assert cats.entries()[2] == {"id": 44, "name": "bottle", "supercategory": "kitchen"}
+    voc = CategoryIds.numbered(["cat", "dog"])
+    assert voc.entries() == [{"id": 1, "name": "cat", "supercategory": "object"},
+                             {"id": 2, "name": "dog", "supercategory": "object"}]
+    assert voc.class_of(2) == 1 and voc.class_of(0) is None and voc.describe() == "1..2"
+
+
+def test_a_coco_dataset_owns_its_ids(coco):
+    """``open_coco``: classes in increasing id order, each record's id the JSON's."""
+    from bestie_labels.datasets.coco import open_coco
+
+    ds = open_coco(*coco)
+    assert ds.class_names == ["car", "cat", "bottle", "toothbrush"]
+    assert ds.category_map().ids.tolist() == [3, 17, 44, 90]
+    assert sorted(r.coco_id for r in ds.records) == sorted(IMAGE_IDS)
+    assert ds.record_by_coco_id(397133).image_id == "000000397133"
+    assert ds.coco_file_name(ds.record_by_coco_id(37777)) == "val/000000037777.jpg"

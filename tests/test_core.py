@@ -3,7 +3,7 @@ import filecmp
 import numpy as np
 import pytest
 
-from bestie_labels.datasets.base import coco_image_ids
+from bestie_labels.datasets.ids import coco_image_ids
 from bestie_labels.core.errors import BestieError, StaleOutputError
 from bestie_labels.core.fileio import atomic_path, read_index_png, write_index_png
 from bestie_labels.store.file import Store, StoreWriter

@@ -11,12 +11,13 @@ import os
 from pathlib import Path
 
 from ..core.errors import BestieError
-from .base import VOC_CLASSES, Dataset, GtInstances, Record, check_disjoint, coco_image_ids
+from .base import VOC_CLASSES, Dataset, GtInstances, Record, check_disjoint
+from .ids import CategoryIds, coco_image_ids
 
 FORMATS = ("voc", "coco", "folder")
 
 __all__ = ["open_dataset", "detect_format", "Dataset", "GtInstances", "Record", "VOC_CLASSES",
-           "coco_image_ids", "check_disjoint", "FORMATS"]
+           "coco_image_ids", "CategoryIds", "check_disjoint", "FORMATS"]
 
 
 def detect_format(path: str | os.PathLike) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Sequence
@@ -13,14 +12,13 @@ import numpy as np
 from ..core.constants import VOID
 from ..core.errors import BestieError
 from ..core.fileio import read_image, sha256_json
+from .ids import CategoryIds, coco_image_ids
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 )
-
-_VOC_STEM = re.compile(r"^(\d{4})_(\d{6})$")
 
 
 @dataclass
@@ -84,19 +82,6 @@ class GtInstances:
         return inst
 
 
-def coco_image_ids(stems: Sequence[str]) -> list[int]:
-    """The integer image id of each stem, as written in every COCO JSON of the project.
-
-    A VOC stem ``YYYY_NNNNNN`` becomes the integer ``YYYYNNNNNN``; if any stem of the split is
-    not of that form, every image gets its 1-based position in the sorted list of stems.
-    """
-    stems = list(stems)
-    if stems and all(_VOC_STEM.match(s) for s in stems):
-        return [int(s.replace("_", "")) for s in stems]
-    order = {s: i + 1 for i, s in enumerate(sorted(stems))}
-    return [order[s] for s in stems]
-
-
 @dataclass
 class Dataset:
     """A split of a dataset: records plus access to pixels and GT.
@@ -148,11 +133,15 @@ class Dataset:
         """The ``categories`` of every COCO JSON written for this dataset, in class order:
         ``[{"id", "name", "supercategory"}]``. A dataset without ids of its own (VOC, folder)
         numbers them 1..C; a COCO dataset keeps its JSON's entries (ids with gaps, e.g. 1..90)."""
-        return [{"id": k + 1, "name": str(n), "supercategory": "object"} for k, n in enumerate(self.class_names)]
+        return self.category_map().entries()
+
+    def category_map(self) -> CategoryIds:
+        """Class index <-> the dataset's category id (:class:`~.ids.CategoryIds`); 1..C here."""
+        return CategoryIds.numbered(self.class_names)
 
     def category_ids(self) -> np.ndarray:
         """``(C,) int64``: the category id of each class index (``coco_categories`` order)."""
-        return np.asarray([c["id"] for c in self.coco_categories()], np.int64)
+        return self.category_map().ids
 
     def coco_file_name(self, rec: Record) -> str:
         """The ``file_name`` of ``rec`` in a COCO ``images`` entry: the file's name; a COCO

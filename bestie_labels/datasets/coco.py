@@ -26,6 +26,7 @@ from ..core.fileio import read_json
 from ..core.rle import decode_counts_totals
 from .base import Dataset, GtInstances, Record
 from .coco_checks import check_annotations
+from .ids import CategoryIds
 
 
 @dataclass
@@ -52,8 +53,9 @@ class CocoDataset(Dataset):
                 r.coco_id = int(i)
             self._by_coco = {r.coco_id: r for r in self.records}
 
-    def coco_categories(self) -> list[dict]:
-        return [dict(c) for c in self.json_categories] if self.json_categories else super().coco_categories()
+    def category_map(self) -> CategoryIds:
+        """The JSON's own ``categories`` entries (ids with gaps kept), in class order."""
+        return CategoryIds(tuple(self.json_categories)) if self.json_categories else super().category_map()
 
     def coco_file_name(self, rec: Record) -> str:
         return self.json_file_names.get(rec.coco_id) or super().coco_file_name(rec)

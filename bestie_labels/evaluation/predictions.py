@@ -111,9 +111,9 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
     score = np.zeros(len(data), np.float64)
     compressed: list[int] = []  # entries whose counts are a compressed string, in file order
     rles: list = [None] * len(data)
-    class_of = _class_of(dataset)
+    cats = dataset.category_map()
     for i, e in enumerate(data):
-        rec, cls[i], score[i] = _check_entry(path, i, e, dataset, class_of)
+        rec, cls[i], score[i] = _check_entry(path, i, e, dataset, cats)
         rles[i], given_compressed = _check_rle(path, i, e["segmentation"], rec)
         if given_compressed:
             compressed.append(i)
@@ -126,7 +126,7 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
     return out
 
 
-def _check_entry(path, i: int, e, dataset, class_of: dict[int, int]) -> tuple:
+def _check_entry(path, i: int, e, dataset, cats) -> tuple:
     """``(record, class 0..C-1, score)`` of results entry ``i``; its keys, image id, category id
     and score are checked (one-line BestieError naming the entry)."""
     if not isinstance(e, dict):
@@ -139,25 +139,13 @@ def _check_entry(path, i: int, e, dataset, class_of: dict[int, int]) -> tuple:
     if rec is None:
         _fail(path, i, f"image_id {_short(iid)} is not in split '{getattr(dataset, 'split', '?')}'")
     cid = e["category_id"]
-    cls = class_of.get(int(cid)) if _is_int(cid) else None
+    cls = cats.class_of(cid) if _is_int(cid) else None
     if cls is None:
-        _fail(path, i, f"category_id {_short(cid)} is not a category of the dataset ({_id_range(dataset)})")
+        _fail(path, i, f"category_id {_short(cid)} is not a category of the dataset ({cats.describe()})")
     s = e["score"]
     if not isinstance(s, (int, float, np.integer, np.floating)) or isinstance(s, bool) or not _finite(s):
         _fail(path, i, f"score {_short(s)} is not a finite number")
     return rec, cls, float(s)
-
-
-def _class_of(dataset) -> dict[int, int]:
-    """``{category id: class index}`` of ``dataset`` (its own ids: COCO's, or 1..C)."""
-    return {int(c): k for k, c in enumerate(dataset.category_ids())}
-
-
-def _id_range(dataset) -> str:
-    ids = dataset.category_ids()
-    contiguous = np.array_equal(ids, np.arange(1, len(ids) + 1))
-    return f"1..{len(ids)}" if contiguous else "ids " + ", ".join(str(int(c)) for c in ids[:8]) + (
-        ", ..." if len(ids) > 8 else "")
 
 
 def _check_rle(path, i: int, seg, rec) -> tuple[dict, bool]:
