@@ -116,7 +116,7 @@ def _ours(coco, results: list, tmp_path: Path) -> dict:
     ann, images = coco
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
-    r = invoke("labels", ["evaluate", "--data", ann, "--images", images, "--predictions", path,
+    r = invoke("labels", ["evaluate", "--data", ann, "--images", images, "--results", path,
                           "--out", tmp_path / "m.json"])
     assert r.exit_code == 0, r.output
     return json.loads((tmp_path / "m.json").read_text())["coco"]
