@@ -122,6 +122,10 @@ def _skip_degenerate(data: dict, json_path: Path, dropped: int, empty: list[int]
                   f"{len(empty)} annotation(s) left without a polygon are skipped{first}", stacklevel=3)
 
 
+def _is_id(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _has_no_mask(ann: dict) -> bool:
     seg = ann.get("segmentation")
     return seg is None or (isinstance(seg, (list, dict)) and len(seg) == 0)
@@ -130,7 +134,8 @@ def _has_no_mask(ann: dict) -> bool:
 def detection_only_images(data: dict) -> list:
     """The ids of the images of a COCO instances dict that have an annotation without a mask
     (no ``segmentation`` key, ``null``, ``[]`` or ``{}``), in the JSON's image order."""
-    no_mask = {a.get("image_id") for a in data["annotations"] if isinstance(a, dict) and _has_no_mask(a)}
+    # a bad image_id (a string, an object) is the layout checks' business, not this one's
+    no_mask = {a.get("image_id") for a in data["annotations"] if _has_no_mask(a) and _is_id(a.get("image_id"))}
     return [im["id"] for im in data["images"] if im["id"] in no_mask]
 
 
@@ -143,7 +148,7 @@ def _skip_detection_only(data: dict, json_path: Path) -> None:
     gone = set(skip)
     first = next(im for im in data["images"] if im["id"] == skip[0])
     data["images"] = [im for im in data["images"] if im["id"] not in gone]
-    data["annotations"] = [a for a in data["annotations"] if a.get("image_id") not in gone]
+    data["annotations"] = [a for a in data["annotations"] if not (_is_id(a.get("image_id")) and a["image_id"] in gone)]
     more = f" and {len(skip) - 1} more" if len(skip) > 1 else ""
     if not data["images"]:
         raise BestieError(f"every image is detection-only (an annotation without segmentation), e.g. image "
