@@ -32,10 +32,10 @@ offsets ``(2, S, S)`` (dy, dx) and the instance-aware-guidance weight ``(S, S)``
 
 **Refinement inputs**: the augmented WSSS mask and its component map (connected components of
 each image-level class, numbered 1.. across classes, 0 elsewhere, with the connectivity the
-pseudo store's transfer used: ``transfer --connectivity``, 8 for ``--from-gt`` stores), the image-level labels, and,
-for point supervision, the labelled points of the image (from ``points/<id>.txt`` of the
-dataset or ``points_dir``, every point of an image-level class, not only those matched to a
-pseudo instance).
+pseudo store's transfer used: ``transfer --connectivity``, 8 for ``--from-gt`` stores), the
+image-level labels, and, for point supervision, the labelled points of the image (from
+``points/<id>.txt`` of the dataset or ``points_dir``, every point of an image-level class, not
+only those matched to a pseudo instance).
 
 Batching and the resumable sampler live in :mod:`bestie_train.batches`.
 """

@@ -4,7 +4,7 @@ outputs, every mini-batch.
 For each image of the batch, from the *detached* outputs:
 
 * ``sup="cls"`` (image-level labels): inside every WSSS region (connected component of an
-  image-level class, with the transfer's connectivity, 8 by default; at least 50 px; ``components`` of the batch) the center heatmap of the
+  image-level class, at least 50 px; ``components`` of the batch) the center heatmap of the
   region's class gives centers by NMS (window 41, value > 0.3), completed by center clustering
   (see :mod:`bestie_train.postprocess`); a region with more than 5 centers is skipped (its
   instances are too uncertain); the region's pixels are grouped to its centers by Eq. (1).
@@ -25,7 +25,7 @@ synchronisation per instance (one per batch, to list the classes present).
 
 Batch fields read (from :func:`bestie_train.data.collate`): ``wsss (B, H, W) int64`` (0
 background, k + 1 class k, 255 void), ``components (B, H, W) int64`` (connected components of
-each image-level class with the pseudo store's connectivity, ids ``1..M`` per image, 0 elsewhere), ``labels (B, C)`` image-level
+each image-level class, ids ``1..M`` per image, 0 elsewhere), ``labels (B, C)`` image-level
 labels, and for ``sup="point"`` ``points (B, P, 2) float`` (x, y in the crop) and
 ``point_classes (B, P) int64`` (-1 = padding).
 """

@@ -43,8 +43,8 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
     (``connectivity`` 4 or 8, as :func:`~.components.component_map`'s; only those holding a
     cue are flood-filled, so the rest of the mask is never labelled); components with fewer
     than ``min_area`` pixels are dropped; a component is kept when exactly one cue of class
-    ``c`` falls inside it, the cue's pixel being ``(int(y), int(x))`` clipped to the image. Cues of classes not in ``labels``
-    are ignored, and so is class ``c`` when it has no cue.
+    ``c`` falls inside it, the cue's pixel being ``(int(y), int(x))`` clipped to the image.
+    Cues of classes not in ``labels`` are ignored, and so is class ``c`` when it has no cue.
 
     Args:
         wsss: ``(H, W) uint8`` class mask (0 background, ``c + 1`` class c, 255 ignore).

@@ -78,7 +78,8 @@ def _check_size(store, rec: Record, shape: tuple, what: str) -> None:
 
 
 def read_pseudo(store, rec: Record, num_classes: int) -> Pseudo:
-    """The :class:`Pseudo` instances of one image, checked: the image's size, classes in ``0..C-1``, instance ids ``<= N``, matching lengths."""
+    """The :class:`Pseudo` instances of one image, checked: the image's size, classes in
+    ``0..C-1``, instance ids ``<= N``, matching lengths."""
     d = _read(store, rec.image_id, ("instances", "classes", "centers", "scores"))
     inst = np.asarray(d["instances"])
     _check_size(store, rec, inst.shape, "pseudo instance map")
