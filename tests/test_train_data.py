@@ -67,6 +67,18 @@ def test_component_map_connectivity_4_splits_diagonal_neighbours():
         component_map(m, np.array([True]), connectivity=6)
 
 
+def test_component_map_skips_absent_classes_and_numbers_on_across_classes():
+    m = np.array([[2, 0, 2, 0, 3],
+                  [0, 0, 0, 0, 3],
+                  [4, 4, 0, 2, 0]], np.uint8)
+    labels = np.array([True, True, True, True])  # class 0 (value 1) is labelled but absent
+    got = component_map(m, labels)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, [[1, 0, 2, 0, 4],
+                                        [0, 0, 0, 0, 4],
+                                        [5, 5, 0, 3, 0]])
+
+
 @pytest.mark.parametrize("connectivity,parts", [(4, 2), (8, 1)])
 def test_refinement_components_follow_the_transfer_connectivity(stores, tmp_path, connectivity, parts):
     """The ``components`` of a sample (the regions of self-refinement) are made with the
