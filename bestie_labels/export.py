@@ -110,8 +110,8 @@ def coco_instances(dataset: Dataset, store: Store) -> dict:
     cat_ids = dataset.category_ids()
     for rec in _progress(dataset.records, len(dataset), "export coco"):
         d = read_pseudo(store, rec, dataset.num_classes)
-        masks = instance_masks(d["instances"], len(d["classes"]))
-        anns += masks_to_annotations(masks, d["classes"], rec.coco_id, d["scores"], first_id=len(anns) + 1,
+        masks = instance_masks(d.instances, len(d.classes))
+        anns += masks_to_annotations(masks, d.classes, rec.coco_id, d.scores, first_id=len(anns) + 1,
                                      category_ids=cat_ids)
     return {"info": {"description": "bestie pseudo instances", "version": __version__},
             "images": [image_entry(dataset, r) for r in dataset.records], "annotations": anns,
@@ -188,13 +188,13 @@ def export_voc(dataset: Dataset, store: Store, out: str | os.PathLike) -> dict:
     with _tree(out, ("SegmentationObject", "SegmentationClass")) as tmp:
         for rec in _progress(dataset.records, len(dataset), "export voc"):
             d = read_pseudo(store, rec, dataset.num_classes)
-            if len(d["classes"]) > 254:
-                raise BestieError(f"image {rec.image_id} has {len(d['classes'])} instances; "
+            if len(d.classes) > 254:
+                raise BestieError(f"image {rec.image_id} has {len(d.classes)} instances; "
                                   "a VOC PNG holds at most 254", store.path)
-            obj, cls = pseudo_to_voc(d["instances"], d["classes"])
+            obj, cls = pseudo_to_voc(d.instances, d.classes)
             write_index_png(tmp / "SegmentationObject" / f"{rec.image_id}.png", obj)
             write_index_png(tmp / "SegmentationClass" / f"{rec.image_id}.png", cls)
-            n_inst += len(d["classes"])
+            n_inst += len(d.classes)
     return {"images": len(dataset), "instances": n_inst}
 
 
@@ -220,8 +220,8 @@ def export_bestie_txt(dataset: Dataset, store: Store, out: str | os.PathLike) ->
 
     def centers(image_id: str) -> np.ndarray:
         d = read_pseudo(store, dataset.record(image_id), dataset.num_classes)
-        return np.concatenate([d["centers"].reshape(-1, 2), d["classes"].reshape(-1, 1),
-                               d["scores"].reshape(-1, 1)], axis=1).astype(np.float32)
+        return np.concatenate([d.centers.reshape(-1, 2), d.classes.reshape(-1, 1),
+                               d.scores.reshape(-1, 1)], axis=1).astype(np.float32)
 
     r = export_points_tree(dataset, out, "Center_points", centers, "export bestie-txt")
     return {"images": r["images"], "instances": r["points"]}

@@ -31,14 +31,15 @@ import torch
 from bestie_labels.core.errors import BestieError
 from bestie_labels.core.training import save_state
 
-FORMAT = 1
+#: The version of the checkpoint layout, recorded as ``format`` (``kind`` names the command).
+CHECKPOINT_VERSION = 1
 KIND = "bestie-train"
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` (see module doc; ``format`` and ``kind`` are added) atomically."""
     state = dict(state)
-    state["format"] = FORMAT
+    state["format"] = CHECKPOINT_VERSION
     state["kind"] = KIND
     return save_state(path, state)
 
@@ -68,12 +69,13 @@ def load_checkpoint(path: str | os.PathLike, num_classes: int | None = None,
 
     ckpt = load_torch_file(path)
     official = official_checkpoint(ckpt, path, num_classes, class_names)
-    ckpt = {"kind": KIND, "format": FORMAT, **official} if official else ckpt
+    ckpt = {"kind": KIND, "format": CHECKPOINT_VERSION, **official} if official else ckpt
     if kind_of(ckpt) != KIND or "model" not in ckpt:
         raise BestieError(f"is {describe(ckpt)}: not a bestie-train checkpoint (`bestie-train fit` writes "
                           "last.pt / best.pt, or an official BESTIE_HRNet48_*.pt)", path)
-    if ckpt.get("format") != FORMAT:
-        raise BestieError(f"checkpoint format {ckpt.get('format')} is not supported (expected {FORMAT})", path)
+    if ckpt.get("format") != CHECKPOINT_VERSION:
+        raise BestieError(f"checkpoint format {ckpt.get('format')} is not supported "
+                          f"(expected {CHECKPOINT_VERSION})", path)
     names = list(ckpt.get("class_names") or [])
     if not names:
         raise BestieError("checkpoint has no class names", path)

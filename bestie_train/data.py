@@ -30,11 +30,12 @@ full-image pseudo instances are cropped (visible ones kept, their full-image cen
 :func:`bestie_train.targets.make_targets` turns them into center heatmaps ``(C, S, S)``,
 offsets ``(2, S, S)`` (dy, dx) and the instance-aware-guidance weight ``(S, S)``.
 
-**Refinement inputs**: the augmented WSSS mask and its component map (8-connected components of
-each image-level class, numbered 1.. across classes, 0 elsewhere), the image-level labels, and,
-for point supervision, the labelled points of the image (from ``points/<id>.txt`` of the
-dataset or ``points_dir``, every point of an image-level class, not only those matched to a
-pseudo instance).
+**Refinement inputs**: the augmented WSSS mask and its component map (connected components of
+each image-level class, numbered 1.. across classes, 0 elsewhere, with the connectivity the
+pseudo store's transfer used: ``transfer --connectivity``, 8 for ``--from-gt`` stores), the
+image-level labels, and, for point supervision, the labelled points of the image (from
+``points/<id>.txt`` of the dataset or ``points_dir``, every point of an image-level class, not
+only those matched to a pseudo instance).
 
 Batching and the resumable sampler live in :mod:`bestie_train.batches`.
 """
@@ -46,17 +47,15 @@ import os
 import numpy as np
 import torch
 
+from bestie_labels.algorithms.components import CONNECTIVITY, component_map
+from bestie_labels.algorithms.transfer_options import TransferOptions
 from bestie_labels.core.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
 from bestie_labels.core.errors import BestieError
-from bestie_labels.store.file import Store
 from bestie_labels.store.checks import read_cues, read_pseudo, read_wsss
+from bestie_labels.store.file import Store
+from bestie_labels.store.inputs import CUES, PSEUDO, WSSS, cached_store, open_input
 
 from .augment import Geometry, draw_geometry, inside_crop, photometric_distort, warp_map, warp_points
-
-from .regions import component_map
-
-#: Stage names of the stores read here (``bestie_labels.stages``).
-PSEUDO_STAGE, WSSS_STAGE, CUES_STAGE = "pseudo", "wsss", "cues"
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
@@ -154,19 +153,15 @@ class TrainData(torch.utils.data.Dataset):
         self.scale_step = 0.1 if recipe == "paper" else 0.0
         self.photometric = recipe == "paper"
         self.num_classes = dataset.num_classes
-        stores = [(self.pseudo_path, PSEUDO_STAGE), (self.wsss_path, WSSS_STAGE)]
+        stores = [(self.pseudo_path, PSEUDO, "--pseudo"), (self.wsss_path, WSSS, "--wsss")]
         self.cues_path, self.transfer = None, None
         if cues is not None:
             self.cues_path = os.fspath(cues)
             self.transfer = crop_transfer_options(self.pseudo_path, self.cues_path)
-            stores.append((self.cues_path, CUES_STAGE))
-        for path, stage in stores:
-            with Store(path, stage=stage) as s:
-                held = set(s.image_ids)
-            missing = [i for i in dataset.image_ids if i not in held]
-            if missing:
-                raise BestieError(f"{len(missing)} images of split '{dataset.split}' are not in this "
-                                  f"store (first: {missing[0]})", path)
+            stores.append((self.cues_path, CUES, "--cues"))
+        for path, stage, opt in stores:
+            open_input(path, stage, dataset, opt).close()  # every image of the split present
+        self.connectivity = _transfer_connectivity(self.pseudo_path)
         self.points_dir = None
         if sup == "point":
             pd = points_dir if points_dir is not None else getattr(dataset, "points_dir", None)
@@ -176,21 +171,6 @@ class TrainData(torch.utils.data.Dataset):
             if not os.path.isdir(pd):
                 raise BestieError("points folder not found", pd)
             self.points_dir = os.fspath(pd)
-        self._stores: tuple | None = None
-
-    # Stores are opened lazily, once per process: h5py handles do not survive fork/pickle.
-    def _open(self) -> tuple[Store, Store, Store | None]:
-        pid = os.getpid()
-        if self._stores is None or self._stores[0] != pid:
-            cues = Store(self.cues_path, stage=CUES_STAGE) if self.cues_path else None
-            self._stores = (pid, Store(self.pseudo_path, stage=PSEUDO_STAGE),
-                            Store(self.wsss_path, stage=WSSS_STAGE), cues)
-        return self._stores[1], self._stores[2], self._stores[3]
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_stores"] = None
-        return state
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -204,17 +184,17 @@ class TrainData(torch.utils.data.Dataset):
         ``cues (Q, 4) float64`` (x, y, class, confidence; empty without a cues store).
         """
         rec = self.dataset.records[index]
-        pseudo, wsss, cue_store = self._open()
         image = self.dataset.load_image(rec)
         h, w = image.shape[:2]
         if image.shape[:2] != (rec.height, rec.width):
             raise BestieError(f"image is {w}x{h} but its record says {rec.width}x{rec.height}", rec.file_name)
         # one-line errors for stores of another size or damaged ones ("store is damaged: ...")
-        p = read_pseudo(pseudo, rec, self.num_classes)
-        mask = read_wsss(wsss, rec, self.num_classes)
-        inst = p["instances"].astype(np.int64)
-        classes = p["classes"].astype(np.int64)
-        centers = p["centers"].astype(np.float64)
+        # the handles are cached per process (opened again after a fork: DataLoader workers)
+        p = read_pseudo(cached_store(self.pseudo_path, PSEUDO), rec, self.num_classes)
+        mask = read_wsss(cached_store(self.wsss_path, WSSS), rec, self.num_classes).mask
+        inst = p.instances.astype(np.int64)
+        classes = p.classes.astype(np.int64)
+        centers = p.centers.astype(np.float64)
         labels = np.asarray(rec.labels, bool)
         points = np.zeros((0, 3), np.float64)
         if self.sup == "point":
@@ -225,8 +205,8 @@ class TrainData(torch.utils.data.Dataset):
             keep = labels[pts[:, 2].astype(np.int64)] if len(pts) else np.zeros(0, bool)
             points = pts[keep, :3].astype(np.float64)
         cues = np.zeros((0, 4), np.float64)
-        if cue_store is not None:
-            cues = read_cues(cue_store, rec, self.num_classes).astype(np.float64)
+        if self.cues_path is not None:
+            cues = read_cues(cached_store(self.cues_path, CUES), rec, self.num_classes).points.astype(np.float64)
         return dict(image=image, semantic=semantic_target(mask, inst, classes), wsss=mask,
                     instances=inst, classes=classes, centers=centers, labels=labels, points=points, cues=cues)
 
@@ -257,7 +237,7 @@ class TrainData(torch.utils.data.Dataset):
             "offset": tgt["offset"].float(),
             "weight": tgt["weight"].float(),
             "wsss": torch.from_numpy(np.ascontiguousarray(wsss_c).astype(np.int64)),
-            "components": torch.from_numpy(component_map(np.ascontiguousarray(wsss_c), labels)),
+            "components": torch.from_numpy(component_map(np.ascontiguousarray(wsss_c), labels, self.connectivity)),
             "labels": torch.from_numpy(labels.astype(np.float32)),
             "points": torch.from_numpy(points[:, :2].astype(np.float32)),
             "point_classes": torch.from_numpy(points[:, 2].astype(np.int64)),
@@ -276,7 +256,7 @@ class TrainData(torch.utils.data.Dataset):
         holding exactly one cue that survived the crop (cues outside it train nothing)."""
         from bestie_labels.algorithms.knowledge_transfer import transfer_instances
 
-        r = transfer_instances(wsss_c, self.crop_cues(a, g), a["labels"], **self.transfer)
+        r = transfer_instances(wsss_c, self.crop_cues(a, g), a["labels"], **self.transfer.keywords())
         return (r["instances"].astype(np.int64), r["centers"].astype(np.float64),
                 r["classes"].astype(np.int64))
 
@@ -316,19 +296,26 @@ def _carried_instances(a: dict, g: Geometry):
     return lut[inst_c], centers[present], classes[present]
 
 
-def crop_transfer_options(pseudo_path: str, cues_path: str) -> dict:
+def crop_transfer_options(pseudo_path: str, cues_path: str) -> TransferOptions:
     """The transfer options recorded in ``pseudo.h5``, after checking that it was made from
-    ``cues.h5`` by the transfer (not ``--from-gt``). Returns ``transfer_instances`` keywords."""
-    with Store(pseudo_path, stage=PSEUDO_STAGE) as p:
-        opts, want = dict(p.options), p.inputs.get("cues")
-    if opts.get("from_gt"):
+    ``cues.h5`` by the transfer (not ``--from-gt``)."""
+    with Store(pseudo_path, stage=PSEUDO) as p:
+        opts = TransferOptions.from_store(p.options, pseudo_path)
+        want = p.inputs.get("cues")
+    if opts.from_gt:
         raise BestieError("--cues: this pseudo store holds GT instances (--from-gt), there is no transfer "
                           "to run per crop; train without --cues", pseudo_path)
-    with Store(cues_path, stage=CUES_STAGE) as c:
+    with Store(cues_path, stage=CUES) as c:
         if c.fingerprint != want:
             raise BestieError("--cues: not the cues store the pseudo labels were made from", cues_path)
-    try:
-        return {"min_area": int(opts["min_area"]), "connectivity": int(opts["connectivity"]),
-                "center": str(opts["center"])}
-    except (KeyError, TypeError, ValueError):
-        raise BestieError("store is damaged (no transfer options)", pseudo_path) from None
+    return opts
+
+
+def _transfer_connectivity(pseudo_path: str) -> int:
+    """The connectivity of the transfer that made ``pseudo.h5`` (its recorded option), the
+    default 8 for a store without one (``--from-gt``)."""
+    with Store(pseudo_path, stage=PSEUDO) as p:
+        opts = p.options
+    if "connectivity" not in opts:
+        return CONNECTIVITY
+    return TransferOptions.from_store(opts, pseudo_path).connectivity

@@ -18,7 +18,7 @@ WSSS mask during self-refinement, of the predicted semantic map at inference).
    its centroid (coordinates floored), kept if the region's heatmap there exceeds 0.05 and
    added only if the region has no NMS center or every NMS center of the region is more than
    100 px away. A clustered center counts as a center of score 1.
-3. **Grouping** (:func:`bestie_train.targets.group_pixels`, Eq. 1): every pixel of a region joins the
+3. **Grouping** (:func:`bestie_train.grouping.group_pixels`, Eq. 1): every pixel of a region joins the
    nearest center (of that region) to where its offset points.
 
 Everything runs batched on the tensors' device; the only host synchronisations are two sizes
@@ -26,7 +26,8 @@ per call (the most classes, and the most centers, of one image), so self-refinem
 per-instance sync.
 Connected components are the caller's: training batches carry them (``components`` of
 :mod:`bestie_train.data`); at inference :func:`predict_instances` makes them with the same
-:func:`bestie_train.regions.component_map`.
+:func:`bestie_labels.algorithms.components.component_map` (8-connected: the transfer's
+default; a prediction has no transfer options to follow).
 
 Deviations from the official code, on purpose: NMS is done once per class on the heatmap
 masked to the class's regions (the official code masks per region, so only centers of two
@@ -45,11 +46,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .targets import group_pixels
+from bestie_labels.algorithms.components import component_map
+from bestie_labels.core.constants import MIN_AREA
 
 from .centers import (CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, NMS_KERNEL, OFFSET_THRESHOLD,
                       TEST_THRESHOLD, cluster_centers, nms_candidates)
-from .regions import MIN_REGION_AREA, component_map, per_region_sum
+from .grouping import group_pixels
+from .regions import per_region_sum
 
 # ------------------------------------------------------------------------------------------
 # the shared pipeline: filter regions -> per-class NMS -> cluster centers -> compact ->
@@ -235,7 +238,7 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
                      cluster: bool = True, max_clusters: int = 16, offset_threshold: float = OFFSET_THRESHOLD,
                      cluster_area: float = CLUSTER_AREA, beta: float = CLUSTER_BETA,
                      cluster_min_center: float = CLUSTER_MIN_CENTER, cluster_far: float = CLUSTER_FAR,
-                     min_area: int = MIN_REGION_AREA, max_per_region: int | None = None) -> RegionInstances:
+                     min_area: int = MIN_AREA, max_per_region: int | None = None) -> RegionInstances:
     """Centers (NMS + clustering) and Eq. (1) grouping inside class regions, batched.
 
     Args:
@@ -280,7 +283,7 @@ def region_instances(heat: torch.Tensor, offset: torch.Tensor, regions: torch.Te
 # ------------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict_instances(outputs: dict, kernel: int = NMS_KERNEL, threshold: float = TEST_THRESHOLD,
-                      top_k: int = 200, cluster: bool = True, min_area: int = MIN_REGION_AREA,
+                      top_k: int = 200, cluster: bool = True, min_area: int = MIN_AREA,
                       empty_regions: bool = True, labels=None, **cluster_opts) -> dict:
     """Instances of one image from the network outputs at the image's resolution.
 

@@ -3,7 +3,7 @@ outputs, every mini-batch.
 
 For each image of the batch, from the *detached* outputs:
 
-* ``sup="cls"`` (image-level labels): inside every WSSS region (8-connected component of an
+* ``sup="cls"`` (image-level labels): inside every WSSS region (connected component of an
   image-level class, at least 50 px; ``components`` of the batch) the center heatmap of the
   region's class gives centers by NMS (window 41, value > 0.3), completed by center clustering
   (see :mod:`bestie_train.postprocess`); a region with more than 5 centers is skipped (its
@@ -24,7 +24,7 @@ center, offsets to it). Everything stays on the outputs' device; there is no hos
 synchronisation per instance (one per batch, to list the classes present).
 
 Batch fields read (from :func:`bestie_train.data.collate`): ``wsss (B, H, W) int64`` (0
-background, k + 1 class k, 255 void), ``components (B, H, W) int64`` (8-connected components of
+background, k + 1 class k, 255 void), ``components (B, H, W) int64`` (connected components of
 each image-level class, ids ``1..M`` per image, 0 elsewhere), ``labels (B, C)`` image-level
 labels, and for ``sup="point"`` ``points (B, P, 2) float`` (x, y in the crop) and
 ``point_classes (B, P) int64`` (-1 = padding).
@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import torch
 
-from .targets import group_pixels, make_targets
+from bestie_labels.core.constants import MIN_AREA
 
 from .centers import CLUSTER_AREA, CLUSTER_BETA, CLUSTER_FAR, CLUSTER_MIN_CENTER, NMS_KERNEL, OFFSET_THRESHOLD
+from .grouping import group_pixels
 from .postprocess import region_instances
-from .regions import MIN_REGION_AREA, own_class_probability, per_region_sum
+from .regions import own_class_probability, per_region_sum
+from .targets import make_targets
 
 #: Official self-refinement values (clovaai/BESTIE: --refine_thresh, utils MAXIMUM_NUM_INST).
 REFINE_THRESHOLD = 0.3
@@ -58,7 +60,7 @@ def _labelled_class(wsss: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def refine_targets(outputs: dict, batch: dict, *, sup: str = "cls", cluster: bool = True, sigma: float = 6.0,
                    kernel: int = NMS_KERNEL, threshold: float = REFINE_THRESHOLD, top_k: int = 64,
-                   max_instances: int = MAX_INSTANCES, min_area: int = MIN_REGION_AREA,
+                   max_instances: int = MAX_INSTANCES, min_area: int = MIN_AREA,
                    max_clusters: int = 16, offset_threshold: float = OFFSET_THRESHOLD,
                    cluster_area: float = CLUSTER_AREA, beta: float = CLUSTER_BETA,
                    cluster_min_center: float = CLUSTER_MIN_CENTER, cluster_far: float = CLUSTER_FAR) -> dict:

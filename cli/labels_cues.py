@@ -32,7 +32,7 @@ from .common import (check_device, command, data_options, device_option, force_o
 def command(data, split, data_format, images, labels_file, method, points_dir, checkpoint, min_conf,
             save_maps, export_txt, out, device, workers, force, replace_own, shard):
     """Write cues.h5: per image points (N,4) float32 = x, y, class (0-based), confidence."""
-    from bestie_labels.stages import CUES, format_summary, run_cues
+    from bestie_labels.stages import CUES, run_cues
 
     ds = open_data(data, split, data_format, images, labels_file)
     if method != "points":
@@ -50,4 +50,4 @@ def command(data, split, data_format, images, labels_file, method, points_dir, c
         s = run_cues(ds, out, method=method, points_dir=points_dir, checkpoint=checkpoint, min_conf=min_conf,
                      device=device, save_maps=save_maps, export_txt=export_txt, workers=workers,
                      force=replace_force(out, CUES, force, replace_own), shard=shard)
-    click.echo(format_summary(s))
+    click.echo(s.text())

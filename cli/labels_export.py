@@ -18,7 +18,7 @@ from .common import command, data_options, force_option, guard, open_data
 @command
 def command(data, split, data_format, images, labels_file, pseudo_path, fmt, out, force):
     """Export a pseudo-label store for other trainers (detectron2, MMDetection, official BESTIE)."""
-    from bestie_labels.stages import format_summary, run_export
+    from bestie_labels.stages import run_export
 
     from pathlib import Path
 
@@ -29,4 +29,4 @@ def command(data, split, data_format, images, labels_file, pseudo_path, fmt, out
     with guard("bestie-labels export", outputs=[out], files=files, inputs=[pseudo_path, labels_file], dataset=ds,
                force=force):
         s = run_export(ds, pseudo_path, fmt, out)
-    click.echo(format_summary(s))
+    click.echo(s.text())

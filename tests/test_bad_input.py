@@ -79,7 +79,6 @@ def good(tmp_path_factory):
 def checkpoints(good):
     """Tiny untrained checkpoints built through the libraries: PAM classifiers (train-pam
     format) and instance networks (bestie-train format) for 4 (right) and 3 (wrong) classes."""
-    pytest.importorskip("torch")
     out = good / "ckpt"
     out.mkdir(exist_ok=True)
     names = (good / "voc" / "class_names.txt").read_text().split()

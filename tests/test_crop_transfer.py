@@ -10,7 +10,7 @@ import torch
 
 from bestie_labels.datasets import open_dataset
 from bestie_labels.core.errors import BestieError
-from bestie_labels.stages import run_cues, run_transfer, run_wsss
+from bestie_labels.stages import TransferOptions, run_cues, run_transfer, run_wsss
 from bestie_train.targets import make_targets
 from bestie_train.augment import draw_geometry
 from bestie_train.data import TrainData, sample_rng
@@ -25,7 +25,7 @@ def stores(demo_root, tmp_path_factory):
     run_wsss(ds, d / "wsss.h5", from_gt=True)
     run_cues(ds, d / "cues.h5", method="points")
     run_transfer(ds, d / "cues.h5", d / "wsss.h5", d / "point.h5")  # center: the point
-    run_transfer(ds, d / "cues.h5", d / "wsss.h5", d / "centroid.h5", center="centroid", min_area=20)
+    run_transfer(ds, d / "cues.h5", d / "wsss.h5", d / "centroid.h5", TransferOptions(center="centroid", min_area=20))
     return ds, d
 
 
@@ -72,7 +72,7 @@ def test_per_crop_transfer_matches_the_official_rule(stores, pseudo, center, min
     data = TrainData(ds, d / pseudo, d / "wsss.h5", crop=40, scale=(0.8, 1.3), seed=3, cues=d / "cues.h5",
                      recipe=recipe)
     paper = dict(resize_to=40 + 64, scale_step=0.1) if recipe == "paper" else {}
-    assert data.transfer == {"min_area": min_area, "connectivity": 8, "center": center}
+    assert data.transfer == TransferOptions(min_area=min_area, connectivity=8, center=center)
     dropped = cut = 0
     for epoch in range(3):
         for index in range(len(ds)):
@@ -123,6 +123,6 @@ def test_cues_must_be_the_ones_the_pseudo_labels_came_from(stores, tmp_path):
     run_cues(ds, other, method="points", min_conf=0.5)  # other options: other bytes
     with pytest.raises(BestieError, match="not the cues store the pseudo labels were made from"):
         TrainData(ds, d / "point.h5", d / "wsss.h5", crop=32, cues=other)
-    run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
+    run_transfer(ds, None, None, tmp_path / "gt.h5", TransferOptions(from_gt=True))
     with pytest.raises(BestieError, match="holds GT instances"):
         TrainData(ds, tmp_path / "gt.h5", d / "wsss.h5", crop=32, cues=d / "cues.h5")

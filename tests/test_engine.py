@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bestie_labels.datasets.base import Dataset, Record
-from bestie_labels.stages.engine import run_stage
+from bestie_labels.stages.engine import write_stage_store
 from bestie_labels.store.file import Store
 
 IDS = ["a", "b", "c", "d", "e"]
@@ -37,29 +37,29 @@ def ds(tmp_path):
 
 
 def _run(ds, out, workers=1, load=None, scale=3):
-    return run_stage("toy", "cues", out, Toy(ds, scale), toy_image, {"method": "toy", "scale": scale},
+    return write_stage_store("toy", "cues", out, Toy(ds, scale), toy_image, {"method": "toy", "scale": scale},
                      {"data": ds.fingerprint()}, workers=workers, load=load)
 
 
 def test_writes_every_image_and_counts_stored_warnings(ds, tmp_path):
     loads = []
     s = _run(ds, tmp_path / "t.h5", load=lambda j: loads.append(1) or replace(j, model=7))
-    assert (s["images"], s["written"], s["up_to_date"], s["warnings"]) == (5, 5, False, {"no_instance": 1})
+    assert (s.images, s.written, s.up_to_date, s.warnings) == (5, 5, False, {"no_instance": 1})
     assert loads == [1]
     with Store(tmp_path / "t.h5", stage="cues") as st:
         assert st.image_ids == IDS
         assert [int(st.read(i)["x"][0]) for i in IDS] == [3, 6, 9, 12, 15]
         assert int(st.read("e")["m"][1]) == 7  # the loaded job is the one the images see
     again = _run(ds, tmp_path / "t.h5", load=lambda j: loads.append(1) or j)
-    assert again["up_to_date"] and again["written"] == 0 and again["warnings"] == {"no_instance": 1}
+    assert again.up_to_date and again.written == 0 and again.warnings == {"no_instance": 1}
     assert loads == [1]  # nothing to do: nothing loaded
 
 
 def test_workers_give_the_same_bytes(ds, tmp_path):
     one = _run(ds, tmp_path / "one.h5", load=lambda j: replace(j, model=1))
-    two = run_stage("toy", "cues", tmp_path / "two.h5", Toy(ds, 3, 1), toy_image, {"method": "toy", "scale": 3},
+    two = write_stage_store("toy", "cues", tmp_path / "two.h5", Toy(ds, 3, 1), toy_image, {"method": "toy", "scale": 3},
                     {"data": ds.fingerprint()}, workers=2)
-    assert one["written"] == two["written"] == 5
+    assert one.written == two.written == 5
     assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "two.h5").read_bytes()
 
 
@@ -80,9 +80,9 @@ def test_workers_load_the_job_once_and_leave_no_temporary(ds, tmp_path, monkeypa
 
     monkeypatch.setattr(engine.tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    s = run_stage("toy", "cues", tmp_path / "w.h5", Toy(ds, 2, 5), toy_image, {"method": "toy", "scale": 2},
+    s = write_stage_store("toy", "cues", tmp_path / "w.h5", Toy(ds, 2, 5), toy_image, {"method": "toy", "scale": 2},
                   {"data": ds.fingerprint()}, workers=2)
-    assert s["written"] == 5 and list((tmp_path / "tmp").iterdir()) == []
+    assert s.written == 5 and list((tmp_path / "tmp").iterdir()) == []
     # in a worker: the pickle is read at the first chunk only
     job_path = tmp_path / "job.pkl"
     job_path.write_bytes(pickle.dumps(Toy(ds, 4, 9)))

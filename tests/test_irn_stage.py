@@ -35,7 +35,7 @@ def test_train_irn_resume_wsss_and_miou(demo_root, tmp_path):
 
     # wsss with only a checkpoint is IRN; the store equals the library call
     s = run_wsss(ds, tmp_path / "wsss.h5", checkpoint=tmp_path / "two.pt")
-    assert s["written"] == 3
+    assert s.written == 3
     classifier, net, _ = load_irn(tmp_path / "two.pt")
     rec = ds.records[0]
     want, _ = irn_class_mask(classifier, net, ds.load_image(rec), rec.labels, IrnParams())

@@ -64,7 +64,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def pam_ref(tree):
     """A tiny untrained PAM checkpoint and the cues an uninterrupted ``--method pam`` run makes."""
-    pytest.importorskip("torch")
     names = (tree / "voc" / "class_names.txt").read_text().split()
     make_pam_checkpoint(tree / "pam.pt", names)
     with one_thread():
@@ -353,7 +352,6 @@ def _losses(run: Path) -> list[float]:
 @pytest.fixture(scope="module")
 def fit_ref(tree):
     """An uninterrupted fit (in-process, one thread)."""
-    pytest.importorskip("torch")
     with one_thread():
         r = invoke("train", _fit_args(tree, tree / "fit_ref"))
     assert r.exit_code == 0, r.output

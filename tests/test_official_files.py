@@ -16,7 +16,11 @@ import torch
 import bestie_labels
 import bestie_train
 from badinput_helpers import NUM_CLASSES, assert_one_line_error, invoke, make_tiny_tree
+from bestie_labels.core.constants import VOID
 from bestie_labels.core.errors import BestieError
+from bestie_labels.datasets import open_dataset
+from bestie_labels.store.checks import read_cues, read_wsss
+from bestie_labels.store.file import Store
 from official_layouts import bestie_hrnet_state, hrnet_imagenet_state, pam_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -97,13 +101,26 @@ def test_pam_file_in_cues(files, tree, tmp_path, small_pam_input, method):
     r = invoke("labels", ["cues", "--data", tree, "--split", "train", "--method", method,
                           "--checkpoint", files["pam4"], "--out", tmp_path / "cues.h5"])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "cues.h5").is_file()
+    ds = open_dataset(tree, split="train")
+    with Store(tmp_path / "cues.h5", stage="cues") as s:
+        assert s.options["method"] == method and sorted(s.image_ids) == sorted(ds.image_ids)
+        for rec in ds.records:  # checked: inside the image, classes 0..C-1; only labelled classes
+            pts = read_cues(s, rec, NUM_CLASSES).points
+            assert (pts[:, 3] >= s.options["min_conf"]).all()
+            assert rec.labels[pts[:, 2].astype(int)].all()
 
 
 def test_pam_file_in_wsss(files, tree, tmp_path, small_pam_input):
     r = invoke("labels", ["wsss", "--data", tree, "--split", "train", "--method", "cam",
                           "--checkpoint", files["pam4"], "--out", tmp_path / "wsss.h5"])
     assert r.exit_code == 0, r.output
+    ds = open_dataset(tree, split="train")
+    with Store(tmp_path / "wsss.h5", stage="wsss") as s:
+        assert s.options["method"] == "cam" and sorted(s.image_ids) == sorted(ds.image_ids)
+        for rec in ds.records:  # checked: the image's size, values 0..C or void; only labelled classes
+            mask = read_wsss(s, rec, NUM_CLASSES).mask
+            fg = np.unique(mask[(mask > 0) & (mask != VOID)]).astype(int) - 1
+            assert rec.labels[fg].all()
 
 
 def test_pam_file_with_other_class_count_in_cues_one_line(files, tree, tmp_path, small_pam_input):

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bestie_train.targets import group_pixels
+from bestie_train.grouping import group_pixels
 from bestie_train.centers import cluster_centers, nms_candidates, window_max
 from bestie_train.postprocess import predict_instances, region_instances
 

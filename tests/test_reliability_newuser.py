@@ -101,7 +101,6 @@ def _curve(run: Path) -> list:
 def test_resumed_fit_writes_identical_curves(good, tmp_path):
     """log every 3 iterations, stopped after 2: the first line after the resume averages the
     iterations of both runs, as the uninterrupted run does."""
-    pytest.importorskip("torch")
     from bestie_labels.datasets import open_dataset
     from bestie_train.fit import fit
 
@@ -117,7 +116,6 @@ def test_resumed_fit_writes_identical_curves(good, tmp_path):
 
 
 def test_finished_fit_extended_with_more_iterations(good, tmp_path):
-    pytest.importorskip("torch")
     run = tmp_path / "run"
     assert invoke("train", _fit_args(good, run, 2)).exit_code == 0
     r = invoke("train", _fit_args(good, run, 4, "--resume"))
@@ -195,7 +193,6 @@ def test_report_json_is_in_percent(good, tmp_path):
 # --- one default split ----------------------------------------------------------------------------
 @pytest.mark.parametrize("cmd", ["predict", "evaluate"])
 def test_bestie_train_defaults_to_val(cmd, good, tmp_path):
-    pytest.importorskip("torch")
     names = (good / "voc" / "class_names.txt").read_text().split()
     ck = make_train_checkpoint(tmp_path / "m.pt", names)
     from bestie_cli.train import main
@@ -215,7 +212,6 @@ def test_bestie_train_defaults_to_val(cmd, good, tmp_path):
 def test_error_line_starts_its_own_line_in_a_log(good, tmp_path):
     """fit draws its bar into a log file (not a terminal); a bad image half way: the Error line
     must start a line of the log, and the bar is redrawn rarely."""
-    pytest.importorskip("torch")
     voc = copy_tree(good / "voc", tmp_path / "voc")
     zero_tail(voc / "JPEGImages" / f"{TRAIN_IDS[2]}.jpg")
     args = _fit_args(good, tmp_path / "run", 30)

@@ -53,13 +53,11 @@ def work(good, tmp_path):
 
 
 def _ckpt(work: Path) -> Path:
-    pytest.importorskip("torch")
     names = (work / "voc" / "class_names.txt").read_text().split()
     return make_train_checkpoint(work / "in" / "model.pt", names)
 
 
 def _pam_ckpt(work: Path) -> Path:
-    pytest.importorskip("torch")
     names = (work / "voc" / "class_names.txt").read_text().split()
     return make_pam_checkpoint(work / "in" / "pam.pt", names)
 

@@ -42,7 +42,6 @@ def _fit(w: Path, out: Path, *extra) -> list:
 
 @pytest.mark.parametrize("name", ["metrics.jsonl", "curves.png", "best.pt"])
 def test_fit_refuses_run_files_it_did_not_write(name, work):
-    pytest.importorskip("torch")
     run = work / "out" / "run"
     run.mkdir()
     if name == "best.pt":  # another command's checkpoint
@@ -64,7 +63,6 @@ def test_fit_refuses_run_files_it_did_not_write(name, work):
 
 def test_fit_rerun_after_a_kill_before_its_first_checkpoint(work):
     """A metrics.jsonl of fit rows without last.pt (a run killed early) is fit's own."""
-    pytest.importorskip("torch")
     run = work / "out" / "run"
     assert invoke("train", _fit(work, run)).exit_code == 0
     for p in run.iterdir():
@@ -72,6 +70,8 @@ def test_fit_rerun_after_a_kill_before_its_first_checkpoint(work):
             p.unlink()
     r = invoke("train", _fit(work, run))
     assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["iter"]) for r in rows] == [("train", 1)] and (run / "last.pt").is_file()
 
 
 def _pipeline_stages(w: Path) -> dict:
@@ -110,7 +110,6 @@ def test_pipeline_stage_keeps_a_users_file(stage, user_file, work):
 def test_pipeline_evaluate_and_summary_keep_a_users_file(user_file, work):
     """The evaluate stage (bestie-train evaluate --vis) and the summary stage, as the pipeline
     runs them: a user's metrics.json, a PNG in predictions/ or summary.json is refused."""
-    pytest.importorskip("torch")
     from badinput_helpers import make_train_checkpoint
 
     (work / "out" / "run").mkdir()

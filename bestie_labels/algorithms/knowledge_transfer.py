@@ -13,9 +13,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..core.constants import MIN_AREA
 from ..datasets.base import GtInstances
-
-CENTER_MODES = ("centroid", "point")
+from .components import CONNECTIVITY, check_connectivity
+from .transfer_options import CENTER_MODES
 
 
 def _empty(height: int, width: int) -> dict:
@@ -34,15 +35,16 @@ def cue_pixels(cues: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
     return rows, cols
 
 
-def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, min_area: int = 50,
-                       connectivity: int = 8, center: str = "centroid") -> dict:
+def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, min_area: int = MIN_AREA,
+                       connectivity: int = CONNECTIVITY, center: str = "centroid") -> dict:
     """Pseudo instances from a WSSS class mask and instance cues.
 
     For every class ``c`` with ``labels[c]``: the connected components of ``wsss == c + 1``
-    (OpenCV, ``connectivity`` 4 or 8); components with fewer than ``min_area`` pixels are
-    dropped; a component is kept when exactly one cue of class ``c`` falls inside it, the cue's
-    pixel being ``(int(y), int(x))`` clipped to the image. Cues of classes not in ``labels``
-    are ignored, and so is class ``c`` when it has no cue.
+    (``connectivity`` 4 or 8, as :func:`~.components.component_map`'s; only those holding a
+    cue are flood-filled, so the rest of the mask is never labelled); components with fewer
+    than ``min_area`` pixels are dropped; a component is kept when exactly one cue of class
+    ``c`` falls inside it, the cue's pixel being ``(int(y), int(x))`` clipped to the image.
+    Cues of classes not in ``labels`` are ignored, and so is class ``c`` when it has no cue.
 
     Args:
         wsss: ``(H, W) uint8`` class mask (0 background, ``c + 1`` class c, 255 ignore).
@@ -62,8 +64,7 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
     """
     if center not in CENTER_MODES:
         raise ValueError(f"center must be one of {CENTER_MODES}, got {center!r}")
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    connectivity = check_connectivity(connectivity)
     wsss = np.asarray(wsss)
     if wsss.ndim != 2:
         raise ValueError(f"wsss must be (H, W), got {wsss.shape}")

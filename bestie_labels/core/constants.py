@@ -7,6 +7,11 @@ from __future__ import annotations
 #: ignored by the losses and the evaluation.
 VOID = 255
 
+#: Smallest region kept, in pixels: a WSSS component the transfer makes an instance of (its
+#: ``min_area``, on full images and on training crops alike) and a predicted class region (the
+#: official ``MINIMUM_MASK_SIZE``).
+MIN_AREA = 50
+
 #: ImageNet mean and standard deviation of the RGB channels in [0, 1], the normalisation every
 #: backbone (and its pretrained weights) expects.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.constants import VOID
+
 
 def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
     """``(C + 1, C + 1) int64`` confusion matrix (rows GT, columns prediction; index 0 background).
@@ -26,9 +28,9 @@ def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and GT {gt.shape} differ in size")
     n = num_classes + 1
-    keep = gt != 255
+    keep = gt != VOID
     p = pred[keep].astype(np.int64)
-    p[p == 255] = 0
+    p[p == VOID] = 0
     if p.size and p.max() >= n:
         raise ValueError(f"prediction holds class index {int(p.max())} >= {n}")
     g = gt[keep].astype(np.int64)

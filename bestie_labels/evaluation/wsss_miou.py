@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ..datasets.base import Dataset
 from ..core.errors import BestieError
 from .miou import confusion, miou_summary
+from ..store.checks import read_wsss
 from ..store.inputs import WSSS, open_input
 
 
@@ -29,7 +30,7 @@ def wsss_miou(dataset: Dataset, wsss_path: str | os.PathLike, records: list | No
     conf = np.zeros((n, n), np.int64)
     with open_input(wsss_path, WSSS, dataset, "--wsss") as store:
         for rec in tqdm(records, desc="wsss mIoU", unit="img", disable=None):
-            mask = store.read(rec.image_id)["mask"]
+            mask = read_wsss(store, rec, dataset.num_classes).mask  # checked: the image's size, values
             gt = dataset.load_gt(rec).semantic()
             if mask.shape != gt.shape:
                 raise BestieError(f"image {rec.image_id}: WSSS mask is {mask.shape[1]}x{mask.shape[0]} but the "

@@ -12,12 +12,12 @@ stores upstream of it.
 from ..algorithms.class_mask import check_class_mask
 from .cues import DEFAULT_MIN_CONF, PEAK_KERNEL, PEAK_TOPK, run_cues
 from ..store.inputs import CUES, PSEUDO, WSSS, open_input
-from .engine import format_summary, stored_warnings
+from .engine import StageSummary, stored_warnings
 from .export import EXPORT_FORMATS, merge, run_export
 from .report import overlay_sample, run_report
-from .transfer import run_transfer
+from .transfer import TransferOptions, run_transfer
 from .wsss import WSSS_METHODS, run_wsss
 
-__all__ = ["CUES", "DEFAULT_MIN_CONF", "EXPORT_FORMATS", "PEAK_KERNEL", "PEAK_TOPK", "PSEUDO", "WSSS",
-           "WSSS_METHODS", "check_class_mask", "format_summary", "merge", "open_input", "overlay_sample",
+__all__ = ["CUES", "DEFAULT_MIN_CONF", "EXPORT_FORMATS", "PEAK_KERNEL", "PEAK_TOPK", "PSEUDO", "StageSummary",
+           "TransferOptions", "WSSS", "WSSS_METHODS", "check_class_mask", "merge", "open_input", "overlay_sample",
            "run_cues", "run_export", "run_report", "run_transfer", "run_wsss", "stored_warnings"]

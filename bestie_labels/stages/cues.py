@@ -15,8 +15,9 @@ from ..datasets.base import Dataset, Record
 from ..core.errors import BestieError
 from ..core.fileio import sha256_file
 from ..store.file import Store
+from ..store.checks import read_cues
 from ..store.inputs import CUES
-from .engine import check_checkpoint, files_digest, run_stage
+from .engine import StageSummary, files_digest, require_checkpoint, write_stage_store
 
 #: ``--min-conf`` when not given: every point of a points file; for peaks from activation maps
 #: 0.7, the threshold the official training code applies to ``Peak_points/`` (which it writes
@@ -119,7 +120,7 @@ def _points_job(dataset: Dataset, points_dir, min_conf: float) -> tuple[PointsCu
 
 def _maps_job(dataset: Dataset, method: str, checkpoint, min_conf: float, device: str,
               save_maps: bool) -> tuple[MapCues, dict, dict]:
-    check_checkpoint(checkpoint, method, "a classifier from train-pam")
+    require_checkpoint(checkpoint, method, "a classifier from train-pam")
     options = {"method": method, "min_conf": min_conf, "kernel": PEAK_KERNEL, "topk": PEAK_TOPK,
                "save_maps": bool(save_maps)}
     inputs = {"data": dataset.fingerprint(), "checkpoint": sha256_file(checkpoint)}
@@ -130,7 +131,7 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
              points_dir: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
              min_conf: float | None = None, device: str = "cpu", save_maps: bool = False,
              export_txt: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
-             shard: tuple[int, int] | None = None) -> dict:
+             shard: tuple[int, int] | None = None) -> StageSummary:
     """Write ``cues.h5``: per image ``points (N, 4) float32`` = x, y, class (0-based), confidence.
 
     Args:
@@ -159,10 +160,10 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
     else:
         job, options, inputs = _maps_job(dataset, method, checkpoint, min_conf, device, save_maps)
         per_image, load = cues_from_maps, lambda j: _load_classifier(checkpoint, j)
-    s = run_stage(CUES, CUES, out, job, per_image, options, inputs, workers=workers, force=force,
-                  shard=shard, load=load)
+    s = write_stage_store(CUES, CUES, out, job, per_image, options, inputs, workers=workers, force=force,
+                          shard=shard, load=load)
     if export_txt is not None:
-        s["export_txt"] = _export_txt(dataset, out, method, export_txt, shard)
+        s = replace(s, extra={**s.extra, "export_txt": _export_txt(dataset, out, method, export_txt, shard)})
     return s
 
 
@@ -174,5 +175,6 @@ def _export_txt(dataset: Dataset, out: Path, method: str, export_txt, shard) -> 
 
     sub = "Center_points" if method == "points" else "Peak_points"
     with Store(out, stage=CUES) as st:
-        export_points_tree(dataset, export_txt, sub, lambda i: st.read(i)["points"], "export cues")
+        export_points_tree(dataset, export_txt, sub,
+                           lambda i: read_cues(st, dataset.record(i), dataset.num_classes).points, "export cues")
     return os.fspath(Path(export_txt) / sub)

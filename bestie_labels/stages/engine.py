@@ -1,8 +1,8 @@
 """The per-image engine every store-writing stage runs on.
 
 A stage is a *job* (a frozen dataclass of its options and inputs, ``job.dataset`` the split)
-and a pure per-image function ``per_image(job, record) -> (arrays, warnings)``. :func:`run_stage`
-does the rest, the same way for every stage:
+and a pure per-image function ``per_image(job, record) -> (arrays, warnings)``.
+:func:`write_stage_store` does the rest, the same way for every stage:
 
 1. a :class:`~bestie_labels.store.file.StoreWriter` with the options that determine the content and
    the fingerprints of the inputs; an output made with the same header is "up to date" and
@@ -14,8 +14,8 @@ does the rest, the same way for every stage:
    the header they were made with); ``finish()`` writes the store in split order, byte-identical
    however the run was split (``shard``), parallelised or interrupted.
 
-It returns a small summary dict (``stage``, ``out``, ``images``, ``written``, ``up_to_date``,
-``warnings`` {name: count}); :func:`format_summary` prints it.
+It returns a :class:`StageSummary` (the one summary type of every stage, ``merge`` and
+``export`` included); :meth:`StageSummary.text` prints it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pickle
 import shutil
 import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -53,7 +54,7 @@ def files_digest(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def check_checkpoint(checkpoint, method: str, what: str) -> None:
+def require_checkpoint(checkpoint, method: str, what: str) -> None:
     """``--method METHOD`` needs an existing ``--checkpoint`` (``what`` says which kind)."""
     if checkpoint is None:
         raise BestieError(f"--method {method} needs --checkpoint ({what})")
@@ -156,9 +157,9 @@ def discard_if_empty(writer: StoreWriter) -> None:
         shutil.rmtree(writer.parts_dir, ignore_errors=True)
 
 
-def run_stage(name: str, stage: str, out: Path, job, per_image: PerImage, options: Mapping,
-              inputs: Mapping, *, workers: int = 1, force: bool = False, shard=None,
-              load: Callable | None = None, extra: Callable[[], dict] | None = None) -> dict:
+def write_stage_store(name: str, stage: str, out: Path, job, per_image: PerImage, options: Mapping,
+                      inputs: Mapping, *, workers: int = 1, force: bool = False, shard=None,
+                      load: Callable | None = None, extra: Callable[[], dict] | None = None) -> StageSummary:
     """Write the ``stage`` store ``out`` for ``job.dataset``; returns the summary of :func:`summary`.
 
     ``load(job) -> job`` runs only when there is work to do (e.g. a model to load); a job whose
@@ -203,25 +204,42 @@ def stored_warnings(path: str | os.PathLike) -> dict[str, int]:
         return s.attr_totals()
 
 
-def summary(name: str, out: Path, writer: StoreWriter, written: int, up_to_date: bool = False, **extra) -> dict:
+@dataclass(frozen=True)
+class StageSummary:
+    """What a stage run did, for the CLI and the callers of the ``run_*`` functions.
+
+    ``stage`` the stage's name (``cues``, ``transfer``, ``merge``, ``export coco``, ...), ``out``
+    the path written, ``images`` how many the output holds, ``written`` how many this run made,
+    ``up_to_date`` (nothing to do), ``warnings`` {name: count} over every image of ``out``, and
+    ``extra`` the stage's own counts (``instances``, ``parts``, ...), printed in this order.
+    """
+
+    stage: str
+    out: str
+    images: int
+    written: int
+    up_to_date: bool = False
+    warnings: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """One or two lines for the CLI."""
+        if self.up_to_date and not self.written:
+            head = f"{self.stage}: {self.out} is up to date ({self.images} images)"
+        elif self.stage in (CUES, WSSS, "transfer"):
+            head = f"{self.stage}: wrote {self.out} ({self.images} images, {self.written} computed now)"
+        else:
+            head = f"{self.stage}: wrote {self.out} ({self.images} images)"
+        lines = [head]
+        if self.extra:
+            lines.append("  " + ", ".join(f"{k}: {v}" for k, v in self.extra.items()))
+        if self.warnings:
+            lines.append("  warnings: " + ", ".join(f"{k} x{v}" for k, v in self.warnings.items()))
+        return "\n".join(lines)
+
+
+def summary(name: str, out: Path, writer: StoreWriter, written: int, up_to_date: bool = False,
+            **extra) -> StageSummary:
     """The summary of a stage run; ``warnings`` are those stored for every image of ``out``."""
-    return {"stage": name, "out": os.fspath(out), "images": len(writer.image_ids), "written": written,
-            "up_to_date": up_to_date, "warnings": stored_warnings(out), **extra}
-
-
-def format_summary(s: Mapping[str, Any]) -> str:
-    """One or two lines for the CLI."""
-    if s.get("up_to_date") and not s.get("written"):
-        head = f"{s['stage']}: {s['out']} is up to date ({s['images']} images)"
-    elif s["stage"] in (CUES, WSSS, "transfer"):
-        head = f"{s['stage']}: wrote {s['out']} ({s['images']} images, {s['written']} computed now)"
-    else:
-        head = f"{s['stage']}: wrote {s['out']} ({s['images']} images)"
-    extra = {k: v for k, v in s.items()
-             if k not in ("stage", "out", "images", "written", "up_to_date", "warnings")}
-    lines = [head]
-    if extra:
-        lines.append("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
-    if s.get("warnings"):
-        lines.append("  warnings: " + ", ".join(f"{k} x{v}" for k, v in s["warnings"].items()))
-    return "\n".join(lines)
+    return StageSummary(name, os.fspath(out), len(writer.image_ids), written, up_to_date, stored_warnings(out),
+                        extra)

@@ -11,19 +11,20 @@ from ..core.errors import BestieError
 from ..store.file import Store
 from ..store.merge import merge_stores
 from ..store.inputs import PSEUDO, open_input
+from .engine import StageSummary
 
 EXPORT_FORMATS = ("coco", "voc", "bestie-txt")
 
 
-def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> dict:
+def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> StageSummary:
     """Join ``--shard I/N`` stores into one (see :func:`bestie_labels.store.file.merge_stores`)."""
     path = merge_stores(parts, out, force=force)
     with Store(path) as s:
-        return {"stage": "merge", "out": os.fspath(path), "images": len(s), "written": len(s),
-                "up_to_date": False, "warnings": {}, "parts": len(parts), "merged_stage": s.stage}
+        return StageSummary("merge", os.fspath(path), len(s), len(s),
+                            extra={"parts": len(parts), "merged_stage": s.stage})
 
 
-def run_export(dataset: Dataset, pseudo_path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> dict:
+def run_export(dataset: Dataset, pseudo_path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> StageSummary:
     """Export a pseudo store: ``coco`` (instances JSON), ``voc`` (SegmentationObject/ and
     SegmentationClass/ PNG trees under ``out``) or ``bestie-txt`` (``out/Center_points/``)."""
     from .. import export
@@ -33,6 +34,5 @@ def run_export(dataset: Dataset, pseudo_path: str | os.PathLike, fmt: str, out: 
     fn = {"coco": export.export_coco, "voc": export.export_voc, "bestie-txt": export.export_bestie_txt}[fmt]
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as store:
         counts = fn(dataset, store, out)
-    return {"stage": f"export {fmt}", "out": os.fspath(out), "images": counts["images"],
-            "written": counts["images"], "up_to_date": False, "warnings": {},
-            "instances": counts["instances"]}
+    return StageSummary(f"export {fmt}", os.fspath(out), counts["images"], counts["images"],
+                        extra={"instances": counts["instances"]})

@@ -49,15 +49,15 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
         d = read_pseudo(pseudo, rec, dataset.num_classes)
         if not has_gt:
             c = np.zeros((dataset.num_classes, 3), np.int64)
-            np.add.at(c[:, NUM_PSEUDO], d["classes"].astype(np.int64), 1)
+            np.add.at(c[:, NUM_PSEUDO], d.classes.astype(np.int64), 1)
             counts.append(c)
             continue
         gt = dataset.load_gt(rec)
-        if d["instances"].shape != gt.void.shape:
-            raise BestieError(f"image {rec.image_id}: pseudo instances are {d['instances'].shape[1]}x"
-                              f"{d['instances'].shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
+        if d.instances.shape != gt.void.shape:
+            raise BestieError(f"image {rec.image_id}: pseudo instances are {d.instances.shape[1]}x"
+                              f"{d.instances.shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
                               pseudo.path)
-        counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
+        counts.append(match_pseudo_to_gt(vars(d), gt, dataset.num_classes, iou_thr=iou_thr))  # by field name
     return counts
 
 
@@ -77,9 +77,9 @@ def _overlays(dataset: Dataset, pseudo: Store, overlays_dir, n: int, wsss_path, 
             rec = dataset.record(image_id)
             d = read_pseudo(pseudo, rec, c)
             panels.append((Path(overlays_dir) / f"{image_id}.png",
-                           overlay_panels(dataset.load_image(rec), read_wsss(wsss, rec, c) if wsss else None,
-                                          read_cues(cues, rec, c) if cues else None,
-                                          d["instances"], d["classes"], d["centers"])))
+                           overlay_panels(dataset.load_image(rec), read_wsss(wsss, rec, c).mask if wsss else None,
+                                          read_cues(cues, rec, c).points if cues else None,
+                                          d.instances, d.classes, d.centers)))
         written = []
         for p, panel in panels:
             write_rgb_png(p, panel)

@@ -16,20 +16,19 @@ from ..core.errors import BestieError
 from ..store.file import Store
 from ..store.checks import read_cues, read_wsss
 from ..algorithms.knowledge_transfer import gt_to_pseudo, transfer_instances
+from ..algorithms.transfer_options import TransferOptions
 from ..store.inputs import CUES, PSEUDO, WSSS, cached_store, open_input
-from .engine import run_stage
+from .engine import StageSummary, write_stage_store
 
 
 @dataclass(frozen=True)
 class Transfer:
-    """Transfer from the stores ``cues`` and ``wsss`` (paths) with these options."""
+    """Transfer from the stores ``cues`` and ``wsss`` (paths) with these (resolved) options."""
 
     dataset: Dataset
     cues: str
     wsss: str
-    min_area: int = 50
-    connectivity: int = 8
-    center: str = "centroid"
+    options: TransferOptions = TransferOptions(center="centroid")
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,9 @@ def transferred(job: Transfer, rec: Record) -> tuple[dict, Counter]:
     """``({"instances" (H, W) uint16, "classes" (N,) int32, "centers" (N, 2) float32,
     "scores" (N,) float32}, warnings)`` of one image."""
     c = job.dataset.num_classes
-    mask = read_wsss(cached_store(job.wsss, WSSS), rec, c)
-    pts = read_cues(cached_store(job.cues, CUES), rec, c)
-    return _pseudo_arrays(transfer_instances(mask, pts, rec.labels, min_area=job.min_area,
-                                             connectivity=job.connectivity, center=job.center))
+    mask = read_wsss(cached_store(job.wsss, WSSS), rec, c).mask
+    pts = read_cues(cached_store(job.cues, CUES), rec, c).points
+    return _pseudo_arrays(transfer_instances(mask, pts, rec.labels, **job.options.keywords()))
 
 
 def gt_pseudo(job: GtPseudo, rec: Record) -> tuple[dict, Counter]:
@@ -66,26 +64,22 @@ def gt_pseudo(job: GtPseudo, rec: Record) -> tuple[dict, Counter]:
     return _pseudo_arrays(gt_to_pseudo(job.dataset.load_gt(rec), center=job.center))
 
 
-def _transfer_job(dataset: Dataset, cues_path, wsss_path, min_area: int, connectivity: int,
-                  center: str) -> tuple[Transfer, dict, dict]:
+def _transfer_job(dataset: Dataset, cues_path, wsss_path, options: TransferOptions) -> tuple[Transfer, dict, dict]:
     if cues_path is None or wsss_path is None:
         raise BestieError("transfer needs --cues and --wsss (or --from-gt)")
     inputs = {"data": dataset.fingerprint()}
     with open_input(cues_path, CUES, dataset, "--cues", same_data=True) as cues, \
             open_input(wsss_path, WSSS, dataset, "--wsss", same_data=True) as wsss:
-        if center == "auto":
-            center = "point" if cues.options.get("method") == "points" else "centroid"
+        options = options.resolved(point_cues=cues.options.get("method") == "points")
         inputs.update(cues=cues.fingerprint, wsss=wsss.fingerprint)
-    options = {"from_gt": False, "min_area": int(min_area), "connectivity": int(connectivity), "center": center}
-    job = Transfer(dataset, os.fspath(cues_path), os.fspath(wsss_path), int(min_area), int(connectivity), center)
-    return job, options, inputs
+    job = Transfer(dataset, os.fspath(cues_path), os.fspath(wsss_path), options)
+    return job, options.recorded(), inputs
 
 
 def run_transfer(dataset: Dataset, cues_path: str | os.PathLike | None, wsss_path: str | os.PathLike | None,
-                 out: str | os.PathLike, min_area: int = 50, connectivity: int = 8, center: str = "auto",
-                 from_gt: bool = False, workers: int = 1, force: bool = False,
-                 shard: tuple[int, int] | None = None) -> dict:
-    """Write ``pseudo.h5`` by semantic knowledge transfer (or from GT with ``from_gt``).
+                 out: str | os.PathLike, options: TransferOptions = TransferOptions(), workers: int = 1,
+                 force: bool = False, shard: tuple[int, int] | None = None) -> StageSummary:
+    """Write ``pseudo.h5`` by semantic knowledge transfer (or from GT with ``options.from_gt``).
 
     Per image: ``instances (H, W) uint16`` (0 none, n = instance n - 1), ``classes (N,) int32``,
     ``centers (N, 2) float32`` (x, y), ``scores (N,) float32``.
@@ -93,27 +87,23 @@ def run_transfer(dataset: Dataset, cues_path: str | os.PathLike | None, wsss_pat
     Args:
         cues_path, wsss_path: a ``cues`` and a ``wsss`` store covering the split (ignored with
             ``from_gt``).
-        min_area: components smaller than this (pixels) are dropped.
-        connectivity: 4 or 8.
-        center: ``"centroid"``, ``"point"``, or ``"auto"``: the cue itself when the cues store was
-            made from points files (point supervision), else the component's centroid.
-        from_gt: write the GT instances in the same format (upper bound, test oracle); the
-            center is the centroid (``auto``) or the deepest pixel (``point``).
+        options: :class:`~bestie_labels.algorithms.transfer_options.TransferOptions`:
+            ``min_area`` (smaller components are dropped), ``connectivity`` (4 or 8),
+            ``center`` (``"centroid"``, ``"point"``, or ``"auto"``: the cue itself when the
+            cues store was made from points files (point supervision), else the component's
+            centroid) and ``from_gt`` (write the GT instances in the same format: upper bound,
+            test oracle; the center is the centroid (``auto``) or the deepest pixel (``point``)).
     """
     out = Path(out)
-    if connectivity not in (4, 8):
-        raise BestieError(f"connectivity must be 4 or 8, got {connectivity}")
-    if center not in ("auto", "centroid", "point"):
-        raise BestieError(f"center must be auto, centroid or point, got {center!r}")
-    if from_gt:
-        center = "centroid" if center == "auto" else center
-        job, per_image = GtPseudo(dataset, center), gt_pseudo
-        options, inputs = {"from_gt": True, "center": center}, {"data": dataset.fingerprint()}
+    if options.from_gt:
+        options = options.resolved(point_cues=False)
+        job, per_image = GtPseudo(dataset, options.center), gt_pseudo
+        recorded, inputs = options.recorded(), {"data": dataset.fingerprint()}
     else:
-        job, options, inputs = _transfer_job(dataset, cues_path, wsss_path, min_area, connectivity, center)
+        job, recorded, inputs = _transfer_job(dataset, cues_path, wsss_path, options)
         per_image = transferred
-    return run_stage("transfer", PSEUDO, out, job, per_image, options, inputs, workers=workers, force=force,
-                     shard=shard, extra=lambda: {"instances": count_instances(out)})
+    return write_stage_store("transfer", PSEUDO, out, job, per_image, recorded, inputs, workers=workers,
+                             force=force, shard=shard, extra=lambda: {"instances": count_instances(out)})
 
 
 def count_instances(path: str | os.PathLike) -> int:

@@ -17,7 +17,7 @@ from ..datasets.base import Dataset, Record
 from ..core.errors import BestieError
 from ..core.fileio import read_index_png, sha256_file
 from ..store.inputs import WSSS
-from .engine import check_checkpoint, files_digest, run_stage
+from .engine import StageSummary, files_digest, require_checkpoint, write_stage_store
 
 WSSS_METHODS = ("irn", "cam")
 
@@ -122,7 +122,7 @@ def _model_job(dataset: Dataset, method: str, checkpoint, bg_threshold, irn: Map
     if method not in WSSS_METHODS:
         raise BestieError(f"unknown WSSS method {method!r} ({', '.join(WSSS_METHODS)})")
     what = "an IRN checkpoint from train-irn" if method == "irn" else "a classifier from train-pam"
-    check_checkpoint(checkpoint, method, what)
+    require_checkpoint(checkpoint, method, what)
     if method == "irn":
         from ..irn.wsss import irn_options, irn_params
 
@@ -142,7 +142,7 @@ def run_wsss(dataset: Dataset, out: str | os.PathLike, import_dir: str | os.Path
              method: str | None = None, checkpoint: str | os.PathLike | None = None,
              bg_threshold: float | None = None, clean: bool = False, from_gt: bool = False,
              device: str = "cpu", workers: int = 1, force: bool = False,
-             shard: tuple[int, int] | None = None, irn: Mapping[str, Any] | None = None) -> dict:
+             shard: tuple[int, int] | None = None, irn: Mapping[str, Any] | None = None) -> StageSummary:
     """Write ``wsss.h5``: per image ``mask (H, W) uint8`` (0 background, k + 1 class k, 255 ignore).
 
     Exactly one source:
@@ -177,5 +177,5 @@ def run_wsss(dataset: Dataset, out: str | os.PathLike, import_dir: str | os.Path
     else:
         job, options, per_image, load = _model_job(dataset, method, checkpoint, bg_threshold, irn or {}, device)
         inputs["checkpoint"] = sha256_file(checkpoint)
-    return run_stage(WSSS, WSSS, out, job, per_image, options, inputs, workers=workers, force=force,
-                     shard=shard, load=load)
+    return write_stage_store(WSSS, WSSS, out, job, per_image, options, inputs, workers=workers, force=force,
+                             shard=shard, load=load)

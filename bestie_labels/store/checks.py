@@ -8,20 +8,53 @@ indexing with bad values would crash with a traceback; these readers raise one
 
 * ``image <id>: ... is WxH but the image is WxH`` for a size mismatch;
 * ``store is damaged: image <id>: ...`` for anything else.
+
+Each read returns a typed record (:class:`Cues`, :class:`Wsss`, :class:`Pseudo`), the same for
+the stages and the trainer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.constants import VOID
 from ..core.errors import BestieError
 
 if TYPE_CHECKING:  # the store layer is below the datasets: it names their records in annotations only
     from ..datasets.base import Record
 
-IGNORE = 255
+
+
+@dataclass(frozen=True)
+class Cues:
+    """The cues of one image: ``points (N, 4) float32`` rows ``x, y, cls, conf`` (cls 0-based)."""
+
+    points: np.ndarray
+
+
+@dataclass(frozen=True)
+class Wsss:
+    """The WSSS class mask of one image: ``mask (H, W) uint8`` (0 background, k + 1 class k,
+    :data:`~bestie_labels.core.constants.VOID` ignore)."""
+
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class Pseudo:
+    """The pseudo instances of one image.
+
+    ``instances (H, W)`` integer (0 none, n = instance n - 1; the store's ``uint16``),
+    ``classes (N,) int32`` (0-based), ``centers (N, 2) float32`` (x, y), ``scores (N,) float32``.
+    """
+
+    instances: np.ndarray
+    classes: np.ndarray
+    centers: np.ndarray
+    scores: np.ndarray
 
 
 def _damaged(store, image_id: str, problem: str) -> BestieError:
@@ -44,9 +77,9 @@ def _check_size(store, rec: Record, shape: tuple, what: str) -> None:
                           f"{rec.width}x{rec.height} (a store made from other images?)", store.path)
 
 
-def read_pseudo(store, rec: Record, num_classes: int) -> dict[str, np.ndarray]:
-    """``instances (H, W)``, ``classes (N,)``, ``centers (N, 2)``, ``scores (N,)`` of one image,
-    checked: the image's size, classes in ``0..C-1``, instance ids ``<= N``, matching lengths."""
+def read_pseudo(store, rec: Record, num_classes: int) -> Pseudo:
+    """The :class:`Pseudo` instances of one image, checked: the image's size, classes in
+    ``0..C-1``, instance ids ``<= N``, matching lengths."""
     d = _read(store, rec.image_id, ("instances", "classes", "centers", "scores"))
     inst = np.asarray(d["instances"])
     _check_size(store, rec, inst.shape, "pseudo instance map")
@@ -66,7 +99,7 @@ def read_pseudo(store, rec: Record, num_classes: int) -> dict[str, np.ndarray]:
     centers = np.asarray(d["centers"], np.float32).reshape(n, 2)
     scores = np.asarray(d["scores"], np.float32).reshape(n)
     _check_centers(store, rec, centers, scores)
-    return {"instances": inst, "classes": classes.astype(np.int32), "centers": centers, "scores": scores}
+    return Pseudo(instances=inst, classes=classes.astype(np.int32), centers=centers, scores=scores)
 
 
 def _check_centers(store, rec: Record, centers: np.ndarray, scores: np.ndarray) -> None:
@@ -81,26 +114,27 @@ def _check_centers(store, rec: Record, centers: np.ndarray, scores: np.ndarray) 
         raise _damaged(store, rec.image_id, f"a center lies outside the {rec.width}x{rec.height} image")
 
 
-def read_wsss(store, rec: Record, num_classes: int) -> np.ndarray:
-    """``mask (H, W) uint8`` of one image: the image's size, values 0..C or 255."""
+def read_wsss(store, rec: Record, num_classes: int) -> Wsss:
+    """The :class:`Wsss` mask of one image, checked: the image's size, values 0..C or
+    :data:`~bestie_labels.core.constants.VOID`."""
     d = _read(store, rec.image_id, ("mask",))
     mask = np.asarray(d["mask"])
     _check_size(store, rec, mask.shape, "WSSS mask")
-    if mask.dtype != np.uint8 and mask.size and (mask.min() < 0 or mask.max() > IGNORE):
-        bad = int(mask.max()) if mask.max() > IGNORE else int(mask.min())
+    if mask.dtype != np.uint8 and mask.size and (mask.min() < 0 or mask.max() > VOID):
+        bad = int(mask.max()) if mask.max() > VOID else int(mask.min())
         raise _damaged(store, rec.image_id, f"WSSS value {bad} is not a class, background or ignore")
     mask = mask.astype(np.uint8, copy=False)
     # Values above the class count are rare (only 255): a max over the mask finds them, and only
     # then are they looked at.
     if mask.size and mask.max() > num_classes:
-        high = mask[(mask > num_classes) & (mask != IGNORE)]
+        high = mask[(mask > num_classes) & (mask != VOID)]
         if high.size:
             raise _damaged(store, rec.image_id, f"WSSS value {int(high.min())} is above the class count {num_classes}")
-    return mask
+    return Wsss(mask)
 
 
-def read_cues(store, rec: Record, num_classes: int) -> np.ndarray:
-    """``points (N, 4) float32`` of one image: inside the image, classes in ``0..C-1``."""
+def read_cues(store, rec: Record, num_classes: int) -> Cues:
+    """The :class:`Cues` of one image, checked: points inside the image, classes in ``0..C-1``."""
     d = _read(store, rec.image_id, ("points",))
     pts = np.asarray(d["points"], np.float32)
     if pts.size % 4:
@@ -116,4 +150,4 @@ def read_cues(store, rec: Record, num_classes: int) -> np.ndarray:
         wrong = (c < 0) | (c >= num_classes) | (c != np.round(c))
         if wrong.any():
             raise _damaged(store, rec.image_id, f"cue class {float(c[wrong][0]):g} is not in 0..{num_classes - 1}")
-    return pts
+    return Cues(pts)

@@ -49,7 +49,9 @@ from .h5io import FileBytes, concat_layouts, layout_of, read_layout, write_ids, 
 from .codec import Encoded, decode, encode_arrays
 from .header import describe_change, flat, ids_digest, make_header, text
 
-FORMAT = 2
+#: The version of the file layout (:mod:`.h5io`) a store records as ``format``; a store of
+#: another version is refused (written by another version of bestie).
+STORE_FORMAT = 2
 _PART_SIZE = 256
 #: A part is written at the latest this many seconds after its first image was added (a slow
 #: stage then loses at most this much work to a SIGKILL).
@@ -108,10 +110,10 @@ class Store:
             self.stage: str = text(a["stage"])
         except (TypeError, ValueError, KeyError, OSError):
             raise BestieError("store attributes are malformed (stage/format)", self.path) from None
-        if fmt != FORMAT:
-            raise StoreFormatError(f"store format {fmt} is not supported (expected {FORMAT}): it was written by "
-                              f"another version of bestie ({text(a.get('version', '?'))}); rerun the "
-                              f"stage that made it", self.path)
+        if fmt != STORE_FORMAT:
+            raise StoreFormatError(f"store format {fmt} is not supported (expected {STORE_FORMAT}): it was "
+                                   f"written by another version of bestie ({text(a.get('version', '?'))}); rerun the "
+                                   f"stage that made it", self.path)
         if stage is not None and self.stage != stage:
             raise BestieError(f"this is a '{self.stage}' store, expected a '{stage}' store", self.path)
         try:
@@ -130,7 +132,7 @@ class Store:
         self._bytes = FileBytes(self._h5, self._layout)
 
     def header(self) -> dict:
-        return make_header(self.stage, FORMAT, self.options, self.inputs, self.shard)
+        return make_header(self.stage, STORE_FORMAT, self.options, self.inputs, self.shard)
 
     def __contains__(self, image_id: str) -> bool:
         return image_id in self._row
@@ -226,7 +228,7 @@ class StoreWriter:
         else:
             self.image_ids = list(self.split_ids)
             shard_s = ""
-        self.header = make_header(stage, FORMAT, options, inputs, shard_s)
+        self.header = make_header(stage, STORE_FORMAT, options, inputs, shard_s)
         self.header["image_ids_sha"] = ids_digest(self.image_ids)
         self.part_size = default_part_size() if part_size is None else int(part_size)
         self._buffer: list[tuple[str, Mapping, Mapping | None]] = []
@@ -389,7 +391,7 @@ class StoreWriter:
         with atomic_path(self.path) as tmp:
             with h5py.File(tmp, "w", track_order=True) as out:
                 h = self.header
-                for k, v in (("stage", h["stage"]), ("format", FORMAT), ("version", __version__),
+                for k, v in (("stage", h["stage"]), ("format", STORE_FORMAT), ("version", __version__),
                              ("options", json.dumps(h["options"], sort_keys=True)),
                              ("inputs", json.dumps(h["inputs"], sort_keys=True)), ("shard", h["shard"])):
                     out.attrs[k] = v  # in this order: the file's bytes depend on it

@@ -20,10 +20,17 @@ if TYPE_CHECKING:  # the store layer is below the datasets: it names them in ann
 CUES, WSSS, PSEUDO = "cues", "wsss", "pseudo"
 
 _STORE_CACHE: dict[tuple, Store] = {}
+_CACHE_PID = os.getpid()
 
 
-def cached_store(path: str, stage: str) -> Store:
-    """A read handle kept open across images (also inside joblib workers)."""
+def cached_store(path: str | os.PathLike, stage: str) -> Store:
+    """A read handle kept open across images, one per process: inside joblib workers, and in
+    the trainer's DataLoader workers, which fork with the parent's handles (an HDF5 handle does
+    not survive a fork, so a new process drops them, unclosed, and opens its own)."""
+    global _CACHE_PID
+    if os.getpid() != _CACHE_PID:
+        _STORE_CACHE.clear()
+        _CACHE_PID = os.getpid()
     st = os.stat(path)
     key = (os.fspath(path), stage, st.st_ino, st.st_mtime_ns, st.st_size)
     s = _STORE_CACHE.get(key)

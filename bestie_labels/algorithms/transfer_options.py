@@ -1,0 +1,79 @@
+"""The options of the semantic knowledge transfer (:class:`TransferOptions`): the
+``bestie-labels transfer`` command's options, the ``options`` a pseudo store records, and what
+the trainer reads back from that store to run the same transfer on every training crop.
+
+Each field's ``metadata`` holds its command-line help and range (read by :mod:`bestie_cli.options`,
+which builds the ``bestie-labels transfer`` options from it): a default or a help text lives here only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from ..core.constants import MIN_AREA
+from ..core.errors import BestieError
+from ..core.option_fields import option
+from .components import CONNECTIVITIES, CONNECTIVITY
+
+#: Where an instance's center is: the component's ``centroid`` (image-level cues) or the cue's
+#: ``point`` (point supervision); :func:`~.knowledge_transfer.transfer_instances`' ``center``.
+CENTER_MODES = ("centroid", "point")
+#: ``--center``: one of :data:`CENTER_MODES`, or ``auto`` (resolved by the stage).
+CENTER_CHOICES = ("auto", *CENTER_MODES)
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """How pseudo instances are made from cues and WSSS masks (or taken from the GT).
+
+    ``center="auto"`` is resolved by the stage (:meth:`resolved`) before it is recorded: the
+    cue itself for points-file cues (point supervision), else the component's centroid.
+    """
+
+    min_area: int = option(MIN_AREA, "Drop mask components smaller than this many pixels.", min=0,
+                           show_default=True)
+    connectivity: int = option(CONNECTIVITY, "Pixel connectivity of the mask components (4: edges, 8: "
+                                             "edges and corners).", choices=CONNECTIVITIES, show_default=True)
+    center: str = option("auto", "Instance center: auto = the point itself for point cues, else the "
+                                 "component's centroid.", choices=CENTER_CHOICES, show_default=True)
+    from_gt: bool = option(False, "Write the GT instances instead (upper bound, test oracle).")
+
+    def __post_init__(self):
+        if self.connectivity not in CONNECTIVITIES:
+            raise BestieError(f"connectivity must be 4 or 8, got {self.connectivity}")
+        if self.center not in CENTER_CHOICES:
+            raise BestieError(f"center must be auto, centroid or point, got {self.center!r}")
+        if int(self.min_area) < 0:
+            raise BestieError(f"min_area must be at least 0, got {self.min_area}")
+
+    def resolved(self, point_cues: bool) -> TransferOptions:
+        """``center="auto"`` made concrete: ``point`` for points-file cues (``point_cues``) when
+        transferring, else ``centroid``; other values are kept."""
+        if self.center != "auto":
+            return self
+        return replace(self, center="point" if point_cues and not self.from_gt else "centroid")
+
+    def recorded(self) -> dict[str, Any]:
+        """The store's ``options`` (a resolved ``center``); with ``from_gt`` only the center."""
+        if self.from_gt:
+            return {"from_gt": True, "center": self.center}
+        return {"from_gt": False, "min_area": int(self.min_area), "connectivity": int(self.connectivity),
+                "center": self.center}
+
+    def keywords(self) -> dict[str, Any]:
+        """The keywords of :func:`~.knowledge_transfer.transfer_instances`."""
+        return {"min_area": int(self.min_area), "connectivity": int(self.connectivity), "center": self.center}
+
+    @classmethod
+    def from_store(cls, options: Mapping[str, Any], path: str | os.PathLike) -> TransferOptions:
+        """The options a pseudo store at ``path`` records (its header's ``options``), checked:
+        ``store is damaged (no transfer options)`` when they are missing or malformed."""
+        try:
+            if options.get("from_gt"):
+                return cls(center=str(options["center"]), from_gt=True)
+            return cls(min_area=int(options["min_area"]), connectivity=int(options["connectivity"]),
+                       center=str(options["center"]))
+        except (KeyError, TypeError, ValueError, BestieError):
+            raise BestieError("store is damaged (no transfer options)", path) from None
