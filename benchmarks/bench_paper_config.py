@@ -144,7 +144,8 @@ def batch_seconds(a, work: Path, batch: int) -> float:
     import torch
 
     from bestie_labels.datasets import open_dataset
-    from bestie_train.data import TrainData, collate
+    from bestie_train.batches import collate
+    from bestie_train.data import TrainData
 
     ds = open_dataset(work / "voc", split="train")
     data = TrainData(ds, work / "pseudo.h5", work / "wsss.h5", crop=416, cues=work / "cues.h5", recipe="paper")

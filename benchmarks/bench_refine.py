@@ -31,7 +31,7 @@ import torch
 
 from bestie_train.targets import make_targets
 from bestie_train.losses import bestie_loss
-from bestie_train.regions import component_map
+from bestie_labels.algorithms.components import component_map
 from bestie_train.refine import refine_targets
 
 

@@ -75,8 +75,8 @@ def main() -> None:
         s = run_transfer(ds, work / "cues.h5", work / "wsss.h5", work / "pseudo.h5", workers=args.workers)
         times["transfer"] = time.perf_counter() - t
         n = len(ds)
-        print(f"{n} demo images of {w}x{h} (data made in {t_data:.0f} s), {s['instances']} pseudo instances "
-              f"({s['instances'] / n:.1f} per image)")
+        print(f"{n} demo images of {w}x{h} (data made in {t_data:.0f} s), {s.extra['instances']} pseudo instances "
+              f"({s.extra['instances'] / n:.1f} per image)")
         total = 0
         print(f"{'store':<10} {'bytes/img':>10} {'for 10,582 imgs':>16} {'stage s/img':>12}")
         for name, stage in (("cues.h5", "cues"), ("wsss.h5", "wsss"), ("pseudo.h5", "transfer")):
