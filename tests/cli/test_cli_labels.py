@@ -100,7 +100,7 @@ def test_installed_commands_run_outside_the_checkout(tmp_path):
             "print(n)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    cli = Path(__file__).parents[1] / "cli"
+    cli = Path(__file__).parents[2] / "cli"
     assert int(r.stdout) == len([*cli.glob("labels_*.py"), *cli.glob("train_*.py")])
 
 

@@ -23,7 +23,7 @@ from badinput_helpers import make_good_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _can_mount(tmp: Path) -> str:

@@ -15,7 +15,7 @@ from badinput_helpers import (TRAIN_IDS, copy_tree, invoke, make_good_inputs, ma
                               snapshot, zero_tail)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

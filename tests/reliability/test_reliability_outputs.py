@@ -265,7 +265,7 @@ def test_second_concurrent_run_is_refused(name, work):
     if name == "summary":
         (work / "out" / "report.json").write_text('{"total": {}}')
         (work / "out" / "metrics.json").write_text('{"voc": {}, "coco": {}}')
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER, os.fspath(out)], stdout=subprocess.PIPE, env=env, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
