@@ -280,3 +280,11 @@ class LazyGroup(click.Group):
 
             return importlib.import_module(mods[name]).command
         return super().get_command(ctx, name)
+
+
+def store_stage_options(fn):
+    """``--workers --force --replace-own --shard``: the options of every command writing a
+    per-image store (cues, wsss, transfer), in their help order."""
+    for o in reversed((workers_option, force_option, replace_own_option, shard_option)):
+        fn = o(fn)
+    return fn

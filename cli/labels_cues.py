@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (check_device, command, data_options, device_option, force_option, guard, open_data,
-                     replace_force, replace_own_option, shard_option, workers_option)
+from .common import (check_device, command, data_options, device_option, guard, open_data, replace_force,
+                     store_stage_options)
 
 
 @click.command(name="cues")
@@ -24,10 +24,7 @@ from .common import (check_device, command, data_options, device_option, force_o
               help="Also write the cues as official text files under DIR/Center_points or DIR/Peak_points.")
 @click.option("--out", required=True, type=click.Path(), help="Output store (cues.h5).")
 @device_option
-@workers_option
-@force_option
-@replace_own_option
-@shard_option
+@store_stage_options
 @command
 def command(data, split, data_format, images, labels_file, method, points_dir, checkpoint, min_conf,
             save_maps, export_txt, out, device, workers, force, replace_own, shard):

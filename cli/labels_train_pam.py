@@ -6,8 +6,8 @@ import click
 
 from bestie_labels.classifier.train_options import PamOptions
 
-from .common import command, data_options, force_option, guard, open_data
-from .options import dataclass_options, validation_options
+from .common import command, data_options, force_option, guard
+from .options import dataclass_options, open_training_data, validation_options
 
 
 @click.command("train-pam")
@@ -30,17 +30,12 @@ def command(data, split, data_format, images, labels_file, out, val_split, val_d
     minutes on 2 cores).
     The checkpoint is rewritten after every epoch; --resume continues it.
     """
-    from click.core import ParameterSource
-
     from bestie_labels.classifier.train import train_pam
-    from bestie_labels.datasets.validation import open_validation
 
-    ds = open_data(data, split, data_format, images, labels_file)
-    explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
     # The validation labels come from the dataset's own annotations: a --labels file lists the
     # training images, and validating on it would score training images as "val".
-    val, warning = open_validation(ds, data, val_split, explicit=explicit, data_format=data_format,
-                                   images=images, val_data=val_data, val_images=val_images)
+    ds, val, warning = open_training_data(data, split, data_format, images, labels_file, val_split, val_data,
+                                          val_images)
     if warning:
         click.echo(f"WARNING: no validation mAP: {warning}", err=True)
     with guard("bestie-labels train-pam", outputs=[out], inputs=[options["pretrained"], labels_file], dataset=ds,

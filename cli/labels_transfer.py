@@ -6,8 +6,7 @@ import click
 
 from bestie_labels.algorithms.transfer_options import TransferOptions
 
-from .common import (command, data_options, force_option, guard, open_data, replace_force, replace_own_option,
-                     shard_option, workers_option)
+from .common import command, data_options, guard, open_data, replace_force, store_stage_options
 from .options import dataclass_options
 
 
@@ -17,10 +16,7 @@ from .options import dataclass_options
 @click.option("--wsss", "wsss_path", type=click.Path(), default=None, help="wsss.h5 from `bestie-labels wsss`.")
 @click.option("--out", required=True, type=click.Path(), help="Output store (pseudo.h5).")
 @dataclass_options(TransferOptions)
-@workers_option
-@force_option
-@replace_own_option
-@shard_option
+@store_stage_options
 @command
 def command(data, split, data_format, images, labels_file, cues_path, wsss_path, out, min_area, connectivity,
             center, from_gt, workers, force, replace_own, shard):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (check_device, command, data_options, device_option, force_option, guard, open_data,
-                     replace_force, replace_own_option, shard_option,
-                     workers_option)
+from .common import (check_device, command, data_options, device_option, guard, open_data, replace_force,
+                     store_stage_options)
 
 
 @click.command(name="wsss")
@@ -32,10 +31,7 @@ from .common import (check_device, command, data_options, device_option, force_o
 @click.option("--from-gt", is_flag=True, help="Use the ground-truth class masks (upper bound, test oracle).")
 @click.option("--out", required=True, type=click.Path(), help="Output store (wsss.h5).")
 @device_option
-@workers_option
-@force_option
-@replace_own_option
-@shard_option
+@store_stage_options
 @command
 def command(data, split, data_format, images, labels_file, import_dir, method, checkpoint, bg_threshold, radius,
             beta, exp_times, cut_threshold, peak_split, clean, from_gt, out, device, workers, force, replace_own,

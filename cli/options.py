@@ -85,3 +85,20 @@ def validation_options(split_help: str):
                      help="Validate on this dataset instead (e.g. instances_val2017.json: a COCO JSON has no splits)."),
         click.option("--val-images", type=click.Path(), default=None, help="--val-data is COCO: its image folder."),
     ])
+
+
+def open_training_data(data, split, data_format, images, labels_file, val_split, val_data, val_images):
+    """The training dataset of a trainer command and its validation dataset (or None) with the
+    warning line when there is none; ``--val-split`` counts as the user's choice only when given
+    on the command line (then a split that cannot be opened is an error, not a warning)."""
+    from click.core import ParameterSource
+
+    from bestie_labels.datasets.validation import open_validation
+
+    from .common import open_data
+
+    ds = open_data(data, split, data_format, images, labels_file)
+    explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
+    val, warning = open_validation(ds, data, val_split, explicit=explicit, data_format=data_format,
+                                   images=images, val_data=val_data, val_images=val_images)
+    return ds, val, warning

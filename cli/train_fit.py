@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import click
-from click.core import ParameterSource
 
 from bestie_train.fit_options import FitOptions
 
-from .common import command, data_options, guard, open_data
-from .options import dataclass_options, validation_options
+from .common import command, data_options, guard
+from .options import dataclass_options, open_training_data, validation_options
 
 
 @click.command(name="fit")
@@ -30,13 +29,10 @@ def command(data, split, data_format, images, labels_file, pseudo, wsss, out, va
     Run it with torchrun (--nproc_per_node N) for several GPUs: the same command works on one
     GPU and on the CPU. Interrupted, rerun with --resume to continue exactly where it stopped.
     """
-    from bestie_labels.datasets.validation import open_validation
     from bestie_train.fit import fit
 
-    ds = open_data(data, split, data_format, images, labels_file)
-    explicit = click.get_current_context().get_parameter_source("val_split") != ParameterSource.DEFAULT
-    val, warning = open_validation(ds, data, val_split, explicit=explicit, data_format=data_format,
-                                   images=images, val_data=val_data, val_images=val_images)
+    ds, val, warning = open_training_data(data, split, data_format, images, labels_file, val_split, val_data,
+                                          val_images)
     if warning:
         click.echo(f"Warning: {warning}; best.pt will be the final weights", err=True)
     with guard("bestie-train fit", outputs=[out], inputs=[pseudo, wsss, options["cues"], options["pretrained"],

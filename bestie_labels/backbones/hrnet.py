@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet import Bottleneck  # same names (conv1..bn3, downsample) and stride placement
+from .resnet import Bottleneck, init_conv_bn  # same names (conv1..bn3, downsample) and stride placement
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -156,12 +156,7 @@ class HRNet(nn.Module):
         self.pretrained_ignore_prefixes = (
             "incre_modules.", "downsamp_modules.", "final_layer.", "classifier.",
             *(f"stage4.{last}.fuse_layers.{i}." for i in (1, 2, 3)))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     @staticmethod
     def _transition(layers: nn.ModuleList, ys: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -15,6 +15,17 @@ import torch
 from torch import nn
 
 
+def init_conv_bn(module: nn.Module) -> None:
+    """He (fan-out) initialisation of every convolution and unit BatchNorm of ``module``, as
+    torchvision's ResNet and the official HRNet start from (before any pretrained weights)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class Bottleneck(nn.Module):
     """1x1 reduce -> 3x3 (stride, dilation) -> 1x1 expand (x4), plus identity or projection."""
 
@@ -83,12 +94,7 @@ class ResNet(nn.Module):
         self.out_strides = {"res2": 4, **strides}
         self.out_channels = {"res2": 256, "res3": 512, "res4": 1024, "res5": 2048}
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
         previous_dilation = self.dilation

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import pytest
 
-from badinput_helpers import (NUM_CLASSES, SIZE, TRAIN_IDS, VAL_IDS, assert_one_line_error, copy_tree,
+from badinput_helpers import (gt_results, NUM_CLASSES, SIZE, TRAIN_IDS, VAL_IDS, assert_one_line_error, copy_tree,
                               invoke, make_pam_checkpoint, make_good_inputs, make_train_checkpoint, snapshot,
                               truncate_file, write_palette_png, write_rgb_png, zero_tail)
 
@@ -57,19 +57,12 @@ def good(tmp_path_factory):
     base = tmp_path_factory.mktemp("badinput")
     tree, inp = make_good_inputs(base, MIN_AREA)
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.evaluation.coco_ap import encode_masks
 
     ds = open_dataset(tree, "train")
     (inp / "masks").mkdir()
     for rec in ds.records:
         write_palette_png(inp / "masks" / f"{rec.image_id}.png", ds.load_gt(rec).semantic())
-    val = open_dataset(tree, "val")
-    preds = []
-    for rec in val.records:
-        gt = val.load_gt(rec)
-        for rle, c in zip(encode_masks(gt.masks), gt.classes):
-            preds.append({"image_id": rec.coco_id, "category_id": int(c) + 1, "score": 0.9,
-                          "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+    preds = gt_results(open_dataset(tree, "val"))
     assert preds
     (inp / "preds.json").write_text(json.dumps(preds))
     return base

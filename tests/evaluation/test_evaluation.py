@@ -12,6 +12,7 @@ from bestie_labels.core.errors import BestieError
 from bestie_labels.evaluation import evaluate_predictions, format_metrics, voc_instance_ap
 from bestie_labels.evaluation.coco_ap import encode_masks
 from bestie_labels.evaluation.predictions import read_predictions
+from badinput_helpers import gt_results
 from bestie_labels.core.rle import decode_counts_totals
 
 H, W = 10, 20
@@ -349,13 +350,7 @@ def test_decode_counts_totals_matches_pycocotools():
 # --------------------------------------------------------------------------- command line
 
 def _gt_results(ds):
-    res = []
-    for rec in ds.records:
-        gt = ds.load_gt(rec)
-        for r, k in zip(encode_masks(gt.masks), gt.classes):
-            res.append({"image_id": rec.coco_id, "category_id": int(k) + 1, "score": 1.0,
-                        "segmentation": {"size": r["size"], "counts": r["counts"].decode()}})
-    return res
+    return gt_results(ds, score=1.0)
 
 
 def test_evaluate_command(demo_root, tmp_path):

@@ -9,22 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from badinput_helpers import (TRAIN_IDS, assert_one_line_error, invoke, make_good_inputs, make_pam_checkpoint,
-                              make_train_checkpoint, snapshot, work_copy)
+from badinput_helpers import (TRAIN_IDS, assert_one_line_error, invoke, make_pam_checkpoint,
+                              make_train_checkpoint, snapshot)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    base = tmp_path_factory.mktemp("errors")
-    make_good_inputs(base)
-    return base
-
-
-@pytest.fixture
-def work(good, tmp_path):
-    return work_copy(good, tmp_path)
 
 
 # --- empty shards -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from badinput_helpers import (TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs,
+from badinput_helpers import (gt_results, TRAIN_IDS, assert_one_line_error, copy_tree, invoke, make_good_inputs,
                               make_pam_checkpoint, make_train_checkpoint, snapshot, work_copy)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,16 +34,8 @@ def good(tmp_path_factory):
     base = tmp_path_factory.mktemp("outputs")
     tree, inp = make_good_inputs(base)
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.evaluation.coco_ap import encode_masks
 
-    val = open_dataset(tree, "val")
-    preds = []
-    for rec in val.records:
-        gt = val.load_gt(rec)
-        for rle, c in zip(encode_masks(gt.masks), gt.classes):
-            preds.append({"image_id": rec.coco_id, "category_id": int(c) + 1, "score": 0.9,
-                          "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
-    (inp / "preds.json").write_text(json.dumps(preds))
+    (inp / "preds.json").write_text(json.dumps(gt_results(open_dataset(tree, "val"))))
     return base
 
 

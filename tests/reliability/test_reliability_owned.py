@@ -16,22 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from badinput_helpers import (assert_one_line_error, invoke, make_good_inputs, make_pam_checkpoint, snapshot,
-                              work_copy)
+from badinput_helpers import assert_one_line_error, invoke, make_pam_checkpoint, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    base = tmp_path_factory.mktemp("owned")
-    make_good_inputs(base)
-    return base
-
-
-@pytest.fixture
-def work(good, tmp_path):
-    return work_copy(good, tmp_path)
 
 
 def _fit(w: Path, out: Path, *extra) -> list:

@@ -13,22 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from badinput_helpers import (TRAIN_IDS, assert_one_line_error, invoke, make_good_inputs, make_pam_checkpoint,
-                              snapshot, work_copy)
+from badinput_helpers import TRAIN_IDS, gt_results, assert_one_line_error, invoke, make_pam_checkpoint, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    base = tmp_path_factory.mktemp("small")
-    make_good_inputs(base)
-    return base
-
-
-@pytest.fixture
-def work(good, tmp_path):
-    return work_copy(good, tmp_path)
 
 
 def _data(w: Path, split: str = "train") -> list:
@@ -75,16 +62,8 @@ def test_json_with_a_byte_order_mark_is_read(work):
     """Predictions saved by a Windows editor (UTF-8 with BOM): evaluated as without it."""
     preds = work / "in" / "preds.json"
     from bestie_labels.datasets import open_dataset
-    from bestie_labels.evaluation.coco_ap import encode_masks
 
-    val = open_dataset(work / "voc", "val")
-    rows = []
-    for rec in val.records:
-        gt = val.load_gt(rec)
-        for rle, c in zip(encode_masks(gt.masks), gt.classes):
-            rows.append({"image_id": rec.coco_id, "category_id": int(c) + 1, "score": 0.9,
-                         "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
-    preds.write_text(json.dumps(rows), encoding="utf-8-sig")
+    preds.write_text(json.dumps(gt_results(open_dataset(work / "voc", "val"))), encoding="utf-8-sig")
     assert preds.read_bytes()[:3] == b"\xef\xbb\xbf"
     r = invoke("labels", ["evaluate", *_data(work, "val"), "--predictions", preds, "--out", work / "out" / "m.json"])
     assert r.exit_code == 0, r.output
