@@ -35,6 +35,26 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def map_iou(inst: np.ndarray, m: int, b: np.ndarray) -> np.ndarray:
+    """IoU of the instances of a label map with every mask, as :func:`mask_iou` of its one-hot
+    masks, counted over the pixels of ``b`` only (fast: GT masks are small against the image).
+
+    Args:
+        inst: ``(H, W)`` integer map, 0 none, n = instance n - 1 (ids above ``m`` ignored).
+        m: the number of instances M.
+        b: ``(N, H, W) bool``.
+
+    Returns:
+        ``(M, N) float64``.
+    """
+    inst = np.where(inst <= m, inst, 0)
+    area_a = np.bincount(inst.ravel(), minlength=m + 1)[1:].astype(np.float64)
+    inter = np.stack([np.bincount(inst[g], minlength=m + 1)[1:] for g in b], 1).astype(np.float64) \
+        if len(b) else np.zeros((m, 0))
+    union = area_a[:, None] + b.reshape(len(b), -1).sum(1)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
 def match_instances(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> dict:
     """Which GT instance each pseudo instance matches (the rule of the module docstring).
 
@@ -62,13 +82,11 @@ def match_instances(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> dict
     g_cls = np.asarray(gt.classes, np.int64)[keep]
     if m == 0 or g_cls.size == 0:
         return out
+    g_masks = np.asarray(gt.masks, bool)[keep]
     if "masks" in pseudo:
-        p_masks = np.asarray(pseudo["masks"], bool) & ~np.asarray(gt.void, bool)[None]
+        iou = mask_iou(np.asarray(pseudo["masks"], bool) & ~np.asarray(gt.void, bool)[None], g_masks)
     else:
-        inst = np.where(gt.void, 0, np.asarray(pseudo["instances"]).astype(np.int64))
-        # One-hot of the instance map: (M, H, W) masks of the pseudo instances.
-        p_masks = inst[None] == np.arange(1, m + 1)[:, None, None]
-    iou = mask_iou(p_masks, np.asarray(gt.masks, bool)[keep])
+        iou = map_iou(np.where(gt.void, 0, np.asarray(pseudo["instances"]).astype(np.int64)), m, g_masks)
     iou[p_cls[:, None] != g_cls[None, :]] = -1.0  # other classes never match
 
     scores = np.asarray(pseudo.get("scores", np.ones(m)), np.float64).reshape(-1)

@@ -48,10 +48,11 @@ def _store_key(path: str | None, stage: str, image_id: str) -> str:
     return h.hexdigest()
 
 
-def gt_layer(gt, matched: np.ndarray | None, class_names: Sequence[str]) -> np.ndarray:
+def gt_layer(gt, matched: np.ndarray | None, class_names: Sequence[str], inst: np.ndarray | None = None) -> np.ndarray:
     """The GT instances as a layer: class names, matched ones outlined white, missed ones orange
-    and tagged ``missed``. ``matched (N,) bool`` over ``gt.masks`` or None (no pseudo store)."""
-    inst = gt.instance_map()
+    and tagged ``missed``. ``matched (N,) bool`` over ``gt.masks`` or None (no pseudo store);
+    ``inst``: ``gt.instance_map()`` when already made."""
+    inst = gt.instance_map() if inst is None else inst
     names = [class_names[int(c)] for c in gt.classes]
     if matched is None:
         return instance_layer(inst, names)
@@ -93,17 +94,18 @@ class LabelsRenderer:
         pseudo, wsss, cues, gt = self._read(rec)
         names = self.class_names
         m = match_instances(pseudo, gt, self.iou_thr) if gt is not None else None
+        gt_map = gt.instance_map() if gt is not None else None
         p_cls = np.asarray(pseudo["classes"], np.int64).reshape(-1)
         panels = [self._cue_panel(h, w, cues), self._wsss_panel(wsss), self._pseudo_panel(pseudo, p_cls, m)]
         if gt is None:
             panels.append(Panel("GT", [], missing="no GT for this image"))
         else:
-            panels.append(Panel("GT (missed: orange)", [("gt", gt_layer(gt, m["gt_matched"], names))],
+            panels.append(Panel("GT (missed: orange)", [("gt", gt_layer(gt, m["gt_matched"], names, gt_map))],
                                 legend=[{"name": "matched", "colour": hex_colour(MATCHED_GT_COLOUR),
                                          "note": str(int(m["gt_matched"].sum()))},
                                         {"name": "missed", "colour": hex_colour(MISSED_COLOUR),
                                          "note": str(int((m["gt_counted"] & ~m["gt_matched"]).sum()))}]))
-        stats, extra = self._stats(rec, p_cls, cues, gt, m, wsss)
+        stats, extra = self._stats(rec, p_cls, cues, gt, m, wsss, gt_map)
         return ImageView(photo, panels, stats, self._tables(pseudo, p_cls, gt, m), ("pseudo",), extra)
 
     def _cue_panel(self, h, w, cues) -> Panel:
@@ -131,7 +133,7 @@ class LabelsRenderer:
                   {"name": "FP", "colour": hex_colour(FP_COLOUR), "note": str(int((~tp).sum()))}]
         return Panel(f"pseudo instances ({len(p_cls)})", [("pseudo", lay)], legend)
 
-    def _stats(self, rec, p_cls, cues, gt, m, wsss) -> tuple[dict, dict]:
+    def _stats(self, rec, p_cls, cues, gt, m, wsss, gt_map) -> tuple[dict, dict]:
         c = len(self.class_names)
         present = set(np.flatnonzero(np.asarray(rec.labels).reshape(-1)).tolist()) | set(p_cls.tolist())
         per = np.zeros((c, 4), np.int64)  # GT, TP, pseudo, cues per class
@@ -153,7 +155,11 @@ class LabelsRenderer:
             if wsss is not None:
                 from ...evaluation.miou import confusion
 
-                conf = confusion(wsss, gt.semantic(), c)
+                # gt.semantic() from the instance map made for the GT layer (the same rule: crowd
+                # left out, later instances over earlier ones, void 255)
+                sem = np.concatenate([[0], np.asarray(gt.classes, np.int64) + 1]).astype(np.uint8)[gt_map]
+                sem[gt.void] = 255
+                conf = confusion(wsss, sem, c)
                 extra["wsss"] = [np.diag(conf).tolist(), conf.sum(1).tolist(), conf.sum(0).tolist()]
         stats["c"] = sorted(int(k) for k in present)
         extra["per_class"] = {int(k): per[k].tolist() for k in np.flatnonzero(per.any(1))}
