@@ -137,3 +137,15 @@ def test_cli_report_html(run, tmp_path, demo_root):
     r = CliRunner().invoke(main, ["report", "--data", str(demo_root), "--split", "train", "--html", str(out),
                                   "--wsss", str(work / "wsss.h5")])
     assert r.exit_code != 0 and "--html needs --pseudo" in r.output
+
+
+def test_map_iou_is_mask_iou_of_the_one_hot_masks():
+    from bestie_labels.algorithms.matching import map_iou, mask_iou
+
+    rng = np.random.default_rng(3)
+    inst = rng.integers(0, 5, (12, 15))
+    inst[inst == 3] = 0          # an instance with no pixel: IoU 0 against everything
+    g = rng.random((4, 12, 15)) < 0.3
+    g[2] = False                 # an empty GT mask
+    one_hot = inst[None] == np.arange(1, 5)[:, None, None]
+    np.testing.assert_allclose(map_iou(inst, 4, g), mask_iou(one_hot, g))
