@@ -75,17 +75,11 @@ def outlines(inst: np.ndarray, thickness: int = 1) -> np.ndarray:
 
 
 def lookup(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """``table[labels]``: ``(H, W)`` non-negative integers through a ``(K, 4) uint8`` table to
-    ``(H, W, 4) uint8`` (OpenCV's LUT when K <= 256: several times faster than numpy indexing)."""
-    import cv2
-
-    labels = np.asarray(labels)
-    if len(table) > 256:
-        return table[labels]
-    lut = np.zeros((256, 1, 4), np.uint8)
-    lut[:len(table), 0] = table
-    lab8 = labels.astype(np.uint8, copy=False)
-    return cv2.LUT(cv2.merge([lab8] * 4), lut)
+    """``table[labels]``: ``(H, W)`` integers in ``0..K-1`` through a ``(K, 4) uint8`` table to
+    ``(H, W, 4) uint8`` (one 4-byte gather per pixel: twice as fast as OpenCV's LUT here)."""
+    t32 = np.ascontiguousarray(table, np.uint8).view(np.uint32).ravel()
+    lab = np.asarray(labels)
+    return np.take(t32, lab).view(np.uint8).reshape(*lab.shape, 4)
 
 
 def anchors(inst: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
@@ -93,10 +87,11 @@ def anchors(inst: np.ndarray, n: int, where: np.ndarray | None = None) -> np.nda
 
     ``where``: ``(H, W) bool``, count only these pixels (e.g. the outlines: a text anchor inside
     the instance's extent at a fraction of the cost)."""
-    inst = np.asarray(inst, np.int64)
-    sel = (inst > 0) & (inst <= n)
-    ys, xs = np.nonzero(sel if where is None else sel & where)
-    ids = inst[ys, xs] - 1
+    inst = np.asarray(inst)
+    ys, xs = np.nonzero(inst if where is None else where)
+    ids = inst[ys, xs].astype(np.int64) - 1
+    keep = (ids >= 0) & (ids < n)
+    ys, xs, ids = ys[keep], xs[keep], ids[keep]
     cnt = np.bincount(ids, minlength=n).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         cx = np.bincount(ids, weights=xs, minlength=n) / cnt
