@@ -149,3 +149,21 @@ def test_map_iou_is_mask_iou_of_the_one_hot_masks():
     g[2] = False                 # an empty GT mask
     one_hot = inst[None] == np.arange(1, 5)[:, None, None]
     np.testing.assert_allclose(map_iou(inst, 4, g), mask_iou(one_hot, g))
+
+
+def test_matched_gt_and_match_instances_agree_with_the_counts():
+    from bestie_labels.algorithms.matching import TP, match_pseudo_to_gt, matched_gt
+
+    g = np.zeros((3, 6, 6), bool)
+    g[0, :3, :3] = g[1, 3:, 3:] = g[2, :3, 3:] = True
+    gt = GtInstances(masks=g, classes=np.array([0, 1, 1]), crowd=np.array([False, False, True]),
+                     void=np.zeros((6, 6), bool))
+    inst = np.zeros((6, 6), np.uint16)
+    inst[:3, :3] = 1   # GT 0 exactly
+    inst[:3, 3:] = 2   # the crowd region: never matched
+    pseudo = {"instances": inst, "classes": np.array([0, 1]), "scores": np.array([0.9, 0.8])}
+    np.testing.assert_array_equal(matched_gt(pseudo, gt), [True, False, False])
+    m = match_instances(pseudo, gt)
+    np.testing.assert_array_equal(m["gt"], [0, -1])
+    assert m["iou"][0] == 1.0 and list(m["gt_counted"]) == [True, True, False]
+    np.testing.assert_array_equal(match_pseudo_to_gt(pseudo, gt, 2)[:, TP], [1, 0])

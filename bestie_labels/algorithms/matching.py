@@ -101,6 +101,12 @@ def match_instances(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> dict
     return out
 
 
+def matched_gt(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> np.ndarray:
+    """Which GT instances a pseudo instance matches: ``(N,) bool`` over all GT instances (crowd
+    ones False); the ``gt_matched`` of :func:`match_instances`."""
+    return match_instances(pseudo, gt, iou_thr)["gt_matched"]
+
+
 def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr: float = 0.5) -> np.ndarray:
     """Count pseudo instances, true positives and GT instances of one image, per class.
 
