@@ -4,12 +4,12 @@ Run locally: ``apt-get install chromium chromium-driver`` (once), then
 ``.venv/bin/python -m pytest tests/test_html_browser.py``. Without the browser these tests are
 skipped with that hint, unless ``BESTIE_REQUIRE_BROWSER=1`` (set by ``.ci/run``): then they
 fail. Screenshots go to ``$BESTIE_SCREENSHOTS`` (default: the test's temporary folder).
+``BESTIE_CHROMIUM`` / ``BESTIE_CHROMEDRIVER`` name another browser and driver.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,9 @@ from html_helpers import WORST, tiny_run
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# Debian's paths; BESTIE_CHROMIUM / BESTIE_CHROMEDRIVER point elsewhere (another system's browser).
+CHROMIUM = os.environ.get("BESTIE_CHROMIUM", "/usr/bin/chromium")
+DRIVER = os.environ.get("BESTIE_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
