@@ -167,3 +167,15 @@ def test_matched_gt_and_match_instances_agree_with_the_counts():
     np.testing.assert_array_equal(m["gt"], [0, -1])
     assert m["iou"][0] == 1.0 and list(m["gt_counted"]) == [True, True, False]
     np.testing.assert_array_equal(match_pseudo_to_gt(pseudo, gt, 2)[:, TP], [1, 0])
+
+
+def test_zoom_keeps_points_on_their_pixels():
+    from bestie_labels.viz.drawing import zoom_factor, zoom_labels, zoom_points
+
+    assert zoom_factor(128) == 3 and zoom_factor(320) == 1 and zoom_factor(500) == 1
+    lab = np.array([[0, 1], [2, 0]])
+    big = zoom_labels(lab, 3)
+    pts = zoom_points(np.array([[1, 0, 5, 0.9], [0, 1, 2, 0.5]], np.float32), 3)
+    # pixel (x 1, y 0) becomes the centre (4, 1) of its 3x3 block, which holds its label
+    np.testing.assert_array_equal(pts[:, :2], [[4, 1], [1, 4]])
+    assert [big[int(y), int(x)] for x, y in pts[:, :2]] == [1, 2] and pts[0, 2] == 5

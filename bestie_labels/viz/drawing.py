@@ -99,6 +99,34 @@ def anchors(inst: np.ndarray, n: int, where: np.ndarray | None = None) -> np.nda
     return np.stack([cx, cy], 1)
 
 
+def zoom_factor(width: int, min_width: int = 320) -> int:
+    """The integer factor that draws an image narrower than ``min_width`` at least that wide
+    (class names stay readable on the 128-px demo images); 1 for wider images."""
+    return max(1, -(-min_width // max(1, int(width))))
+
+
+def zoom_labels(a: np.ndarray, k: int) -> np.ndarray:
+    """``(H, W, ...)`` label map (or mask) enlarged ``k`` times, each pixel a ``k x k`` block."""
+    return a if k == 1 else np.repeat(np.repeat(np.asarray(a), k, 0), k, 1)
+
+
+def zoom_image(image: np.ndarray, k: int) -> np.ndarray:
+    """``(H, W, 3) uint8`` enlarged ``k`` times (bilinear)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    return image if k == 1 else cv2.resize(image, (w * k, h * k), interpolation=cv2.INTER_LINEAR)
+
+
+def zoom_points(points: np.ndarray | None, k: int) -> np.ndarray | None:
+    """``(N, >=2)`` rows with pixel x, y first, moved to the image enlarged ``k`` times."""
+    if points is None or k == 1:
+        return points
+    p = np.array(points, np.float32, copy=True)
+    p[:, :2] = (p[:, :2] + 0.5) * k - 0.5
+    return p
+
+
 def _rgba(h: int, w: int) -> np.ndarray:
     return np.zeros((h, w, 4), np.uint8)
 

@@ -24,7 +24,8 @@ import numpy as np
 from ...algorithms.matching import match_instances
 from ...store.checks import read_cues, read_pseudo, read_wsss
 from ...store.inputs import CUES, PSEUDO, WSSS, cached_store
-from ..drawing import class_mask_layer, cue_layer, instance_layer
+from ..drawing import (class_mask_layer, cue_layer, instance_layer, zoom_factor, zoom_image, zoom_labels,
+                       zoom_points)
 from ..palette import FP_COLOUR, MATCHED_GT_COLOUR, MISSED_COLOUR, TP_COLOUR, class_colours, hex_colour, legend_entries
 from .site import Column, ImageView, Panel, record_key
 
@@ -90,13 +91,21 @@ class LabelsRenderer:
 
     def render(self, rec) -> ImageView:
         photo = self.dataset.load_image(rec)
-        h, w = photo.shape[:2]
         pseudo, wsss, cues, gt = self._read(rec)
         names = self.class_names
         m = match_instances(pseudo, gt, self.iou_thr) if gt is not None else None
         gt_map = gt.instance_map() if gt is not None else None
         p_cls = np.asarray(pseudo["classes"], np.int64).reshape(-1)
-        panels = [self._cue_panel(h, w, cues), self._wsss_panel(wsss), self._pseudo_panel(pseudo, p_cls, m)]
+        stats, extra = self._stats(rec, p_cls, cues, gt, m, wsss, gt_map)
+        tables = self._tables(pseudo, p_cls, gt, m)
+        # small images are drawn enlarged (the statistics above are of the image as it is)
+        k = zoom_factor(photo.shape[1])
+        photo, cues = zoom_image(photo, k), zoom_points(cues, k)
+        inst = zoom_labels(pseudo["instances"], k)
+        wsss = None if wsss is None else zoom_labels(wsss, k)
+        gt_map = None if gt_map is None else zoom_labels(gt_map, k)
+        h, w = photo.shape[:2]
+        panels = [self._cue_panel(h, w, cues), self._wsss_panel(wsss), self._pseudo_panel(inst, p_cls, m)]
         if gt is None:
             panels.append(Panel("GT", [], missing="no GT for this image"))
         else:
@@ -105,8 +114,7 @@ class LabelsRenderer:
                                          "note": str(int(m["gt_matched"].sum()))},
                                         {"name": "missed", "colour": hex_colour(MISSED_COLOUR),
                                          "note": str(int((m["gt_counted"] & ~m["gt_matched"]).sum()))}]))
-        stats, extra = self._stats(rec, p_cls, cues, gt, m, wsss, gt_map)
-        return ImageView(photo, panels, stats, self._tables(pseudo, p_cls, gt, m), ("pseudo",), extra)
+        return ImageView(photo, panels, stats, tables, ("pseudo",), extra)
 
     def _cue_panel(self, h, w, cues) -> Panel:
         if cues is None:
@@ -122,13 +130,13 @@ class LabelsRenderer:
             return Panel("WSSS class mask", [], missing="no WSSS store")
         return Panel("WSSS class mask", [("wsss", class_mask_layer(wsss))], legend_entries(wsss, self.class_names))
 
-    def _pseudo_panel(self, pseudo, p_cls, m) -> Panel:
+    def _pseudo_panel(self, inst, p_cls, m) -> Panel:
         texts = [self.class_names[k] for k in p_cls]
         if m is None:
-            return Panel(f"pseudo instances ({len(p_cls)})", [("pseudo", instance_layer(pseudo["instances"], texts))])
+            return Panel(f"pseudo instances ({len(p_cls)})", [("pseudo", instance_layer(inst, texts))])
         tp = m["gt"] >= 0
         outline = np.where(tp[:, None], TP_COLOUR, FP_COLOUR)
-        lay = instance_layer(pseudo["instances"], texts, outline, thickness=3)
+        lay = instance_layer(inst, texts, outline, thickness=3)
         legend = [{"name": "TP", "colour": hex_colour(TP_COLOUR), "note": str(int(tp.sum()))},
                   {"name": "FP", "colour": hex_colour(FP_COLOUR), "note": str(int((~tp).sum()))}]
         return Panel(f"pseudo instances ({len(p_cls)})", [("pseudo", lay)], legend)

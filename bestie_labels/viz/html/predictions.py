@@ -18,7 +18,7 @@ import numpy as np
 
 from ...algorithms.matching import match_instances
 from ...core.rle import decode
-from ..drawing import instance_layer, paint_masks
+from ..drawing import instance_layer, paint_masks, zoom_factor, zoom_image, zoom_labels
 from ..palette import FP_COLOUR, MATCHED_GT_COLOUR, MISSED_COLOUR, TP_COLOUR, hex_colour
 from .labels import gt_layer
 from .plots import grouped_bars, stacked_bars
@@ -70,7 +70,9 @@ class PredictionsRenderer:
         texts = [f"{self.class_names[c]} {s:.2f}" for c, s in zip(classes, scores)]
         tp = np.zeros(len(classes), bool) if m is None else m["gt"] >= 0
         outline = None if m is None else np.where(tp[:, None], TP_COLOUR, FP_COLOUR)
-        pred = instance_layer(paint_masks(masks, scores, h, w), texts, outline, thickness=3)
+        k = zoom_factor(w)  # small images are drawn enlarged
+        photo = zoom_image(photo, k)
+        pred = instance_layer(zoom_labels(paint_masks(masks, scores, h, w), k), texts, outline, thickness=3)
         panels = [Panel("image", []),
                   Panel(f"predictions ({len(classes)})", [("pred", pred)],
                         [] if m is None else [{"name": f"TP (IoU >= {IOU:g})", "colour": hex_colour(TP_COLOUR),
@@ -92,7 +94,8 @@ class PredictionsRenderer:
             n_gt, n_tp = len(g_cls), int(tp.sum())
             stats.update(gt=n_gt, fp=len(classes) - n_tp, missed=n_gt - n_tp, recall=_pct(n_tp, n_gt),
                          precision=_pct(n_tp, len(classes)))
-            panels.append(Panel("GT (missed: orange)", [("gt", gt_layer(gt, m["gt_matched"], self.class_names))],
+            gt_map = zoom_labels(gt.instance_map(), k)
+            panels.append(Panel("GT (missed: orange)", [("gt", gt_layer(gt, m["gt_matched"], self.class_names, gt_map))],
                                 [{"name": "matched", "colour": hex_colour(MATCHED_GT_COLOUR),
                                   "note": str(int(m["gt_matched"].sum()))},
                                  {"name": "missed", "colour": hex_colour(MISSED_COLOUR),
