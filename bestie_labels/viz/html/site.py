@@ -129,7 +129,7 @@ def page_html(site: dict, rec, sid: str, view: ImageView) -> str:
     zoom = max(1.0, MIN_DISPLAY / max(w, 1))  # small images are shown enlarged, pixels sharp
     return render_template("image.html", site=site, image_id=rec.image_id, sid=sid, width=w, height=h,
                            dw=round(w * zoom), dh=round(h * zoom),
-                           panels=panels, layers=[(n, site["layer_labels"].get(n, n)) for n in names],
+                           size=f"{rec.width}\u00d7{rec.height}", panels=panels, layers=[(n, site["layer_labels"].get(n, n)) for n in names],
                            tables=view.tables, stats=view.stats, root="..")
 
 
@@ -143,8 +143,8 @@ def draw_image(renderer, site: dict, rec, known: dict[str, str], force: bool, ro
     for rel, data in files.items():
         hashes[rel], wrote = write_owned(root, rel, data, known.get(rel), force)
         written += wrote
-    return {"stats": {**view.stats, "id": rec.image_id, "sid": sid, "w": int(view.photo.shape[1]),
-                      "h": int(view.photo.shape[0])}, "extra": view.extra, "files": hashes, "written": written}
+    return {"stats": {**view.stats, "id": rec.image_id, "sid": sid, "w": int(rec.width), "h": int(rec.height)},
+            "extra": view.extra, "files": hashes, "written": written}
 
 
 _WORKER: dict[str, Any] = {}
