@@ -9,6 +9,13 @@ STAMP  := $(VENV)/.installed
 
 # make voc-pipeline variables (see README): empty VOC_ROOT runs on the built-in demo data.
 VOC_ROOT       ?=
+# Any dataset (see README): DATA = a VOC root, a COCO instances JSON (+ IMAGES) or a folder with
+# labels.csv; VAL_DATA / VAL_IMAGES = the dataset evaluate scores on (COCO: the val JSON).
+DATA           ?=
+DATA_FORMAT    ?=
+IMAGES         ?=
+VAL_DATA       ?=
+VAL_IMAGES     ?=
 LABELS         ?=
 WORK           ?= work
 SUP            ?= cls
@@ -26,7 +33,8 @@ DEMO_IMAGES    ?= 240
 PRETRAINED_CLS ?=
 PRETRAINED_SEG ?=
 PIPELINE = $(BIN)/bestie-labels pipeline --work '$(WORK)' --sup '$(SUP)' --device '$(DEVICE)' \
-	--voc-root '$(VOC_ROOT)' --labels '$(LABELS)' --points-dir '$(POINTS_DIR)' --wsss-dir '$(WSSS_DIR)' \
+	--voc-root '$(VOC_ROOT)' --data '$(DATA)' --data-format '$(DATA_FORMAT)' --images '$(IMAGES)' \
+	--val-data '$(VAL_DATA)' --val-images '$(VAL_IMAGES)' --labels '$(LABELS)' --points-dir '$(POINTS_DIR)' --wsss-dir '$(WSSS_DIR)' \
 	--cls-backbone '$(CLS_BACKBONE)' --backbone '$(BACKBONE)' --pam-epochs '$(PAM_EPOCHS)' \
 	--fit-iters '$(FIT_ITERS)' --batch-size '$(BATCH_SIZE)' --demo-images '$(DEMO_IMAGES)' --pretrained-cls '$(PRETRAINED_CLS)' --pretrained-seg '$(PRETRAINED_SEG)'
 

@@ -8,6 +8,7 @@
 >>> inst = bestie_train.predict_image(model, image)   # instances, as `predict` finds them
 >>> inst["masks"].shape, inst["classes"], inst["scores"], inst["class_names"]
 ((N, H, W), (N,) int64, (N,) float32, [names of the N classes])
+>>> bestie_train.predict_image(model, image, dataset=ds)["category_ids"]   # the dataset's own ids
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def infer(model, image: np.ndarray, flip: bool = False) -> dict[str, np.ndarray]
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
-def predict_image(model, image: np.ndarray, flip: bool | None = None, **post) -> dict:
+def predict_image(model, image: np.ndarray, flip: bool | None = None, dataset=None, **post) -> dict:
     """The instances ``model`` (from :func:`load_model`) finds in one image, as
     ``bestie-train predict`` finds them in a split.
 
@@ -65,11 +66,14 @@ def predict_image(model, image: np.ndarray, flip: bool | None = None, **post) ->
         image: ``(H, W, 3) uint8`` RGB.
         flip: flip test-time augmentation; None follows the checkpoint's supervision (point
             labels: on, as the official inference).
+        dataset: the :class:`~bestie_labels.datasets.Dataset` the model was trained for; its
+            category ids are then given too (its class names must be the model's, in order).
         post: options of :func:`bestie_train.postprocess.predict_instances` (thresholds, top-k).
 
     Returns:
         ``masks (N, H, W) bool``, ``classes (N,) int64`` (0-based), ``scores (N,) float32`` and
-        ``class_names`` (the N instances' class names).
+        ``class_names`` (the N instances' class names); with ``dataset`` also ``category_ids
+        (N,) int64``, the dataset's own ids (COCO: the JSON's; VOC / folder: 1..C).
     """
     from .predict import image_instances, resolve_flip
 
@@ -83,6 +87,13 @@ def predict_image(model, image: np.ndarray, flip: bool | None = None, **post) ->
         model.train(was_training)
     names = getattr(model, "class_names", None)
     out["class_names"] = [names[int(c)] if names else f"class{int(c)}" for c in out["classes"]]
+    if dataset is not None:
+        if names is not None and list(names) != list(dataset.class_names):
+            from bestie_labels.core.errors import BestieError
+
+            raise BestieError(f"the model's classes ({', '.join(names[:4])}, ...) are not the dataset's "
+                              f"({', '.join(dataset.class_names[:4])}, ...) in the same order", dataset.root)
+        out["category_ids"] = dataset.category_map().to_ids(out["classes"])
     return out
 
 

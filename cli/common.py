@@ -13,11 +13,15 @@ import functools
 import os
 import re
 import sys
+import warnings
 
 import click
 
 from bestie_labels.core import interrupt
 from bestie_labels.core.errors import BestieError
+
+
+_python_show_warning = warnings.showwarning
 
 
 def _close_progress_bars() -> None:
@@ -78,12 +82,27 @@ def system_error(e: OSError) -> str | None:
     return f"{where}: {what}{hint}" if where else f"{what}{hint}"
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's UserWarning (a skipped image, dropped polygons) as one ``Warning: ...`` line;
+    other categories keep Python's format (they are for developers, with their source line)."""
+    if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
+        std = sys.modules.get("tqdm.std")
+        if std is not None and getattr(std.tqdm, "_instances", None):
+            std.tqdm.write(f"Warning: {message}", file=sys.stderr)  # above the open bars, not through them
+        else:
+            click.echo(f"Warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def command(fn):
-    """Turn user errors and interrupts into one line and a non-zero exit."""
+    """Turn user errors and interrupts into one line and a non-zero exit, and user warnings
+    into one line each."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         _quiet_bars_in_logs()
+        warnings.showwarning = _show_warning
         try:
             with interrupt.stop_now():
                 return fn(*args, **kwargs)

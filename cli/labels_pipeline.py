@@ -2,10 +2,24 @@
 
 import click
 
+from bestie_labels.core.errors import BestieError
 from bestie_labels.pipeline.plan import PipelineConfig
+from bestie_labels.pipeline.preflight import check_pipeline_data
 
 from .common import command, guard
 from .options import dataclass_options
+
+
+def _fit_batch_size(cfg: PipelineConfig) -> int:
+    """fit's batch size in this pipeline: the given one, else its default for the backbone."""
+    from bestie_labels.pipeline.plan import recipe
+    from bestie_train.fit_options import DEFAULTS
+
+    if cfg.batch_size:
+        if not cfg.batch_size.isdigit() or int(cfg.batch_size) < 1:
+            raise BestieError(f"--batch-size must be a positive integer, got {cfg.batch_size!r}")
+        return int(cfg.batch_size)
+    return int(DEFAULTS.get(recipe(cfg)["backbone"], DEFAULTS["tiny"])["batch_size"])
 
 
 @click.command("pipeline")
@@ -21,6 +35,8 @@ def command(emit_make, stage, dry_run, **kw):
     cfg = PipelineConfig(**kw)
     if not stage:
         click.echo(P.describe(cfg))
+        for note in check_pipeline_data(cfg, _fit_batch_size(cfg)):
+            click.echo(f"note: {note}")
     if emit_make:
         P.emit_makefile(cfg, emit_make)
     elif stage:

@@ -333,3 +333,23 @@ def test_a_coco_dataset_owns_its_ids(coco):
     assert sorted(r.coco_id for r in ds.records) == sorted(IMAGE_IDS)
     assert ds.record_by_coco_id(397133).image_id == "000000397133"
     assert ds.coco_file_name(ds.record_by_coco_id(37777)) == "val/000000037777.jpg"
+
+
+def test_the_python_api_gives_the_datasets_category_ids(coco, tmp_path, monkeypatch):
+    """``predict_image(..., dataset=ds)``: class k -> the dataset's k-th id; a model of other
+    classes is refused."""
+    import bestie_train
+    import bestie_train.predict as predict
+    from bestie_labels.core.errors import BestieError
+    from bestie_labels.datasets.coco import open_coco
+    from badinput_helpers import make_train_checkpoint
+
+    ds = open_coco(*coco)
+    model = bestie_train.load_model(make_train_checkpoint(tmp_path / "m.pt", ds.class_names))
+    fixed = {"masks": np.ones((3, H, W), bool), "classes": np.array([1, 0, 3]), "scores": np.ones(3, np.float32)}
+    monkeypatch.setattr(predict, "image_instances", lambda *a, **k: dict(fixed))
+    out = bestie_train.predict_image(model, np.zeros((H, W, 3), np.uint8), dataset=ds)
+    assert out["category_ids"].tolist() == [17, 3, 90] and out["class_names"] == ["cat", "car", "toothbrush"]
+    model.class_names = ["cat", "car", "bottle", "toothbrush"]
+    with pytest.raises(BestieError, match="not the dataset's"):
+        bestie_train.predict_image(model, np.zeros((H, W, 3), np.uint8), dataset=ds)

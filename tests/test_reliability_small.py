@@ -215,7 +215,7 @@ def test_folder_dataset_image_outside_the_folder(name, problem, work):
 
 
 def test_degenerate_coco_polygons_are_dropped_as_detectron2_does(tmp_path):
-    """A polygon of 4 numbers (pycocotools would read a box), of 5 numbers or empty is dropped,
+    """A polygon of 4 numbers (pycocotools would read a box), of 5 or 3 numbers is dropped,
     an annotation left without one is skipped, with one warning naming the file and the first
     skipped annotation; the others are kept whole. A NaN is still refused."""
     from bestie_labels.datasets.coco_checks import check_annotations
@@ -225,10 +225,10 @@ def test_degenerate_coco_polygons_are_dropped_as_detectron2_does(tmp_path):
     data = {"images": [{"id": 7, "file_name": "a.jpg", "height": 32, "width": 32}],
             "annotations": [{"id": 1, "image_id": 7, "segmentation": [[1, 1, 9, 9]]},
                             {"id": 2, "image_id": 7, "segmentation": [ok, [1, 1, 5, 5, 9]]},
-                            {"id": 3, "image_id": 7, "segmentation": []},
+                            {"id": 3, "image_id": 7, "segmentation": [[1, 2, 3]]},
                             {"id": 4, "image_id": 7, "segmentation": [ok]}]}
     path = tmp_path / "instances.json"
-    with pytest.warns(UserWarning, match=r"instances\.json: dropped 2 polygon\(s\).*2 annotation\(s\) left without a "
+    with pytest.warns(UserWarning, match=r"instances\.json: dropped 3 polygon\(s\).*2 annotation\(s\) left without a "
                                          r"polygon are skipped \(first: annotation 1\)"):
         check_annotations(data, path)
     assert [a["id"] for a in data["annotations"]] == [2, 4]

@@ -13,6 +13,10 @@ dataset. So are the fields whose wrong values pycocotools and the evaluation acc
 * annotation ids are integers and unique (results and GT are matched by id);
 * a ``file_name`` is relative and stays inside the image folder (no absolute path, no ``..``);
 * the image list is not empty (a VOC split listing no image is refused too).
+
+A detection-only image (an annotation of it has a box but no ``segmentation``, or an empty one)
+has no complete instance masks: its unmasked object would be trained and scored as background.
+It is skipped with its annotations, and one warning names it (:func:`detection_only_images`).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def check_annotations(data: dict, json_path: Path) -> None:
     docstring lists. ``data`` has passed :func:`.coco._check_layout`."""
     if not data["images"]:
         raise BestieError("lists no image", json_path)
+    _skip_detection_only(data, json_path)
     sizes = {}
     for im in data["images"]:
         problem = file_name_problem(im["file_name"])
@@ -115,3 +120,38 @@ def _skip_degenerate(data: dict, json_path: Path, dropped: int, empty: list[int]
     first = f" (first: annotation {empty[0]})" if empty else ""
     warnings.warn(f"{json_path}: dropped {dropped} polygon(s) of fewer than 3 points or an odd number count; "
                   f"{len(empty)} annotation(s) left without a polygon are skipped{first}", stacklevel=3)
+
+
+def _is_id(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _has_no_mask(ann: dict) -> bool:
+    seg = ann.get("segmentation")
+    return seg is None or (isinstance(seg, (list, dict)) and len(seg) == 0)
+
+
+def detection_only_images(data: dict) -> list:
+    """The ids of the images of a COCO instances dict that have an annotation without a mask
+    (no ``segmentation`` key, ``null``, ``[]`` or ``{}``), in the JSON's image order."""
+    # a bad image_id (a string, an object) is the layout checks' business, not this one's
+    no_mask = {a.get("image_id") for a in data["annotations"] if _has_no_mask(a) and _is_id(a.get("image_id"))}
+    return [im["id"] for im in data["images"] if im["id"] in no_mask]
+
+
+def _skip_detection_only(data: dict, json_path: Path) -> None:
+    """Take the :func:`detection_only_images` out of ``data`` (images and annotations) and warn
+    once, naming the first of them; refuse when no image is left."""
+    skip = detection_only_images(data)
+    if not skip:
+        return
+    gone = set(skip)
+    first = next(im for im in data["images"] if im["id"] == skip[0])
+    data["images"] = [im for im in data["images"] if im["id"] not in gone]
+    data["annotations"] = [a for a in data["annotations"] if not (_is_id(a.get("image_id")) and a["image_id"] in gone)]
+    more = f" and {len(skip) - 1} more" if len(skip) > 1 else ""
+    if not data["images"]:
+        raise BestieError(f"every image is detection-only (an annotation without segmentation), e.g. image "
+                          f"{skip[0]} ({first['file_name']}): instance masks are needed", json_path)
+    warnings.warn(f"{json_path}: skipped {len(skip)} detection-only image(s) (an annotation without a mask): "
+                  f"image {skip[0]} ({first['file_name']}){more}", stacklevel=3)

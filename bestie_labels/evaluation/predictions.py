@@ -102,6 +102,7 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
 
         special = {c.get("id") for c in data.get("categories") or [] if isinstance(c, dict)
                    and c.get("name") in (BACKGROUND, IGNORE)}
+        _check_category_names(path, data.get("categories"), dataset.category_map(), special)
         data = [dict(a, score=a.get("score", 1.0)) if isinstance(a, dict) else a for a in data["annotations"]
                 if not (isinstance(a, dict) and (a.get("iscrowd") or a.get("category_id") in special))]
     if not isinstance(data, list):
@@ -124,6 +125,22 @@ def read_predictions(source: str | os.PathLike | list, dataset, path_for_errors=
         idx = np.asarray(idx, np.int64)
         out[image_id] = ImagePredictions([rles[j] for j in idx], cls[idx], score[idx], idx)
     return out
+
+
+def _check_category_names(path, categories, cats, special: set) -> None:
+    """An instances JSON names its categories: each id it shares with the dataset must carry
+    the dataset's name, else the file was made for another dataset (a VOC export's 1..20 read
+    against COCO's 1..90 would score cats as bicycles). BestieError names the first mismatch."""
+    if not isinstance(categories, list):
+        return
+    names = {int(c["id"]): c["name"] for c in cats.categories}
+    for k, c in enumerate(categories):
+        if not isinstance(c, dict) or not _is_int(c.get("id")) or c.get("id") in special:
+            continue
+        ours = names.get(int(c["id"]))
+        if ours is not None and str(c.get("name")) != ours:
+            raise BestieError(f"categories[{k}]: id {c['id']} is {_short(c.get('name'))} in this file but "
+                              f"{ours!r} in the dataset: a file made for another dataset?", path)
 
 
 def _check_entry(path, i: int, e, dataset, cats) -> tuple:

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..core.errors import BestieError
 from ..core.option_fields import option
 from ..core.fileio import read_json, write_json, write_text
+from .data_args import data_args
 
 
 @dataclass
@@ -34,7 +35,12 @@ class PipelineConfig:
     Each field's ``metadata`` holds its ``bestie-labels pipeline`` help (:mod:`bestie_cli.options`).
 
     Attributes:
-        voc_root: a VOC2012 tree; empty = generate the demo data under ``work/demo``.
+        data: the dataset: a VOC root, a COCO instances JSON (with ``images``) or a folder with
+            ``labels.csv``; empty (and no ``voc_root``) = generate the demo data under ``work/demo``.
+        voc_root: a VOC2012 tree (the older name of ``data`` for VOC; give one of the two).
+        data_format, images: force the dataset kind; the COCO image folder.
+        val_data, val_images: the dataset to evaluate on when ``data`` has no ``val`` split (a
+            COCO val JSON and its image folder); a VOC root evaluates on its own ``val``.
         labels: image-level label file in the BESTIE format (``train_cls.txt`` for train_aug).
         work: output folder.
         sup: ``"cls"`` (image-level labels, PAM cues) or ``"point"`` (point labels as cues).
@@ -51,7 +57,13 @@ class PipelineConfig:
             defaults for the backbone); ``batch_size`` is fit's.
     """
 
-    voc_root: str = option("", "VOC2012 tree; empty: generate and use the demo data.")
+    data: str = option("", "Dataset: VOC root, COCO instances JSON (with --images) or folder with labels.csv; "
+                           "empty: generate and use the demo data.")
+    voc_root: str = option("", "VOC2012 tree (the same as --data for VOC).")
+    data_format: str = option("", "Force the dataset kind (voc, coco, folder) instead of detecting it.")
+    images: str = option("", "COCO: the training image folder.")
+    val_data: str = option("", "Dataset to evaluate on (COCO: the val instances JSON); default: split val of --data.")
+    val_images: str = option("", "COCO: the image folder of --val-data.")
     labels: str = option("", "Image-level label file (BESTIE format, e.g. train_cls.txt).")
     work: str = option("work", "Output folder.", show_default=True)
     sup: str = option("cls", choices=("cls", "point"), show_default=True)
@@ -75,7 +87,14 @@ class PipelineConfig:
 
     @property
     def is_demo(self) -> bool:
-        return not self.voc_root
+        return not (self.data or self.voc_root)
+
+    @property
+    def dataset(self) -> str:
+        """The training dataset's path (``data`` or ``voc_root``); BestieError when both differ."""
+        if self.data and self.voc_root and self.data != self.voc_root:
+            raise BestieError(f"give the dataset once: --data {self.data} or --voc-root {self.voc_root}")
+        return self.data or self.voc_root
 
 
 #: The two recipes ``make voc-pipeline`` knows, picked by DEVICE; any Make variable overrides.
@@ -111,7 +130,8 @@ def recipe(cfg: PipelineConfig) -> dict:
 def describe(cfg: PipelineConfig) -> str:
     """One line saying which configuration runs (the first line of every pipeline run)."""
     r = recipe(cfg)
-    data = "the demo data" if cfg.is_demo else cfg.voc_root + (f" with {cfg.labels}" if cfg.labels else "")
+    data = "the demo data" if cfg.is_demo else cfg.dataset + (f" with {cfg.labels}" if cfg.labels else "")
+    data += f", evaluated on {cfg.val_data}" if cfg.val_data else ""
     budgets = ", ".join(f"{k}={r[k]}" for k in ("pam_epochs", "fit_iters", "batch_size") if r[k])
     budgets = f"{budgets} (else the commands' defaults)" if budgets else RECIPES[cfg.device]["budgets"]
     return (f"configuration: {r['name']} on {cfg.device} ({'image-level labels' if cfg.sup == 'cls' else 'point labels'}): "
@@ -141,8 +161,9 @@ class _Ctx:
 
     work: Path
     root: str
-    data: list[str]        # --data ROOT
-    train_data: list[str]  # --data ROOT --split train [--labels FILE]
+    data: list[str]        # --data ROOT [--data-format F] [--images DIR]
+    train_data: list[str]  # data + --split train [--labels FILE]
+    val_data: list[str] | None  # evaluate's dataset (--split val); None: no GT to evaluate on
     data_inputs: list[str]
     dev: list[str]
     recipe: dict
@@ -162,15 +183,11 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
         stages.append(Stage("demo-data", [_bin("bestie-labels"), "demo-data", root, "--images",
                                           str(cfg.demo_images), "--size", str(cfg.demo_size),
                                           "--seed", str(cfg.seed)], [], split_file))
-        data_inputs = [split_file]
+        d = data_args(root, labels=cfg.labels, generated=True)
     else:
-        root = cfg.voc_root
-        # A label file lists the training images itself (train_aug); the split file is unused.
-        data_inputs = [] if cfg.labels else [str(Path(root) / "ImageSets" / "Segmentation" / "train.txt")]
-    if cfg.labels:
-        data_inputs.append(cfg.labels)
-    train_data = ["--data", root, "--split", "train"] + (["--labels", cfg.labels] if cfg.labels else [])
-    ctx = _Ctx(work, root, ["--data", root], train_data, data_inputs, ["--device", cfg.device], recipe(cfg))
+        d = data_args(cfg.dataset, data_format=cfg.data_format, images=cfg.images, labels=cfg.labels,
+                      val_data=cfg.val_data, val_images=cfg.val_images)
+    ctx = _Ctx(work, d.root, d.data, d.train, d.val, d.inputs, ["--device", cfg.device], recipe(cfg))
     stages += _label_stages(cfg, ctx)
     stages += _train_stages(cfg, ctx)
     return stages
@@ -248,22 +265,26 @@ def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
             "--backbone", c.recipe["backbone"], *c.dev, "--seed", str(cfg.seed), "--sup", cfg.sup,
             "--resume", "--force"]
     argv += ["--pretrained", cfg.pretrained_seg] if cfg.pretrained_seg else []
+    # point labels outside a VOC root (COCO, folder): fit reads them from the given folder
+    argv += ["--points", cfg.points_dir] if cfg.sup == "point" and cfg.points_dir else []
     argv += ["--iters", str(cfg.fit_iters)] if cfg.fit_iters else []
     argv += ["--batch-size", str(cfg.batch_size)] if cfg.batch_size else []
     argv += ["--val-split", "val"] if cfg.is_demo else []
     stages = [Stage("fit", argv, [pseudo, wsss, cues], last)]
     # best.pt is chosen on val and then scored on val (optimistic); last.pt involves no choice.
-    # Both are evaluated, and the summary names which is which.
+    # Both are evaluated, and the summary names which is which. No validation data with GT
+    # instances (a folder dataset): no evaluate stages, and the summary has no mAP.
     metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")
-    stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.data,
-                                     "--split", "val", "--out", metrics, "--vis", str(work / "predictions"),
-                                     "--html", str(work / "evaluate"), "--workers", str(cfg.workers),
-                                     *c.dev], [last], metrics))
-    stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.data, "--split", "val",
-                                          "--out", metrics_last, *c.dev], [last], metrics_last))
+    if c.val_data is not None:
+        stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.val_data,
+                                         "--out", metrics, "--vis", str(work / "predictions"),
+                                         "--html", str(work / "evaluate"), "--workers", str(cfg.workers), *c.dev],
+                            [last], metrics))
+        stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.val_data,
+                                              "--out", metrics_last, *c.dev], [last], metrics_last))
     summary = str(work / "summary.json")
-    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet"],
-                        [str(work / "report.json"), metrics, metrics_last], summary))
+    inputs = [str(work / "report.json")] + ([metrics, metrics_last] if c.val_data is not None else [last])
+    stages.append(Stage("summary", [c.L, "summary", "--work", str(work), "--quiet"], inputs, summary))
     return stages
 
 
@@ -311,7 +332,8 @@ def is_current(cfg: PipelineConfig, stage: Stage, stages: list[Stage] | None = N
 def config_args(cfg: PipelineConfig) -> list[str]:
     """The ``bestie-labels pipeline`` options that reproduce ``cfg``."""
     args = []
-    for name in ("voc_root", "labels", "work", "sup", "points_dir", "wsss_dir", "cls_backbone", "backbone",
+    for name in ("data", "voc_root", "data_format", "images", "val_data", "val_images", "labels", "work",
+                 "sup", "points_dir", "wsss_dir", "cls_backbone", "backbone",
                  "device", "pretrained_cls", "pretrained_seg", "demo_images", "demo_size", "pam_epochs",
                  "fit_iters", "batch_size", "irn_epochs", "seed", "workers"):
         v = getattr(cfg, name)

@@ -18,8 +18,9 @@ def _get(d: dict, *keys, default=None):
 
 
 def build_summary(work: str | os.PathLike) -> dict:
-    """Collect ``report.json``, ``metrics.json`` (best.pt), ``metrics_last.json`` (last.pt,
-    when present) and ``stage_times.json`` of a run folder.
+    """Collect ``report.json``, ``metrics.json`` (best.pt), ``metrics_last.json`` (last.pt)
+    and ``stage_times.json`` of a run folder (the metrics when present: a pipeline without
+    validation GT has none, and its mAP figures are None).
 
     Returns ``{"pseudo_labels": {...}, "voc": {...}, "coco": {...}, "voc_last": {...},
     "coco_last": {...}, "checkpoints": {...}, "stage_seconds": {...}}``; ``voc``/``coco`` are
@@ -27,7 +28,8 @@ def build_summary(work: str | os.PathLike) -> dict:
     """
     work = Path(work)
     report = read_json(work / "report.json")
-    metrics = read_json(work / "metrics.json")
+    # no metrics.json: a pipeline without validation GT (a folder dataset) has no evaluate stage
+    metrics = read_json(work / "metrics.json") if (work / "metrics.json").is_file() else {}
     for name, obj in (("report.json", report), ("metrics.json", metrics)):
         if not isinstance(obj, dict):
             raise BestieError(f"expected a JSON object, got {type(obj).__name__}", work / name)

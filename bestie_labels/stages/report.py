@@ -135,6 +135,8 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
             summary["note"] = (f"{left_out} of the split's {len(dataset.records)} images have no GT masks "
                                "and are not scored")
         summary["iou_threshold"] = iou_thr
+        # the dataset's own category ids (COCO: the JSON's), in class order, as in every export
+        summary["categories"] = dataset.category_map().entries()
         summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
         table = format_table(summary)
         if miou is not None:
