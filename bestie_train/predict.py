@@ -154,7 +154,7 @@ def load_model(checkpoint: str | os.PathLike, dataset, device: str = "cpu") -> t
 def _with_figures(preds, dataset, vis_dir: str | os.PathLike, num: int):
     """Pass ``preds`` through, writing ``vis_dir/<id>.png`` (image | GT | predictions) for
     ``num`` images spread over the split."""
-    from bestie_labels.export import prediction_panels, write_rgb_png
+    from bestie_labels.viz.drawing import prediction_panels, write_rgb_png
 
     n = len(dataset)
     chosen = set(np.linspace(0, n - 1, min(num, n)).round().astype(int).tolist()) if n else set()
@@ -227,10 +227,16 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
 
 def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | None = None,
              flip: bool | None = None, device: str = "cpu", progress: bool = True,
-             vis_dir: str | os.PathLike | None = None, num_vis: int = 8) -> dict:
+             vis_dir: str | os.PathLike | None = None, num_vis: int = 8,
+             html_dir: str | os.PathLike | None = None, metrics_log: str | os.PathLike | None = None,
+             workers: int = 1, force: bool = False) -> dict:
     """Predict a split with ``checkpoint`` and evaluate it against the GT.
 
     ``vis_dir``: also write ``num_vis`` figures there, and ``flip`` as :func:`predict`.
+    ``html_dir``: also write the HTML report there (every image's predictions against its GT,
+    the per-class AP table and, from ``metrics_log`` (a run's ``metrics.jsonl``), the training
+    curves; :mod:`bestie_labels.viz.html.predictions`), drawn by ``workers`` processes,
+    replacing files it did not write only with ``force``.
 
     Returns the metrics dict of
     :func:`bestie_labels.evaluation.evaluate.evaluate_predictions` (also written to ``out`` as
@@ -243,4 +249,28 @@ def evaluate(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike | No
     metrics = evaluate_predictions(dataset, results, progress=progress)
     if out:
         write_json(out, metrics, indent=2)
+    if html_dir is not None:
+        from bestie_labels.viz.html.predictions import write_predictions_report
+
+        metrics["html"] = write_predictions_report(dataset, results, metrics, html_dir,
+                                                   curves_png=curves_png(metrics_log), workers=workers,
+                                                   force=force, progress=progress)["index"]
     return metrics
+
+
+def curves_png(metrics_log: str | os.PathLike | None) -> bytes | None:
+    """The training curves of a run's ``metrics.jsonl`` as PNG bytes (None: no log, or no rows)."""
+    import tempfile
+
+    from bestie_labels.core.training import MetricsLog
+
+    from .run_log import plot_curves
+
+    if metrics_log is None or not Path(metrics_log).is_file():
+        return None
+    rows = MetricsLog(Path(metrics_log)).read()
+    if not rows:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        plot_curves(rows, Path(tmp) / "curves.png")
+        return (Path(tmp) / "curves.png").read_bytes()

@@ -39,6 +39,7 @@ LAYERS = {
     "bestie_labels.datasets": 2,
     "bestie_labels.algorithms": 3, "bestie_labels.formats": 3, "bestie_labels.evaluation": 3,
     "bestie_labels.backbones": 3, "bestie_labels.classifier": 3, "bestie_labels.irn": 3,
+    "bestie_labels.viz": 3,  # drawing (palette, layers, panels) and the HTML reports
     "bestie_labels.export": 3,  # the COCO / VOC / text writers; they move into formats/
     "bestie_labels.stages": 4, "bestie_train": 4,
     "bestie_labels.pipeline": 5, "bestie_cli": 5,

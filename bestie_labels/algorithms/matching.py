@@ -35,38 +35,58 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr: float = 0.5) -> np.ndarray:
-    """Count pseudo instances, true positives and GT instances of one image, per class.
+def map_iou(inst: np.ndarray, m: int, b: np.ndarray) -> np.ndarray:
+    """IoU of the instances of a label map with every mask, as :func:`mask_iou` of its one-hot
+    masks, counted over the pixels of ``b`` only (fast: GT masks are small against the image).
 
     Args:
-        pseudo: dict of :func:`bestie_labels.algorithms.knowledge_transfer.transfer_instances` (``instances (H, W)``,
-            ``classes (M,)``, ``scores (M,)``).
+        inst: ``(H, W)`` integer map, 0 none, n = instance n - 1 (ids above ``m`` ignored).
+        m: the number of instances M.
+        b: ``(N, H, W) bool``.
+
+    Returns:
+        ``(M, N) float64``.
+    """
+    inst = np.where(inst <= m, inst, 0)
+    area_a = np.bincount(inst.ravel(), minlength=m + 1)[1:].astype(np.float64)
+    inter = np.stack([np.bincount(inst[g], minlength=m + 1)[1:] for g in b], 1).astype(np.float64) \
+        if len(b) else np.zeros((m, 0))
+    union = area_a[:, None] + b.reshape(len(b), -1).sum(1)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match_instances(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> dict:
+    """Which GT instance each pseudo instance matches (the rule of the module docstring).
+
+    Args:
+        pseudo: ``instances (H, W)`` (0 none, n = instance n - 1) or ``masks (M, H, W) bool``
+            (predictions, which may overlap), ``classes (M,)`` and optionally ``scores (M,)``
+            (the match order; all equal when absent).
         gt: the image's GT; crowd instances are neither counted nor matched.
-        num_classes: C.
         iou_thr: a match needs IoU >= this.
 
     VOC void pixels are left out of the pseudo masks before computing IoU (GT masks never hold
     them), so void is neither a hit nor a miss. Ties in score keep the pseudo order.
 
     Returns:
-        ``(C, 3) int64``: columns :data:`NUM_PSEUDO`, :data:`TP`, :data:`NUM_GT`.
+        ``gt (M,) int64``: the index into ``gt.masks`` each pseudo instance matched, -1 for none;
+        ``iou (M,) float64``: that IoU (0 when unmatched); ``gt_matched (N,) bool`` over
+        ``gt.masks`` (False for crowd); ``gt_counted (N,) bool``: the non-crowd GT.
     """
-    counts = np.zeros((num_classes, 3), np.int64)
     p_cls = np.asarray(pseudo["classes"], np.int64).reshape(-1)
-    keep = ~np.asarray(gt.crowd, bool)
-    g_cls = np.asarray(gt.classes, np.int64)[keep]
-    np.add.at(counts[:, NUM_PSEUDO], p_cls, 1)
-    np.add.at(counts[:, NUM_GT], g_cls, 1)
-    if p_cls.size == 0 or g_cls.size == 0:
-        return counts
-
-    inst = np.asarray(pseudo["instances"]).astype(np.int64)
-    inst = np.where(gt.void, 0, inst)
     m = p_cls.size
-    # One-hot of the instance map: (M, H, W) masks of the pseudo instances.
-    p_masks = inst[None] == np.arange(1, m + 1)[:, None, None]
+    counted = ~np.asarray(gt.crowd, bool).reshape(-1)
+    out = {"gt": np.full(m, -1, np.int64), "iou": np.zeros(m), "gt_matched": np.zeros(counted.size, bool),
+           "gt_counted": counted}
+    keep = np.flatnonzero(counted)
+    g_cls = np.asarray(gt.classes, np.int64)[keep]
+    if m == 0 or g_cls.size == 0:
+        return out
     g_masks = np.asarray(gt.masks, bool)[keep]
-    iou = mask_iou(p_masks, g_masks)
+    if "masks" in pseudo:
+        iou = mask_iou(np.asarray(pseudo["masks"], bool) & ~np.asarray(gt.void, bool)[None], g_masks)
+    else:
+        iou = map_iou(np.where(gt.void, 0, np.asarray(pseudo["instances"]).astype(np.int64)), m, g_masks)
     iou[p_cls[:, None] != g_cls[None, :]] = -1.0  # other classes never match
 
     scores = np.asarray(pseudo.get("scores", np.ones(m)), np.float64).reshape(-1)
@@ -76,7 +96,37 @@ def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr:
         j = int(np.argmax(cand))
         if cand[j] >= iou_thr:
             matched[j] = True
-            counts[p_cls[i], TP] += 1
+            out["gt"][i], out["iou"][i] = keep[j], cand[j]
+    out["gt_matched"][keep[matched]] = True
+    return out
+
+
+def matched_gt(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> np.ndarray:
+    """Which GT instances a pseudo instance matches: ``(N,) bool`` over all GT instances (crowd
+    ones False); the ``gt_matched`` of :func:`match_instances`."""
+    return match_instances(pseudo, gt, iou_thr)["gt_matched"]
+
+
+def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr: float = 0.5) -> np.ndarray:
+    """Count pseudo instances, true positives and GT instances of one image, per class.
+
+    Args:
+        pseudo: dict of :func:`bestie_labels.algorithms.knowledge_transfer.transfer_instances` (``instances (H, W)``,
+            ``classes (M,)``, ``scores (M,)``).
+        gt: the image's GT; crowd instances are neither counted nor matched.
+        num_classes: C.
+        iou_thr: a match needs IoU >= this (see :func:`match_instances`).
+
+    Returns:
+        ``(C, 3) int64``: columns :data:`NUM_PSEUDO`, :data:`TP`, :data:`NUM_GT`.
+    """
+    counts = np.zeros((num_classes, 3), np.int64)
+    p_cls = np.asarray(pseudo["classes"], np.int64).reshape(-1)
+    g_cls = np.asarray(gt.classes, np.int64)[~np.asarray(gt.crowd, bool)]
+    np.add.at(counts[:, NUM_PSEUDO], p_cls, 1)
+    np.add.at(counts[:, NUM_GT], g_cls, 1)
+    m = match_instances(pseudo, gt, iou_thr)
+    np.add.at(counts[:, TP], p_cls[m["gt"] >= 0], 1)
     return counts
 
 

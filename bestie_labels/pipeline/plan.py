@@ -242,8 +242,11 @@ def _label_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     # may replace, and a file a user put in the work folder is refused, never replaced.
     report = str(work / "report.json")
     # --wsss: report.json also holds the class masks' mIoU against the GT (paper Table 4's column).
+    # --html: work/report/index.html, the static report of every image (its own manifest records
+    # what it wrote; a rerun redraws only images whose stores changed).
     stages.append(Stage("report", [L, "report", *c.data, "--split", "train", "--pseudo", pseudo, "--wsss", wsss,
-                                   "--out", report, "--overlays", str(work / "overlays")]
+                                   "--out", report, "--overlays", str(work / "overlays"),
+                                   "--html", str(work / "report"), "--workers", str(cfg.workers)]
                         + (["--labels", cfg.labels] if cfg.labels else []), [pseudo, wsss], report))
     coco = str(work / "pseudo_coco.json")
     stages.append(Stage("export", [L, "export", *c.train_data, "--pseudo", pseudo, "--format", "coco",
@@ -274,7 +277,8 @@ def _train_stages(cfg: PipelineConfig, c: _Ctx) -> list[Stage]:
     metrics, metrics_last = str(work / "metrics.json"), str(work / "metrics_last.json")
     if c.val_data is not None:
         stages.append(Stage("evaluate", [T, "evaluate", "--checkpoint", str(run / "best.pt"), *c.val_data,
-                                         "--out", metrics, "--vis", str(work / "predictions"), *c.dev],
+                                         "--out", metrics, "--vis", str(work / "predictions"),
+                                         "--html", str(work / "evaluate"), "--workers", str(cfg.workers), *c.dev],
                             [last], metrics))
         stages.append(Stage("evaluate-last", [T, "evaluate", "--checkpoint", last, *c.val_data,
                                               "--out", metrics_last, *c.dev], [last], metrics_last))

@@ -54,7 +54,17 @@ def build_summary(work: str | os.PathLike) -> dict:
         "checkpoints": {"voc/coco": "best.pt: the validation-best checkpoint, chosen on this same split "
                                     "(optimistic)", "voc_last/coco_last": "last.pt: the final weights, no choice"},
         "stage_seconds": times,
+        "html": {k: os.fspath(p) for k, p in html_reports(work).items()},
     }
+
+
+#: The HTML reports of a run folder: ``report --html`` and ``evaluate --html`` (the pipeline's).
+HTML_REPORTS = {"labels": "report/index.html", "predictions": "evaluate/index.html"}
+
+
+def html_reports(work: str | os.PathLike) -> dict[str, Path]:
+    """``{kind: path}`` of the HTML reports the run folder holds."""
+    return {k: Path(work) / rel for k, rel in HTML_REPORTS.items() if (Path(work) / rel).is_file()}
 
 
 def _voc(metrics: dict) -> dict:
@@ -101,4 +111,6 @@ def format_summary(s: dict) -> str:
                      + f"   ({note})")
     if s.get("stage_seconds"):
         lines.append("stage seconds   " + "  ".join(f"{k}={v}" for k, v in s["stage_seconds"].items()))
+    for kind, path in (s.get("html") or {}).items():
+        lines.append(f"HTML report ({kind}): {path}")
     return "\n".join(lines)

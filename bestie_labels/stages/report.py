@@ -63,7 +63,7 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
 
 def _overlays(dataset: Dataset, pseudo: Store, overlays_dir, n: int, wsss_path, cues_path) -> list[str]:
     """Write ``overlays_dir/<id>.png`` for ``n`` images; returns their paths."""
-    from ..export import overlay_panels, write_rgb_png
+    from ..viz.drawing import overlay_panels, write_rgb_png
 
     wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
     cues_path = cues_path if cues_path is not None else _find_upstream(pseudo, "cues", CUES)
@@ -79,7 +79,7 @@ def _overlays(dataset: Dataset, pseudo: Store, overlays_dir, n: int, wsss_path, 
             panels.append((Path(overlays_dir) / f"{image_id}.png",
                            overlay_panels(dataset.load_image(rec), read_wsss(wsss, rec, c).mask if wsss else None,
                                           read_cues(cues, rec, c).points if cues else None,
-                                          d.instances, d.classes, d.centers)))
+                                          d.instances, d.classes, d.centers, class_names=dataset.class_names)))
         written = []
         for p, panel in panels:
             write_rgb_png(p, panel)

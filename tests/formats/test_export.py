@@ -133,7 +133,7 @@ def test_results_to_coco_instances(tmp_path):
 
 
 def test_overlay_panels():
-    from bestie_labels.export import overlay_panels
+    from bestie_labels.viz.drawing import overlay_panels
     from bestie_labels.core.fileio import voc_palette
 
     img = np.full((40, 50, 3), 100, np.uint8)

@@ -256,3 +256,29 @@ def test_predict_image_gives_what_predict_gives_for_that_image(run):
     assert got["class_names"] == [val.class_names[c] for c in want["classes"]]
     with pytest.raises(ValueError, match=r"image must be \(H, W, 3\) uint8"):
         bestie_train.predict_image(model, np.zeros((4, 4), np.uint8))
+
+
+def test_cli_evaluate_html(run, tmp_path, monkeypatch):
+    """--html: per image the predictions against the GT (each image's one prediction is its
+    largest GT instance: 1 TP, 0 FP, the rest missed), the per-class AP table, the curves."""
+    from bestie_cli.train import main
+
+    root, best, ckpt = run
+    val = open_dataset(root, split="val")
+    want = _expected_metrics(val, _one_gt_instance_net(monkeypatch, val))
+    out = tmp_path / "html"
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(ckpt), "--data", str(root), "--split", "val",
+                                    "--html", str(out), "--metrics-log", str(best.parent / "metrics.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert f"wrote the HTML report: {out / 'index.html'}" in res.output
+    js = (out / "data.js").read_text()
+    rows = {r["id"]: r for r in json.loads(js[js.index("=") + 1:].strip().rstrip(";"))["images"]}
+    for rec in val.records:
+        n_gt = len(val.load_gt(rec).classes)
+        assert (rows[rec.image_id]["preds"], rows[rec.image_id]["fp"], rows[rec.image_id]["missed"]) == (1, 0, n_gt - 1)
+    index = (out / "index.html").read_text()
+    name, ap = next(iter(want["per_class"].items()))
+    assert f"<td>{name}</td><td>{ap:.1f}</td>" in index
+    assert (out / "plots" / "curves.png").stat().st_size > 1000 and 'src="plots/curves.png"' in index
+    page = (out / "pages" / f"{val.records[0].image_id}.html").read_text()
+    assert page.count('class="panel"') == 3 and "TP (IoU &gt;= 0.5)" in page
