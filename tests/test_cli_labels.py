@@ -41,6 +41,13 @@ def test_chain_report_export(chain):
     assert rep["num_images"] == 9 and rep["total"]["tp"] > 0
     assert f"{rep['total']['num_pseudo']:>7} {rep['total']['tp']:>7}" in r.output
     assert len(list((d / "ov").glob("*.png"))) == 2
+    # Every GT instance has a fate; GT points and GT class masks lose none to a cue or the WSSS.
+    lost = rep["lost"]
+    assert sum(lost["total"].values()) == rep["total"]["num_gt"] and lost["total"]["kept"] == rep["total"]["tp"]
+    assert lost["total"]["no_cue"] == 0 and lost["total"]["wsss_missed"] == 0
+    for name, row in rep["classes"].items():
+        assert sum(lost["per_class"][name].values()) == row["num_gt"] and lost["per_class"][name]["kept"] == row["tp"]
+    assert f"kept {lost['total']['kept']} of {rep['total']['num_gt']} GT" in r.output
     _run("export", *data, "--pseudo", d / "pseudo.h5", "--format", "coco", "--out", d / "coco.json")
     js = json.loads((d / "coco.json").read_text())
     assert len(js["images"]) == 9 and len(js["annotations"]) == rep["total"]["num_pseudo"]

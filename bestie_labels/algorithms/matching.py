@@ -35,31 +35,27 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr: float = 0.5) -> np.ndarray:
-    """Count pseudo instances, true positives and GT instances of one image, per class.
+def matched_gt(pseudo: dict, gt: GtInstances, iou_thr: float = 0.5) -> np.ndarray:
+    """Which GT instances a pseudo instance matches (the greedy matching described above).
 
     Args:
         pseudo: dict of :func:`bestie_labels.algorithms.knowledge_transfer.transfer_instances` (``instances (H, W)``,
             ``classes (M,)``, ``scores (M,)``).
-        gt: the image's GT; crowd instances are neither counted nor matched.
-        num_classes: C.
+        gt: the image's GT; crowd instances are never matched.
         iou_thr: a match needs IoU >= this.
 
     VOC void pixels are left out of the pseudo masks before computing IoU (GT masks never hold
     them), so void is neither a hit nor a miss. Ties in score keep the pseudo order.
 
     Returns:
-        ``(C, 3) int64``: columns :data:`NUM_PSEUDO`, :data:`TP`, :data:`NUM_GT`.
+        ``(N,) bool`` over all GT instances (crowd ones False).
     """
-    counts = np.zeros((num_classes, 3), np.int64)
     p_cls = np.asarray(pseudo["classes"], np.int64).reshape(-1)
-    keep = ~np.asarray(gt.crowd, bool)
-    g_cls = np.asarray(gt.classes, np.int64)[keep]
-    np.add.at(counts[:, NUM_PSEUDO], p_cls, 1)
-    np.add.at(counts[:, NUM_GT], g_cls, 1)
+    keep = ~np.asarray(gt.crowd, bool).reshape(-1)
+    matched = np.zeros(keep.size, bool)
+    g_cls = np.asarray(gt.classes, np.int64).reshape(-1)[keep]
     if p_cls.size == 0 or g_cls.size == 0:
-        return counts
-
+        return matched
     inst = np.asarray(pseudo["instances"]).astype(np.int64)
     inst = np.where(gt.void, 0, inst)
     m = p_cls.size
@@ -70,13 +66,33 @@ def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr:
     iou[p_cls[:, None] != g_cls[None, :]] = -1.0  # other classes never match
 
     scores = np.asarray(pseudo.get("scores", np.ones(m)), np.float64).reshape(-1)
-    matched = np.zeros(g_cls.size, bool)
+    hit = np.zeros(g_cls.size, bool)
     for i in np.argsort(-scores, kind="stable"):
-        cand = np.where(matched, -1.0, iou[i])
+        cand = np.where(hit, -1.0, iou[i])
         j = int(np.argmax(cand))
         if cand[j] >= iou_thr:
-            matched[j] = True
-            counts[p_cls[i], TP] += 1
+            hit[j] = True
+    matched[keep] = hit
+    return matched
+
+
+def match_pseudo_to_gt(pseudo: dict, gt: GtInstances, num_classes: int, iou_thr: float = 0.5) -> np.ndarray:
+    """Count pseudo instances, true positives and GT instances of one image, per class.
+
+    Args:
+        pseudo, gt, iou_thr: as :func:`matched_gt` (crowd instances are neither counted nor matched).
+        num_classes: C.
+
+    Returns:
+        ``(C, 3) int64``: columns :data:`NUM_PSEUDO`, :data:`TP`, :data:`NUM_GT`.
+    """
+    counts = np.zeros((num_classes, 3), np.int64)
+    keep = ~np.asarray(gt.crowd, bool).reshape(-1)
+    g_cls = np.asarray(gt.classes, np.int64).reshape(-1)
+    np.add.at(counts[:, NUM_PSEUDO], np.asarray(pseudo["classes"], np.int64).reshape(-1), 1)
+    np.add.at(counts[:, NUM_GT], g_cls[keep], 1)
+    # A true positive and its GT instance share the class.
+    np.add.at(counts[:, TP], g_cls[matched_gt(pseudo, gt, iou_thr)], 1)
     return counts
 
 

@@ -39,12 +39,17 @@ def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
     return [image_ids[i] for i in idx]
 
 
-def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_gt: bool) -> list[np.ndarray]:
+def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_gt: bool,
+            fate_stores: tuple | None = None) -> tuple[list[np.ndarray], list | None]:
     """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.algorithms.matching`);
-    without GT (``has_gt`` False) only the pseudo instances are counted."""
+    without GT (``has_gt`` False) only the pseudo instances are counted. With ``fate_stores``
+    (open cues and WSSS stores) also per image ``(fates (N,), GT classes (N,))`` of
+    :func:`bestie_labels.algorithms.instance_fates.instance_fates`, else None."""
+    from ..algorithms.instance_fates import instance_fates
     from ..algorithms.matching import NUM_PSEUDO, match_pseudo_to_gt
 
-    counts = []
+    counts, fates = [], ([] if fate_stores is not None and has_gt else None)
+    conn = int(pseudo.options.get("connectivity", 8))
     for rec in tqdm(records, desc="report", unit="img", disable=None):
         d = read_pseudo(pseudo, rec, dataset.num_classes)
         if not has_gt:
@@ -58,7 +63,20 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
                               f"{d['instances'].shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
                               pseudo.path)
         counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
-    return counts
+        if fates is not None:
+            cues, wsss = fate_stores
+            f = instance_fates(gt, read_cues(cues, rec, dataset.num_classes),
+                               read_wsss(wsss, rec, dataset.num_classes), d, iou_thr=iou_thr, connectivity=conn)
+            fates.append((f, gt.classes))
+    return counts, fates
+
+
+def _fate_paths(pseudo: Store, wsss_path, cues_path) -> tuple | None:
+    """The cues and WSSS stores behind ``pseudo`` (given, or found next to it); None when either is
+    missing (a ``--from-gt`` pseudo store has no cues)."""
+    cues_path = cues_path if cues_path is not None else _find_upstream(pseudo, "cues", CUES)
+    wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
+    return None if cues_path is None or wsss_path is None else (cues_path, wsss_path)
 
 
 def _overlays(dataset: Dataset, pseudo: Store, overlays_dir, n: int, wsss_path, cues_path) -> list[str]:
@@ -110,6 +128,11 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     against the GT class masks (key ``wsss`` of the summary, see
     :func:`bestie_labels.evaluation.wsss_miou.wsss_miou`); ``pseudo_path`` may then be None (mIoU only).
 
+    ``lost`` (when the split has GT and both the cues and the WSSS stores behind the pseudo store
+    are at hand): the fate of every GT instance, ``{"total": {fate: count}, "per_class": {name:
+    {fate: count}}}`` with the fates of :mod:`bestie_labels.algorithms.instance_fates` (kept,
+    no_cue, wsss_missed, merged, poor_mask), and one line of it in the table.
+
     Returns the summary dict with ``table`` (text) added.
     """
     from ..core.fileio import write_json
@@ -128,7 +151,7 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
         miou = wsss_miou(dataset, wsss_path, records)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
-        counts = _counts(dataset, pseudo, iou_thr, records, with_gt)
+        counts, lost = _count_with_fates(dataset, pseudo, iou_thr, records, with_gt, wsss_path, cues_path)
         summary = (summarise if with_gt else summarise_without_gt)(counts, dataset.class_names)
         if left_out:
             summary["note"] = (f"{left_out} of the split's {len(dataset.records)} images have no GT masks "
@@ -136,6 +159,11 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
         summary["iou_threshold"] = iou_thr
         summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
         table = format_table(summary)
+        if lost is not None:
+            from ..algorithms.instance_fates import format_lost
+
+            summary["lost"] = lost
+            table += "\n" + format_lost(lost)
         if miou is not None:
             from ..evaluation.miou import format_miou
 
@@ -147,6 +175,21 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     if out_json is not None:
         write_json(out_json, summary, indent=1)
     return {**summary, "table": table, "overlays": written}
+
+
+def _count_with_fates(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, with_gt: bool,
+                      wsss_path, cues_path) -> tuple[list[np.ndarray], dict | None]:
+    """:func:`_counts`, and the fate counts of :func:`bestie_labels.algorithms.instance_fates.count_fates`
+    when the split has GT and the cues and WSSS stores behind the pseudo store are at hand."""
+    from ..algorithms.instance_fates import count_fates
+
+    paths = _fate_paths(pseudo, wsss_path, cues_path) if with_gt else None
+    if paths is None:
+        return _counts(dataset, pseudo, iou_thr, records, with_gt)[0], None
+    with open_input(paths[0], CUES, dataset, "--cues", same_data=True) as cues, \
+            open_input(paths[1], WSSS, dataset, "--wsss", same_data=True) as wsss:
+        counts, fates = _counts(dataset, pseudo, iou_thr, records, with_gt, (cues, wsss))
+    return counts, count_fates([f for f, _ in fates], [c for _, c in fates], dataset.class_names)
 
 
 def _report_wsss_only(dataset: Dataset, wsss_path, out_json) -> dict:
