@@ -45,6 +45,8 @@ def test_chain_report_export(chain):
     lost = rep["lost"]
     assert sum(lost["total"].values()) == rep["total"]["num_gt"] and lost["total"]["kept"] == rep["total"]["tp"]
     assert lost["total"]["no_cue"] == 0 and lost["total"]["wsss_missed"] == 0
+    n = rep["total"]["num_gt"]  # one GT point per instance: every cue inside its own instance
+    assert rep["cues"] == {"num_cues": n, "tp": n, "precision": 100.0, "recall": 100.0}
     for name, row in rep["classes"].items():
         assert sum(lost["per_class"][name].values()) == row["num_gt"] and lost["per_class"][name]["kept"] == row["tp"]
     assert f"kept {lost['total']['kept']} of {rep['total']['num_gt']} GT" in r.output

@@ -43,8 +43,8 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
             fate_stores: tuple | None = None) -> tuple[list[np.ndarray], list | None]:
     """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.algorithms.matching`);
     without GT (``has_gt`` False) only the pseudo instances are counted. With ``fate_stores``
-    (open cues and WSSS stores) also per image ``(fates (N,), GT classes (N,))`` of
-    :func:`bestie_labels.algorithms.instance_fates.instance_fates`, else None."""
+    (open cues and WSSS stores) also per image ``(fates (N,), GT classes (N,), number of cues)``
+    (fates of :func:`bestie_labels.algorithms.instance_fates.instance_fates`), else None."""
     from ..algorithms.instance_fates import instance_fates
     from ..algorithms.matching import NUM_PSEUDO, match_pseudo_to_gt
 
@@ -65,9 +65,10 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
         counts.append(match_pseudo_to_gt(d, gt, dataset.num_classes, iou_thr=iou_thr))
         if fates is not None:
             cues, wsss = fate_stores
-            f = instance_fates(gt, read_cues(cues, rec, dataset.num_classes),
-                               read_wsss(wsss, rec, dataset.num_classes), d, iou_thr=iou_thr, connectivity=conn)
-            fates.append((f, gt.classes))
+            pts = read_cues(cues, rec, dataset.num_classes)
+            f = instance_fates(gt, pts, read_wsss(wsss, rec, dataset.num_classes), d, iou_thr=iou_thr,
+                               connectivity=conn)
+            fates.append((f, gt.classes, len(pts)))
     return counts, fates
 
 
@@ -131,7 +132,9 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     ``lost`` (when the split has GT and both the cues and the WSSS stores behind the pseudo store
     are at hand): the fate of every GT instance, ``{"total": {fate: count}, "per_class": {name:
     {fate: count}}}`` with the fates of :mod:`bestie_labels.algorithms.instance_fates` (kept,
-    no_cue, wsss_missed, merged, poor_mask), and one line of it in the table.
+    no_cue, wsss_missed, merged, poor_mask), and one line of it in the table; ``cues``: the cue
+    quality (``num_cues``, ``tp``: GT instances with a cue of their class inside, ``precision``,
+    ``recall``, percent; a cue counts once per instance).
 
     Returns the summary dict with ``table`` (text) added.
     """
@@ -151,7 +154,7 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
         miou = wsss_miou(dataset, wsss_path, records)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
-        counts, lost = _count_with_fates(dataset, pseudo, iou_thr, records, with_gt, wsss_path, cues_path)
+        counts, lost, cue_quality = _count_with_fates(dataset, pseudo, iou_thr, records, with_gt, wsss_path, cues_path)
         summary = (summarise if with_gt else summarise_without_gt)(counts, dataset.class_names)
         if left_out:
             summary["note"] = (f"{left_out} of the split's {len(dataset.records)} images have no GT masks "
@@ -162,8 +165,10 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
         if lost is not None:
             from ..algorithms.instance_fates import format_lost
 
-            summary["lost"] = lost
+            summary["lost"], summary["cues"] = lost, cue_quality
             table += "\n" + format_lost(lost)
+            table += (f"\ncues: {cue_quality['num_cues']}, {cue_quality['tp']} inside a GT instance of their class "
+                      "(once per instance)")
         if miou is not None:
             from ..evaluation.miou import format_miou
 
@@ -178,18 +183,24 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
 
 def _count_with_fates(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, with_gt: bool,
-                      wsss_path, cues_path) -> tuple[list[np.ndarray], dict | None]:
-    """:func:`_counts`, and the fate counts of :func:`bestie_labels.algorithms.instance_fates.count_fates`
-    when the split has GT and the cues and WSSS stores behind the pseudo store are at hand."""
+                      wsss_path, cues_path) -> tuple[list[np.ndarray], dict | None, dict | None]:
+    """:func:`_counts`, the fate counts of :func:`bestie_labels.algorithms.instance_fates.count_fates`
+    and the cue quality (``num_cues``, ``tp`` = GT instances with a cue of their class inside,
+    ``precision = 100 tp / num_cues``, ``recall = 100 tp / GT``: a cue counts once) when the split
+    has GT and the cues and WSSS stores behind the pseudo store are at hand (else None, None)."""
     from ..algorithms.instance_fates import count_fates
+    from ..algorithms.matching import _ratio
 
     paths = _fate_paths(pseudo, wsss_path, cues_path) if with_gt else None
     if paths is None:
-        return _counts(dataset, pseudo, iou_thr, records, with_gt)[0], None
+        return _counts(dataset, pseudo, iou_thr, records, with_gt)[0], None, None
     with open_input(paths[0], CUES, dataset, "--cues", same_data=True) as cues, \
             open_input(paths[1], WSSS, dataset, "--wsss", same_data=True) as wsss:
         counts, fates = _counts(dataset, pseudo, iou_thr, records, with_gt, (cues, wsss))
-    return counts, count_fates([f for f, _ in fates], [c for _, c in fates], dataset.class_names)
+    lost = count_fates([f for f, _, _ in fates], [c for _, c, _ in fates], dataset.class_names)
+    n_cues, n_gt = sum(n for _, _, n in fates), sum(lost["total"].values())
+    tp = n_gt - lost["total"]["no_cue"]
+    return counts, lost, {"num_cues": n_cues, "tp": tp, "precision": _ratio(tp, n_cues), "recall": _ratio(tp, n_gt)}
 
 
 def _report_wsss_only(dataset: Dataset, wsss_path, out_json) -> dict:
