@@ -18,11 +18,17 @@ of each figure. Writes ``<out>/quality.json`` and ``<out>/quality.png`` and prin
 Every command's output is cached with its command line and reused (``bench_ablation.Runner``),
 so an interrupted run resumes.
 
+``--variants`` also runs label-stage variants on each seed's classifier and IRN (no training):
+the IRN class masks without the watershed cut and the peak split (IRN has neither), and PAM cues
+at ``--min-conf`` 0.5 and 0.7 (the official value) instead of the CPU recipe's 0.3; per family the
+WSSS mIoU and pseudo TP / precision / recall against the default, with the paired gap and
+whether it exceeds the seed spread.
+
 ``--quick`` (one background hour on 2 cores): 160 images per family, one seed, fit 300
 iterations, the VOC-like family at half size (250x188); the full suite (default) is 400 images,
 seeds 0,1,2, fit 600 iterations, full size.
 
-    .venv/bin/python benchmarks/bench_quality.py --out work/quality [--quick] [--families colour,shape]
+    .venv/bin/python benchmarks/bench_quality.py --out work/quality [--quick] [--variants] [--families colour,shape]
         [--seeds 0,1,2] [--images 400] [--iters 600] [--threads 1] [--jobs 1]
 """
 
@@ -82,6 +88,42 @@ def label_stages(run: Runner, data: list[str], sd: Path, seed: int, name: str) -
     return {"reports": reports, "pseudo": sd / "pseudo_pam.h5", "wsss": wsss, "cues": cues["pam"]}
 
 
+#: Label-stage variants (``--variants``): no training, the seed's classifier and IRN reused.
+#: name -> (wsss options, cues --min-conf); None = the default stage output.
+VARIANTS = {"no cut, no peak split": (["--cut-threshold", "1", "--no-peak-split"], None),
+            "cues >= 0.5": (None, 0.5), "cues >= 0.7 (official)": (None, 0.7)}
+VARIANT_METRICS = ("WSSS mIoU", "pseudo TP", "pseudo precision %", "pseudo recall %")
+
+
+def _figures(rep: dict) -> dict:
+    return {"WSSS mIoU": rep["wsss"]["mIoU"], "pseudo TP": rep["total"]["tp"],
+            "pseudo precision %": rep["total"]["precision"] or 0.0, "pseudo recall %": rep["total"]["recall"] or 0.0}
+
+
+def label_variants(run: Runner, data: list[str], sd: Path, name: str) -> dict:
+    """:data:`VARIANTS` of one family and seed: ``{variant: {metric: value, "lost": fates}}``."""
+    L = _bin("bestie-labels")
+    res = {"default": {**_figures(json.loads((sd / "report_pam.json").read_text()))}}
+    for v, (wopts, conf) in VARIANTS.items():
+        tag = "".join(ch if ch.isalnum() else "_" for ch in v)
+        wsss, cues = sd / "wsss.h5", sd / "cues_pam.h5"
+        if wopts is not None:
+            wsss = run([L, "wsss", *data, "--checkpoint", str(sd / "irn.pt"), *wopts, "--out", str(sd / f"wsss_{tag}.h5"),
+                        "--force"], sd / f"wsss_{tag}.h5", f"{name}-wsss-{tag}")
+        if conf is not None:
+            cues = run([L, "cues", *data, "--method", "pam", "--checkpoint", str(sd / "pam.pt"), "--out",
+                        str(sd / f"cues_{tag}.h5"), "--min-conf", str(conf), "--force"], sd / f"cues_{tag}.h5",
+                       f"{name}-cues-{tag}")
+        p, rj = sd / f"pseudo_{tag}.h5", sd / f"report_{tag}.json"
+        run([L, "transfer", *data, "--cues", str(cues), "--wsss", str(wsss), "--out", str(p), "--force"], p,
+            f"{name}-transfer-{tag}")
+        run([L, "report", *data, "--pseudo", str(p), "--wsss", str(wsss), "--cues", str(cues), "--out", str(rj)], rj,
+            f"{name}-report-{tag}")
+        rep = json.loads(rj.read_text())
+        res[v] = {**_figures(rep), "lost": rep["lost"]["total"]}
+    return res
+
+
 def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
     """Every figure of one family and seed: ``{metric: value}`` plus ``lost`` (the fates)."""
     root = family_data(out, family, args.images, args.scale_voclike if family == "voclike" else 1.0)
@@ -97,6 +139,7 @@ def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
     name = f"{family}-s{seed}"
     lab = label_stages(run, data, sd, seed, name)
     rep = lab["reports"]["pam"]
+    variants = label_variants(run, data, sd, name) if args.variants else None
     weak = fit_eval(run, root, lab["pseudo"], lab["wsss"], sd / "fit_weak", seed, args.iters,
                     ["--cues", str(lab["cues"])], f"{name}-weak")
     full = fit_eval(run, root, pgt, wgt, sd / "fit_gt", seed, args.iters, [], f"{name}-gt")
@@ -105,7 +148,41 @@ def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
            "pseudo recall %": rep["total"]["recall"], "pseudo TP": rep["total"]["tp"], "weak mAP50": weak,
            "full mAP50": full, "weak / full": weak / full if full else None,
            "PAM cues TP": rep["total"]["tp"], "CAM cues TP": lab["reports"]["cam"]["total"]["tp"]}
-    return {"metrics": {k: (0.0 if v is None else float(v)) for k, v in res.items()}, "lost": rep["lost"]["total"]}
+    return {"metrics": {k: (0.0 if v is None else float(v)) for k, v in res.items()}, "lost": rep["lost"]["total"],
+            **({"variants": variants} if variants else {})}
+
+
+def summarise_variants(per_run: dict, families: list[str]) -> dict:
+    """Per family and variant: mean +- std of :data:`VARIANT_METRICS` over seeds, the paired gap to
+    the default and whether it exceeds the spread (``|gap| > std_a + std_b``, as bench_ablation;
+    never with one seed)."""
+    out = {}
+    for f in families:
+        runs = [r["variants"] for r in per_run[f].values() if "variants" in r]
+        if not runs:
+            continue
+        out[f] = {}
+        for v in ["default", *VARIANTS]:
+            out[f][v] = {}
+            for m in VARIANT_METRICS:
+                a = np.array([r[v][m] for r in runs], float)
+                d = a - np.array([r["default"][m] for r in runs], float)
+                sd = a.std(ddof=1) if a.size > 1 else 0.0
+                sd0 = np.std([r["default"][m] for r in runs], ddof=1) if a.size > 1 else 0.0
+                out[f][v][m] = {"mean": float(a.mean()), "std": float(sd), "gap": float(d.mean()),
+                                "exceeds": bool(abs(d.mean()) > sd + sd0) and v != "default" and a.size > 1,
+                                "same_sign": bool((d > 0).all() or (d < 0).all())}
+    return out
+
+
+def format_variants(var: dict) -> str:
+    lines = ["\nlabel-stage variants (no training): mean +- std over seeds; * = gap to default beyond the spread"]
+    for f, vs in var.items():
+        lines.append(f"{f}")
+        for v, ms in vs.items():
+            cells = "  ".join(f"{m} {r['mean']:6.1f}+-{r['std']:4.1f}{'*' if r['exceeds'] else ' '}" for m, r in ms.items())
+            lines.append(f"  {v:<24} {cells}")
+    return "\n".join(lines)
 
 
 def summarise(per_run: dict, families: list[str]) -> dict:
@@ -181,6 +258,8 @@ def parse_args(argv=None):
     p.add_argument("--seeds", default=None, help="comma-separated training seeds (default 0,1,2; --quick 0)")
     p.add_argument("--images", type=int, default=None, help="images per family (default 400; --quick 160)")
     p.add_argument("--iters", type=int, default=None, help="fit iterations (default 600; --quick 300)")
+    p.add_argument("--variants", action="store_true",
+                   help="also the label-stage variants (no cut / no peak split, cue thresholds 0.5 and 0.7)")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per command (0 = leave as is)")
     p.add_argument("--jobs", type=int, default=1, help="runs (family x seed) at the same time")
     args = p.parse_args(argv)
@@ -215,6 +294,9 @@ def main(argv=None) -> None:
             per_run.setdefault(f, {})[s] = fut.result()
     summ = summarise(per_run, args.families)
     text = format_table(summ, args.families)
+    if args.variants:
+        summ["variants"] = summarise_variants(per_run, args.families)
+        text += format_variants(summ["variants"])
     print(text)
     plot(summ, args.families, out / "quality.png")
     result = {"quick": args.quick, "seeds": args.seeds, "images": args.images, "iters": args.iters,
