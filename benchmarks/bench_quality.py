@@ -103,7 +103,8 @@ def _figures(rep: dict) -> dict:
 def label_variants(run: Runner, data: list[str], sd: Path, name: str) -> dict:
     """:data:`VARIANTS` of one family and seed: ``{variant: {metric: value, "lost": fates}}``."""
     L = _bin("bestie-labels")
-    res = {"default": {**_figures(json.loads((sd / "report_pam.json").read_text()))}}
+    rep0 = json.loads((sd / "report_pam.json").read_text())
+    res = {"default": {**_figures(rep0), "lost": rep0["lost"]["total"]}}
     for v, (wopts, conf) in VARIANTS.items():
         tag = "".join(ch if ch.isalnum() else "_" for ch in v)
         wsss, cues = sd / "wsss.h5", sd / "cues_pam.h5"
@@ -172,6 +173,7 @@ def summarise_variants(per_run: dict, families: list[str]) -> dict:
                 out[f][v][m] = {"mean": float(a.mean()), "std": float(sd), "gap": float(d.mean()),
                                 "exceeds": bool(abs(d.mean()) > sd + sd0) and v != "default" and a.size > 1,
                                 "same_sign": bool((d > 0).all() or (d < 0).all())}
+            out[f][v]["lost"] = {k: int(sum(r[v]["lost"][k] for r in runs)) for k in FATES}
     return out
 
 
@@ -180,8 +182,10 @@ def format_variants(var: dict) -> str:
     for f, vs in var.items():
         lines.append(f"{f}")
         for v, ms in vs.items():
-            cells = "  ".join(f"{m} {r['mean']:6.1f}+-{r['std']:4.1f}{'*' if r['exceeds'] else ' '}" for m, r in ms.items())
-            lines.append(f"  {v:<24} {cells}")
+            cells = "  ".join(f"{m} {r['mean']:6.1f}+-{r['std']:4.1f}{'*' if r['exceeds'] else ' '}"
+                              for m, r in ms.items() if m != "lost")
+            lost = ", ".join(f"{k} {n}" for k, n in ms["lost"].items())
+            lines.append(f"  {v:<24} {cells}\n  {'':<24} lost (summed over seeds): {lost}")
     return "\n".join(lines)
 
 
