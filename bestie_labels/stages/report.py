@@ -72,11 +72,25 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
     return counts, fates
 
 
+def _recorded(pseudo: Store, given, name: str, stage: str) -> Path | None:
+    """The ``name`` store the pseudo store was made from: ``given`` when its fingerprint is the one
+    the pseudo store recorded, else the one found next to the pseudo store (or None)."""
+    if given is not None:
+        try:
+            with Store(given) as s:
+                if s.stage == stage and s.fingerprint == pseudo.inputs.get(name):
+                    return Path(given)
+        except BestieError:
+            pass
+    return _find_upstream(pseudo, name, stage)
+
+
 def _fate_paths(pseudo: Store, wsss_path, cues_path) -> tuple | None:
-    """The cues and WSSS stores behind ``pseudo`` (given, or found next to it); None when either is
-    missing (a ``--from-gt`` pseudo store has no cues)."""
-    cues_path = cues_path if cues_path is not None else _find_upstream(pseudo, "cues", CUES)
-    wsss_path = wsss_path if wsss_path is not None else _find_upstream(pseudo, "wsss", WSSS)
+    """The cues and WSSS stores the pseudo store was made from (``--cues`` / ``--wsss`` when they are
+    those, else the ones next to it): the fates are only meaningful against them. None when either
+    is not at hand (a ``--from-gt`` pseudo store has no cues)."""
+    cues_path = _recorded(pseudo, cues_path, "cues", CUES)
+    wsss_path = _recorded(pseudo, wsss_path, "wsss", WSSS)
     return None if cues_path is None or wsss_path is None else (cues_path, wsss_path)
 
 
