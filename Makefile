@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast bench mutate clean voc-pipeline
+.PHONY: install test test-fast bench mutate clean voc-pipeline quality quality-quick
 
 # make voc-pipeline variables (see README): empty VOC_ROOT runs on the built-in demo data.
 VOC_ROOT       ?=
@@ -71,6 +71,17 @@ mutate: $(DEV_STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The quality suite (issue 20): the CPU recipe on seven generated dataset families, 3 seeds each
+# (hours on 2 cores); quality-quick (or QUICK=1) is one seed of smaller runs (about an hour).
+# Cached under $(WORK)/quality[_quick]: an interrupted run resumes. QUALITY_ARGS adds options.
+QUICK ?=
+QUALITY_ARGS ?=
+quality: $(STAMP)
+	$(BIN)/python benchmarks/bench_quality.py --out '$(WORK)/quality$(if $(QUICK),_quick)' $(if $(QUICK),--quick) $(QUALITY_ARGS)
+
+quality-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench_quality.py --out '$(WORK)/quality_quick' --quick $(QUALITY_ARGS)
 
 # The stages and their options are defined once, in bestie_labels/pipeline/plan.py: this target writes
 # them out as Make rules (one target per stage output) and lets Make decide what is out of date.

@@ -41,6 +41,9 @@ def build_summary(work: str | os.PathLike) -> dict:
         pseudo[k] = None if total.get(k) is None else round(total[k], 1)
     # The class masks' mIoU when the report was made with --wsss (the pipeline's is).
     pseudo["wsss_miou"] = _get(report, "wsss", "mIoU")
+    # Where the GT instances were lost (report's ``lost``: with the cues and WSSS stores at hand).
+    if isinstance(report.get("lost"), dict) and isinstance(report["lost"].get("total"), dict):
+        pseudo["lost"] = report["lost"]["total"]
     last_path = work / "metrics_last.json"
     last = read_json(last_path) if last_path.is_file() else {}
     if not isinstance(last, dict):
@@ -101,6 +104,8 @@ def format_summary(s: dict) -> str:
         f"                precision={_fmt(pl.get('precision'))}%  recall={_fmt(pl.get('recall'))}%"
         + (f"  class masks mIoU={_fmt(pl['wsss_miou'])}" if pl.get("wsss_miou") is not None else ""),
     ]
+    if isinstance(pl.get("lost"), dict):
+        lines.append("GT instances    " + "  ".join(f"{k}={v}" for k, v in pl["lost"].items()))
     rows = [("last.pt", "_last", "final weights"), ("best.pt", "", "chosen on val, scored on val: optimistic")]
     for name, suffix, note in rows:
         voc, coco = s.get("voc" + suffix) or {}, s.get("coco" + suffix) or {}

@@ -39,12 +39,17 @@ def overlay_sample(image_ids: Sequence[str], n: int) -> list[str]:
     return [image_ids[i] for i in idx]
 
 
-def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_gt: bool) -> list[np.ndarray]:
+def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_gt: bool,
+            fate_stores: tuple | None = None) -> tuple[list[np.ndarray], list | None]:
     """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.algorithms.matching`);
-    without GT (``has_gt`` False) only the pseudo instances are counted."""
+    without GT (``has_gt`` False) only the pseudo instances are counted. With ``fate_stores``
+    (open cues and WSSS stores) also per image ``(fates (N,), GT classes (N,), number of cues)``
+    (fates of :func:`bestie_labels.algorithms.instance_fates.instance_fates`), else None."""
+    from ..algorithms.instance_fates import instance_fates
     from ..algorithms.matching import NUM_PSEUDO, match_pseudo_to_gt
 
-    counts = []
+    counts, fates = [], ([] if fate_stores is not None and has_gt else None)
+    conn = int(pseudo.options.get("connectivity", 8))
     for rec in tqdm(records, desc="report", unit="img", disable=None):
         d = read_pseudo(pseudo, rec, dataset.num_classes)
         if not has_gt:
@@ -58,7 +63,35 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
                               f"{d.instances.shape[0]} but the GT is {gt.void.shape[1]}x{gt.void.shape[0]}",
                               pseudo.path)
         counts.append(match_pseudo_to_gt(vars(d), gt, dataset.num_classes, iou_thr=iou_thr))  # by field name
-    return counts
+        if fates is not None:
+            cues, wsss = fate_stores
+            pts = read_cues(cues, rec, dataset.num_classes).points
+            f = instance_fates(gt, pts, read_wsss(wsss, rec, dataset.num_classes).mask, vars(d), iou_thr=iou_thr,
+                               connectivity=conn)
+            fates.append((f, gt.classes, len(pts)))
+    return counts, fates
+
+
+def _recorded(pseudo: Store, given, name: str, stage: str) -> Path | None:
+    """The ``name`` store the pseudo store was made from: ``given`` when its fingerprint is the one
+    the pseudo store recorded, else the one found next to the pseudo store (or None)."""
+    if given is not None:
+        try:
+            with Store(given) as s:
+                if s.stage == stage and s.fingerprint == pseudo.inputs.get(name):
+                    return Path(given)
+        except BestieError:
+            pass
+    return _find_upstream(pseudo, name, stage)
+
+
+def _fate_paths(pseudo: Store, wsss_path, cues_path) -> tuple | None:
+    """The cues and WSSS stores the pseudo store was made from (``--cues`` / ``--wsss`` when they are
+    those, else the ones next to it): the fates are only meaningful against them. None when either
+    is not at hand (a ``--from-gt`` pseudo store has no cues)."""
+    cues_path = _recorded(pseudo, cues_path, "cues", CUES)
+    wsss_path = _recorded(pseudo, wsss_path, "wsss", WSSS)
+    return None if cues_path is None or wsss_path is None else (cues_path, wsss_path)
 
 
 def _overlays(dataset: Dataset, pseudo: Store, overlays_dir, n: int, wsss_path, cues_path) -> list[str]:
@@ -110,6 +143,13 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     against the GT class masks (key ``wsss`` of the summary, see
     :func:`bestie_labels.evaluation.wsss_miou.wsss_miou`); ``pseudo_path`` may then be None (mIoU only).
 
+    ``lost`` (when the split has GT and both the cues and the WSSS stores behind the pseudo store
+    are at hand): the fate of every GT instance, ``{"total": {fate: count}, "per_class": {name:
+    {fate: count}}}`` with the fates of :mod:`bestie_labels.algorithms.instance_fates` (kept,
+    no_cue, wsss_missed, merged, poor_mask), and one line of it in the table; ``cues``: the cue
+    quality (``num_cues``, ``tp``: GT instances with a cue of their class inside, ``precision``,
+    ``recall``, percent; a cue counts once per instance).
+
     Returns the summary dict with ``table`` (text) added.
     """
     from ..core.fileio import write_json
@@ -128,7 +168,7 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
 
         miou = wsss_miou(dataset, wsss_path, records)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as pseudo:
-        counts = _counts(dataset, pseudo, iou_thr, records, with_gt)
+        counts, lost, cue_quality = _count_with_fates(dataset, pseudo, iou_thr, records, with_gt, wsss_path, cues_path)
         summary = (summarise if with_gt else summarise_without_gt)(counts, dataset.class_names)
         if left_out:
             summary["note"] = (f"{left_out} of the split's {len(dataset.records)} images have no GT masks "
@@ -138,6 +178,13 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
         summary["categories"] = dataset.category_map().entries()
         summary["pseudo"] = {"path": os.fspath(pseudo_path), "fingerprint": pseudo.fingerprint}
         table = format_table(summary)
+        if lost is not None:
+            from ..algorithms.instance_fates import format_lost
+
+            summary["lost"], summary["cues"] = lost, cue_quality
+            table += "\n" + format_lost(lost)
+            table += (f"\ncues: {cue_quality['num_cues']}, {cue_quality['tp']} inside a GT instance of their class "
+                      "(once per instance)")
         if miou is not None:
             from ..evaluation.miou import format_miou
 
@@ -149,6 +196,27 @@ def run_report(dataset: Dataset, pseudo_path: str | os.PathLike | None, out_json
     if out_json is not None:
         write_json(out_json, summary, indent=1)
     return {**summary, "table": table, "overlays": written}
+
+
+def _count_with_fates(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, with_gt: bool,
+                      wsss_path, cues_path) -> tuple[list[np.ndarray], dict | None, dict | None]:
+    """:func:`_counts`, the fate counts of :func:`bestie_labels.algorithms.instance_fates.count_fates`
+    and the cue quality (``num_cues``, ``tp`` = GT instances with a cue of their class inside,
+    ``precision = 100 tp / num_cues``, ``recall = 100 tp / GT``: a cue counts once) when the split
+    has GT and the cues and WSSS stores behind the pseudo store are at hand (else None, None)."""
+    from ..algorithms.instance_fates import count_fates
+    from ..algorithms.matching import _ratio
+
+    paths = _fate_paths(pseudo, wsss_path, cues_path) if with_gt else None
+    if paths is None:
+        return _counts(dataset, pseudo, iou_thr, records, with_gt)[0], None, None
+    with open_input(paths[0], CUES, dataset, "--cues", same_data=True) as cues, \
+            open_input(paths[1], WSSS, dataset, "--wsss", same_data=True) as wsss:
+        counts, fates = _counts(dataset, pseudo, iou_thr, records, with_gt, (cues, wsss))
+    lost = count_fates([f for f, _, _ in fates], [c for _, c, _ in fates], dataset.class_names)
+    n_cues, n_gt = sum(n for _, _, n in fates), sum(lost["total"].values())
+    tp = n_gt - lost["total"]["no_cue"]
+    return counts, lost, {"num_cues": n_cues, "tp": tp, "precision": _ratio(tp, n_cues), "recall": _ratio(tp, n_gt)}
 
 
 def _report_wsss_only(dataset: Dataset, wsss_path, out_json) -> dict:

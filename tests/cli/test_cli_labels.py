@@ -41,6 +41,15 @@ def test_chain_report_export(chain):
     assert rep["num_images"] == 9 and rep["total"]["tp"] > 0
     assert f"{rep['total']['num_pseudo']:>7} {rep['total']['tp']:>7}" in r.output
     assert len(list((d / "ov").glob("*.png"))) == 2
+    # Every GT instance has a fate; GT points and GT class masks lose none to a cue or the WSSS.
+    lost = rep["lost"]
+    assert sum(lost["total"].values()) == rep["total"]["num_gt"] and lost["total"]["kept"] == rep["total"]["tp"]
+    assert lost["total"]["no_cue"] == 0 and lost["total"]["wsss_missed"] == 0
+    n = rep["total"]["num_gt"]  # one GT point per instance: every cue inside its own instance
+    assert rep["cues"] == {"num_cues": n, "tp": n, "precision": 100.0, "recall": 100.0}
+    for name, row in rep["classes"].items():
+        assert sum(lost["per_class"][name].values()) == row["num_gt"] and lost["per_class"][name]["kept"] == row["tp"]
+    assert f"kept {lost['total']['kept']} of {rep['total']['num_gt']} GT" in r.output
     _run("export", *data, "--pseudo", d / "pseudo.h5", "--format", "coco", "--out", d / "coco.json")
     js = json.loads((d / "coco.json").read_text())
     assert len(js["images"]) == 9 and len(js["annotations"]) == rep["total"]["num_pseudo"]
@@ -142,3 +151,19 @@ def test_sigint_transfer_then_rerun_is_identical(chain, tmp_path):
     computed = int(r.output.split(" computed now")[0].split(", ")[-1])
     assert 0 < computed <= 9 - 3  # at least the 3 images before the one in flight were kept
     assert filecmp.cmp(out, d / "pseudo.h5", shallow=False)
+
+
+def test_report_fates_need_the_stores_the_pseudo_store_was_made_from(chain, tmp_path):
+    data, d = chain
+    alone = tmp_path / "pseudo.h5"
+    alone.write_bytes((d / "pseudo.h5").read_bytes())  # no cues / WSSS store next to it
+    r = _run("report", *data, "--pseudo", alone, "--out", tmp_path / "a.json")
+    assert "lost:" not in r.output and "lost" not in json.loads((tmp_path / "a.json").read_text())
+    r = _run("report", *data, "--pseudo", alone, "--cues", d / "cues.h5", "--wsss", d / "wsss.h5",
+             "--out", tmp_path / "b.json")
+    rep = json.loads((tmp_path / "b.json").read_text())
+    assert "lost:" in r.output and sum(rep["lost"]["total"].values()) == rep["total"]["num_gt"]
+    # a cues store the pseudo store was not made from (other options) gives no fates
+    _run("cues", *data, "--min-conf", "0.5", "--out", tmp_path / "other_cues.h5")
+    r = _run("report", *data, "--pseudo", alone, "--cues", tmp_path / "other_cues.h5", "--wsss", d / "wsss.h5")
+    assert "lost:" not in r.output

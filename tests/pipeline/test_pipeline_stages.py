@@ -119,3 +119,20 @@ def test_both_checkpoints_are_evaluated_and_named(tmp_path):
     last_line = next(line for line in text.splitlines() if line.startswith("last.pt"))
     best_line = next(line for line in text.splitlines() if line.startswith("best.pt"))
     assert "mAP50=55.5" in last_line and "mAP50=61.0" in best_line and "optimistic" in best_line
+
+
+def test_summary_shows_where_the_gt_instances_were_lost(tmp_path):
+    import json
+
+    from bestie_labels.pipeline.summary import build_summary, format_summary
+
+    lost = {"kept": 2, "no_cue": 1, "wsss_missed": 0, "merged": 1, "poor_mask": 0}
+    (tmp_path / "report.json").write_text(json.dumps({"total": {"num_pseudo": 3, "tp": 2, "num_gt": 4},
+                                                      "lost": {"total": lost, "per_class": {}}}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"voc": {"mAP50": 61.0}}))
+    s = build_summary(tmp_path)
+    assert s["pseudo_labels"]["lost"] == lost
+    assert "GT instances    kept=2  no_cue=1  wsss_missed=0  merged=1  poor_mask=0" in format_summary(s)
+    # a report without the fates (a --from-gt pseudo store) has no such line
+    (tmp_path / "report.json").write_text(json.dumps({"total": {"num_pseudo": 3, "tp": 2, "num_gt": 4}}))
+    assert "GT instances" not in format_summary(build_summary(tmp_path))

@@ -209,3 +209,18 @@ def test_last_validation_is_the_final_iterations_row(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert last_validation(tmp_path, 20) == 35.5  # not the best row's 40.0
     assert last_validation(tmp_path, 15) is None
+
+
+def test_refinement_runs_from_the_first_iteration(setup, tmp_path):
+    """Official start (scripts' REFINE_WARMUP=0, ``cur_iter > refine_iter`` with 1-based cur_iter):
+    the refined terms differ from the pseudo ones at iteration 1; with --no-refine they are equal."""
+    ds, _, pseudo, wsss = setup
+    rows = {}
+    for refine in (True, False):
+        out = tmp_path / f"run_{refine}"
+        fit(ds, pseudo, wsss, out, iters=1, progress=False, refine=refine, **TINY)
+        rows[refine] = [x for x in MetricsLog(out / "metrics.jsonl").read() if x["kind"] == "train"]
+    on, off = rows[True][0], rows[False][0]
+    assert on["iter"] == off["iter"] == 1
+    assert on["center_refined"] != on["center_pseudo"] and on["offset_refined"] != on["offset_pseudo"]
+    assert off["center_refined"] == off["center_pseudo"] and off["offset_refined"] == off["offset_pseudo"]

@@ -1,0 +1,315 @@
+"""Image-level quality beyond the demo: the pipeline's defaults on generated dataset families.
+
+Every family of :data:`bestie_labels.pipeline.quality_data.FAMILIES` (colour-, shape-, texture-only
+classes, touching instances, many small objects, cluttered backgrounds, VOC-like images) is
+written as a VOC tree (``--images`` images, the first 75% ``train``, the rest ``val``; one fixed
+tree per family) and, for every seed, goes through the CPU recipe of ``make voc-pipeline`` with
+``bench_ablation``'s commands: ``train-pam``, PAM cues (``--min-conf 0.3``), ``train-irn``, IRN
+class masks, ``transfer``, ``report`` (with ``--cues`` / ``--wsss``: cue quality, WSSS mIoU,
+pseudo labels, the fate of every GT instance), ``fit`` on the pseudo labels (per-crop transfer)
+and, as the reference measured in the same run, the same network on the GT instances; both
+``last.pt`` are scored on ``val`` (mAP50). CAM cues (``cues --method cam``) through the same
+class masks give paper Figure 6's comparison (PAM cues should give more true positives).
+
+Per family: mean +- std over the seeds of cue precision / recall (a cue counts once, inside a GT
+instance of its class), WSSS mIoU, pseudo precision / recall / TP, weak mAP50, full mAP50 and
+weak / full, the fates, and PAM vs CAM TP; then the mean over the families and the worst family
+of each figure. Writes ``<out>/quality.json`` and ``<out>/quality.png`` and prints the table.
+Every command's output is cached with its command line and reused (``bench_ablation.Runner``),
+so an interrupted run resumes.
+
+``--variants`` also runs label-stage variants on each seed's classifier and IRN (no training):
+the IRN class masks without the watershed cut and the peak split (IRN has neither), and PAM cues
+at ``--min-conf`` 0.5 and 0.7 (the official value) instead of the CPU recipe's 0.3; per family the
+WSSS mIoU and pseudo TP / precision / recall against the default, with the paired gap and
+whether it exceeds the seed spread.
+
+``--quick`` (one background hour on 2 cores): 160 images per family, one seed, fit 300
+iterations, the VOC-like family at half size (250x188); the full suite (default) is 400 images,
+seeds 0,1,2, fit 600 iterations, full size.
+
+    .venv/bin/python benchmarks/bench_quality.py --out work/quality [--quick] [--variants] [--families colour,shape]
+        [--seeds 0,1,2] [--images 400] [--iters 600] [--threads 1] [--jobs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ablation import Runner, _bin, aggregate, fit_eval  # noqa: E402
+
+from bestie_labels.algorithms.instance_fates import FATES  # noqa: E402
+from bestie_labels.pipeline.plan import CUE_MIN_CONF  # noqa: E402
+from bestie_labels.pipeline.quality_data import FAMILIES, make_family_dataset  # noqa: E402
+
+#: The figures per family and seed, and whether higher is better (for the worst family).
+METRICS = {"cue precision %": True, "cue recall %": True, "WSSS mIoU": True, "pseudo precision %": True,
+           "pseudo recall %": True, "pseudo TP": True, "weak mAP50": True, "full mAP50": True,
+           "weak / full": True, "PAM cues TP": True, "CAM cues TP": True}
+
+
+def family_data(out: Path, family: str, n_images: int, scale: float) -> Path:
+    """The family's VOC tree under ``out/data`` (made once; its name holds what it depends on)."""
+    root = out / "data" / f"{family}_{n_images}_{scale:g}"
+    if not root.is_dir():
+        make_family_dataset(root, family, n_images=n_images, scale=scale)
+    return root
+
+
+def label_stages(run: Runner, data: list[str], sd: Path, seed: int, name: str) -> dict:
+    """Classifier, IRN, PAM and CAM cues, class masks, transfers and reports of one family and seed."""
+    L = _bin("bestie-labels")
+    pam, irn, wsss = sd / "pam.pt", sd / "irn.pt", sd / "wsss.h5"
+    run([L, "train-pam", *data, "--out", str(pam), "--backbone", "tiny", "--seed", str(seed), "--force"], pam,
+        f"{name}-train-pam")
+    run([L, "train-irn", *data, "--checkpoint", str(pam), "--out", str(irn), "--seed", str(seed), "--force"], irn,
+        f"{name}-train-irn")
+    run([L, "wsss", *data, "--checkpoint", str(irn), "--out", str(wsss), "--force"], wsss, f"{name}-wsss")
+    reports, cues = {}, {}
+    for m in ("pam", "cam"):
+        cues[m] = run([L, "cues", *data, "--method", m, "--checkpoint", str(pam), "--out", str(sd / f"cues_{m}.h5"),
+                       "--min-conf", str(CUE_MIN_CONF["cpu"]), "--force"], sd / f"cues_{m}.h5", f"{name}-cues-{m}")
+        p = sd / f"pseudo_{m}.h5"
+        run([L, "transfer", *data, "--cues", str(cues[m]), "--wsss", str(wsss), "--out", str(p), "--force"], p,
+            f"{name}-transfer-{m}")
+        rj = sd / f"report_{m}.json"
+        run([L, "report", *data, "--pseudo", str(p), "--wsss", str(wsss), "--cues", str(cues[m]), "--out", str(rj)],
+            rj, f"{name}-report-{m}")
+        reports[m] = json.loads(rj.read_text())
+    return {"reports": reports, "pseudo": sd / "pseudo_pam.h5", "wsss": wsss, "cues": cues["pam"]}
+
+
+#: Label-stage variants (``--variants``): no training, the seed's classifier and IRN reused.
+#: name -> (wsss options, cues --min-conf); None = the default stage output.
+VARIANTS = {"no cut, no peak split": (["--cut-threshold", "1", "--no-peak-split"], None),
+            "cues >= 0.5": (None, 0.5), "cues >= 0.7 (official)": (None, 0.7)}
+VARIANT_METRICS = ("WSSS mIoU", "pseudo TP", "pseudo precision %", "pseudo recall %")
+
+
+def _figures(rep: dict) -> dict:
+    return {"WSSS mIoU": rep["wsss"]["mIoU"], "pseudo TP": rep["total"]["tp"],
+            "pseudo precision %": rep["total"]["precision"] or 0.0, "pseudo recall %": rep["total"]["recall"] or 0.0}
+
+
+def label_variants(run: Runner, data: list[str], sd: Path, name: str) -> dict:
+    """:data:`VARIANTS` of one family and seed: ``{variant: {metric: value, "lost": fates}}``."""
+    L = _bin("bestie-labels")
+    rep0 = json.loads((sd / "report_pam.json").read_text())
+    res = {"default": {**_figures(rep0), "lost": rep0["lost"]["total"]}}
+    for v, (wopts, conf) in VARIANTS.items():
+        tag = "".join(ch if ch.isalnum() else "_" for ch in v)
+        wsss, cues = sd / "wsss.h5", sd / "cues_pam.h5"
+        if wopts is not None:
+            wsss = run([L, "wsss", *data, "--checkpoint", str(sd / "irn.pt"), *wopts, "--out", str(sd / f"wsss_{tag}.h5"),
+                        "--force"], sd / f"wsss_{tag}.h5", f"{name}-wsss-{tag}")
+        if conf is not None:
+            cues = run([L, "cues", *data, "--method", "pam", "--checkpoint", str(sd / "pam.pt"), "--out",
+                        str(sd / f"cues_{tag}.h5"), "--min-conf", str(conf), "--force"], sd / f"cues_{tag}.h5",
+                       f"{name}-cues-{tag}")
+        p, rj = sd / f"pseudo_{tag}.h5", sd / f"report_{tag}.json"
+        run([L, "transfer", *data, "--cues", str(cues), "--wsss", str(wsss), "--out", str(p), "--force"], p,
+            f"{name}-transfer-{tag}")
+        run([L, "report", *data, "--pseudo", str(p), "--wsss", str(wsss), "--cues", str(cues), "--out", str(rj)], rj,
+            f"{name}-report-{tag}")
+        rep = json.loads(rj.read_text())
+        res[v] = {**_figures(rep), "lost": rep["lost"]["total"]}
+    return res
+
+
+def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
+    """Every figure of one family and seed: ``{metric: value}`` plus ``lost`` (the fates)."""
+    root = family_data(out, family, args.images, args.scale_voclike if family == "voclike" else 1.0)
+    fd = out / family
+    sd = fd / f"seed{seed}"
+    sd.mkdir(parents=True, exist_ok=True)
+    data = ["--data", str(root), "--split", "train"]
+    L = _bin("bestie-labels")
+    # The GT reference: class masks and instances from the GT, shared by the seeds of a family.
+    wgt, pgt = fd / "wsss_gt.h5", fd / "pseudo_gt.h5"
+    run([L, "wsss", *data, "--from-gt", "--out", str(wgt), "--force"], wgt, f"{family}-wsss-gt")
+    run([L, "transfer", *data, "--from-gt", "--out", str(pgt), "--force"], pgt, f"{family}-pseudo-gt")
+    name = f"{family}-s{seed}"
+    lab = label_stages(run, data, sd, seed, name)
+    rep = lab["reports"]["pam"]
+    variants = label_variants(run, data, sd, name) if args.variants else None
+    weak = fit_eval(run, root, lab["pseudo"], lab["wsss"], sd / "fit_weak", seed, args.iters,
+                    ["--cues", str(lab["cues"])], f"{name}-weak")
+    full = fit_eval(run, root, pgt, wgt, sd / "fit_gt", seed, args.iters, [], f"{name}-gt")
+    res = {"cue precision %": rep["cues"]["precision"], "cue recall %": rep["cues"]["recall"],
+           "WSSS mIoU": rep["wsss"]["mIoU"], "pseudo precision %": rep["total"]["precision"],
+           "pseudo recall %": rep["total"]["recall"], "pseudo TP": rep["total"]["tp"], "weak mAP50": weak,
+           "full mAP50": full, "weak / full": weak / full if full else None,
+           "PAM cues TP": rep["total"]["tp"], "CAM cues TP": lab["reports"]["cam"]["total"]["tp"]}
+    return {"metrics": {k: (0.0 if v is None else float(v)) for k, v in res.items()}, "lost": rep["lost"]["total"],
+            **({"variants": variants} if variants else {})}
+
+
+def summarise_variants(per_run: dict, families: list[str]) -> dict:
+    """Per family and variant: mean +- std of :data:`VARIANT_METRICS` over seeds, the paired gap to
+    the default and whether it exceeds the spread (``|gap| > std_a + std_b``, as bench_ablation;
+    never with one seed)."""
+    out = {}
+    for f in families:
+        runs = [r["variants"] for r in per_run[f].values() if "variants" in r]
+        if not runs:
+            continue
+        out[f] = {}
+        for v in ["default", *VARIANTS]:
+            out[f][v] = {}
+            for m in VARIANT_METRICS:
+                a = np.array([r[v][m] for r in runs], float)
+                d = a - np.array([r["default"][m] for r in runs], float)
+                sd = a.std(ddof=1) if a.size > 1 else 0.0
+                sd0 = np.std([r["default"][m] for r in runs], ddof=1) if a.size > 1 else 0.0
+                out[f][v][m] = {"mean": float(a.mean()), "std": float(sd), "gap": float(d.mean()),
+                                "exceeds": bool(abs(d.mean()) > sd + sd0) and v != "default" and a.size > 1,
+                                "same_sign": bool((d > 0).all() or (d < 0).all())}
+            out[f][v]["lost"] = {k: int(sum(r[v]["lost"][k] for r in runs)) for k in FATES}
+    return out
+
+
+def format_variants(var: dict) -> str:
+    lines = ["\nlabel-stage variants (no training): mean +- std over seeds; * = gap to default beyond the spread"]
+    for f, vs in var.items():
+        lines.append(f"{f}")
+        for v, ms in vs.items():
+            cells = "  ".join(f"{m} {r['mean']:6.1f}+-{r['std']:4.1f}{'*' if r['exceeds'] else ' '}"
+                              for m, r in ms.items() if m != "lost")
+            lost = ", ".join(f"{k} {n}" for k, n in ms["lost"].items())
+            lines.append(f"  {v:<24} {cells}\n  {'':<24} lost (summed over seeds): {lost}")
+    return "\n".join(lines)
+
+
+def summarise(per_run: dict, families: list[str]) -> dict:
+    """Per family mean +- std over seeds; the fates summed over seeds; the mean and worst family."""
+    fam = {}
+    for f in families:
+        runs = per_run[f]
+        fam[f] = aggregate({s: {"m": r["metrics"]} for s, r in runs.items()})["m"]
+        fam[f]["lost"] = {k: int(sum(r["lost"][k] for r in runs.values())) for k in FATES}
+    overall = {}
+    for m, higher in METRICS.items():
+        means = np.array([fam[f][m]["mean"] for f in families])
+        worst = int(np.argmin(means) if higher else np.argmax(means))
+        overall[m] = {"mean": float(means.mean()), "worst": float(means[worst]), "worst_family": families[worst]}
+    fig6 = {f: fam[f]["PAM cues TP"]["mean"] > fam[f]["CAM cues TP"]["mean"] for f in families}
+    return {"families": fam, "overall": overall, "fig6_pam_beats_cam": fig6}
+
+
+def format_table(summ: dict, families: list[str]) -> str:
+    cols = list(METRICS)
+    lines = ["family     " + " | ".join(f"{c:>16}" for c in cols)]
+    for f in families:
+        row = summ["families"][f]
+        lines.append(f"{f:<10} " + " | ".join(f"{row[c]['mean']:7.1f} +- {row[c]['std']:5.1f}" if c != "weak / full"
+                                               else f"{row[c]['mean']:7.2f} +- {row[c]['std']:5.2f}" for c in cols))
+    o = summ["overall"]
+    lines.append(f"{'mean':<10} " + " | ".join(f"{o[c]['mean']:16.2f}" for c in cols))
+    lines.append(f"{'worst':<10} " + " | ".join(f"{o[c]['worst']:7.2f} {o[c]['worst_family']:>8}" for c in cols))
+    lines.append("\nwhere the GT instances are lost (summed over seeds)")
+    lines.append(f"{'family':<10} " + " ".join(f"{k:>12}" for k in FATES))
+    for f in families:
+        lost = summ["families"][f]["lost"]
+        lines.append(f"{f:<10} " + " ".join(f"{lost[k]:>12}" for k in FATES))
+    lines.append("\nFigure 6 (PAM cues give more TP than CAM cues): " +
+                 ", ".join(f"{f} {'yes' if v else 'NO'}" for f, v in summ["fig6_pam_beats_cam"].items()))
+    return "\n".join(lines)
+
+
+def plot(summ: dict, families: list[str], path: Path) -> None:
+    """Bars per family (mean +- std over seeds) of the main figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = ["cue recall %", "WSSS mIoU", "pseudo precision %", "pseudo recall %", "weak mAP50", "full mAP50"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [3, 1]})
+    x = np.arange(len(families))
+    w = 0.8 / len(shown)
+    for i, m in enumerate(shown):
+        fam = summ["families"]
+        axes[0].bar(x + i * w, [fam[f][m]["mean"] for f in families], w, yerr=[fam[f][m]["std"] for f in families],
+                    label=m, capsize=2)
+    axes[0].set_xticks(x + 0.4 - w / 2, families)
+    axes[0].set_ylim(0, 100)
+    axes[0].legend(fontsize=7, ncol=3)
+    axes[0].set_title("per family, mean +- std over seeds")
+    r = [summ["families"][f]["weak / full"] for f in families]
+    axes[1].bar(x, [v["mean"] for v in r], yerr=[v["std"] for v in r], capsize=2, color="tab:gray")
+    axes[1].axhline(0.6, ls="--", c="r", lw=1)
+    axes[1].set_xticks(x, families, rotation=45)
+    axes[1].set_title("weak / full mAP50")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="work/quality", help="output folder (data, stores, runs, quality.json/png)")
+    p.add_argument("--quick", action="store_true", help="160 images, seed 0, 300 iterations, VOC-like at half size")
+    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
+    p.add_argument("--seeds", default=None, help="comma-separated training seeds (default 0,1,2; --quick 0)")
+    p.add_argument("--images", type=int, default=None, help="images per family (default 400; --quick 160)")
+    p.add_argument("--iters", type=int, default=None, help="fit iterations (default 600; --quick 300)")
+    p.add_argument("--variants", action="store_true",
+                   help="also the label-stage variants (no cut / no peak split, cue thresholds 0.5 and 0.7)")
+    p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per command (0 = leave as is)")
+    p.add_argument("--jobs", type=int, default=1, help="runs (family x seed) at the same time")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.seeds = [int(s) for s in (args.seeds or ("0" if q else "0,1,2")).split(",") if s.strip()]
+    args.images = args.images or (160 if q else 400)
+    args.iters = args.iters or (300 if q else 600)
+    args.scale_voclike = 0.5 if q else 1.0
+    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    bad = [f for f in args.families if f not in FAMILIES]
+    if bad:
+        raise SystemExit(f"unknown famil{'y' if len(bad) == 1 else 'ies'} {bad}; choose from {','.join(FAMILIES)}")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if args.threads:
+        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[k] = str(args.threads)
+    t0 = time.perf_counter()
+    (out / "logs").mkdir(exist_ok=True)
+    run = Runner(env, out / "logs")
+    todo = [(f, s) for f in args.families for s in args.seeds]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futs = {(f, s): pool.submit(one_run, args, run, out, f, s) for f, s in todo}
+        per_run: dict = {}
+        for (f, s), fut in futs.items():
+            per_run.setdefault(f, {})[s] = fut.result()
+    summ = summarise(per_run, args.families)
+    text = format_table(summ, args.families)
+    if args.variants:
+        summ["variants"] = summarise_variants(per_run, args.families)
+        text += format_variants(summ["variants"])
+    print(text)
+    plot(summ, args.families, out / "quality.png")
+    result = {"quick": args.quick, "seeds": args.seeds, "images": args.images, "iters": args.iters,
+              "voclike_scale": args.scale_voclike, "per_run": {f: {str(s): r for s, r in v.items()}
+                                                               for f, v in per_run.items()},
+              **summ, "command_seconds": run.seconds, "total_s": round(time.perf_counter() - t0, 1)}
+    (out / "quality.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out / 'quality.json'} and {out / 'quality.png'} (total {result['total_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
