@@ -217,7 +217,7 @@ def predict(checkpoint: str | os.PathLike, dataset, out: str | os.PathLike, flip
             js = results_list(preds, dataset.category_ids())
             n = len(js)
         else:
-            from bestie_labels.export import results_to_coco_instances
+            from bestie_labels.formats.coco_json import results_to_coco_instances
 
             js = results_to_coco_instances(dataset, preds)
             n = len(js["annotations"])

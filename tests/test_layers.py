@@ -6,7 +6,7 @@ A module imports only from its own layer or the layers below it::
     5  pipeline / CLI / public API   bestie_labels.pipeline, bestie_cli (folder cli/), bestie_labels (root, api)
     4  stages / trainer              bestie_labels.stages, bestie_train
     3  algorithms / formats          bestie_labels.algorithms, .formats, .evaluation, .backbones, .classifier,
-                                     .irn, .export
+                                     .irn, .viz
     2  datasets                      bestie_labels.datasets
     1  store                         bestie_labels.store
     0  core                          bestie_labels.core
@@ -40,7 +40,6 @@ LAYERS = {
     "bestie_labels.algorithms": 3, "bestie_labels.formats": 3, "bestie_labels.evaluation": 3,
     "bestie_labels.backbones": 3, "bestie_labels.classifier": 3, "bestie_labels.irn": 3,
     "bestie_labels.viz": 3,  # drawing (palette, layers, panels) and the HTML reports
-    "bestie_labels.export": 3,  # the COCO / VOC / text writers; they move into formats/
     "bestie_labels.stages": 4, "bestie_train": 4,
     "bestie_labels.pipeline": 5, "bestie_cli": 5,
     "bestie_labels": 5,  # the package root (public API): it imports the layers below

@@ -18,7 +18,7 @@ Every writing command wraps its work in :func:`guard_outputs`, which enforces:
   run writing it (``flock``: the kernel releases it when that process dies, so a killed run's
   lock is taken over); a second run is refused in one line;
 * **writing into a folder never removes a file**: writers add or replace the files they are
-  given and nothing else (see :func:`bestie_labels.export.write_tree`).
+  given and nothing else (see :func:`bestie_labels.formats.label_trees._tree`).
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def _export_txt(dataset: Dataset, out: Path, method: str, export_txt, shard) -> 
     """Write the cues of ``out`` as official text files; returns their folder."""
     if shard is not None:
         raise BestieError("--export-txt needs the whole split: merge the shards, then export", export_txt)
-    from ..export import export_points_tree
+    from ..formats.label_trees import export_points_tree
 
     sub = "Center_points" if method == "points" else "Peak_points"
     with Store(out, stage=CUES) as st:

@@ -11,9 +11,8 @@ from ..core.errors import BestieError
 from ..store.file import Store
 from ..store.merge import merge_stores
 from ..store.inputs import PSEUDO, open_input
+from ..formats.exports import EXPORT_FORMATS, exporter
 from .engine import StageSummary
-
-EXPORT_FORMATS = ("coco", "voc", "bestie-txt")
 
 
 def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> StageSummary:
@@ -27,11 +26,9 @@ def merge(parts: Sequence[str | os.PathLike], out: str | os.PathLike, force: boo
 def run_export(dataset: Dataset, pseudo_path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> StageSummary:
     """Export a pseudo store: ``coco`` (instances JSON), ``voc`` (SegmentationObject/ and
     SegmentationClass/ PNG trees under ``out``) or ``bestie-txt`` (``out/Center_points/``)."""
-    from .. import export
-
     if fmt not in EXPORT_FORMATS:
         raise BestieError(f"unknown export format {fmt!r} ({', '.join(EXPORT_FORMATS)})")
-    fn = {"coco": export.export_coco, "voc": export.export_voc, "bestie-txt": export.export_bestie_txt}[fmt]
+    fn = exporter(fmt)
     with open_input(pseudo_path, PSEUDO, dataset, "--pseudo", same_data=True) as store:
         counts = fn(dataset, store, out)
     return StageSummary(f"export {fmt}", os.fspath(out), counts["images"], counts["images"],

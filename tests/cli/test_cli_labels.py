@@ -90,7 +90,7 @@ def test_label_commands_do_not_import_torch():
     code = ("import sys; from click.testing import CliRunner; from bestie_cli.labels import main\n"
             "for c in ['cues', 'wsss', 'transfer', 'report', 'export', 'merge']:\n"
             "    r = CliRunner().invoke(main, [c, '--help']); assert r.exit_code == 0, r.output\n"
-            "import bestie_labels.stages, bestie_labels.export\n"
+            "import bestie_labels.stages, bestie_labels.formats.coco_json\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -10,8 +10,8 @@ from pycocotools.coco import COCO
 
 from bestie_labels.core import rle
 from bestie_labels.datasets.base import Dataset, Record
-from bestie_labels.export import (export_bestie_txt, export_coco, export_voc, pseudo_to_voc,
-                                  results_to_coco_instances)
+from bestie_labels.formats.coco_json import export_coco, results_to_coco_instances
+from bestie_labels.formats.label_trees import export_bestie_txt, export_voc, pseudo_to_voc
 from bestie_labels.core.fileio import read_index_png
 from bestie_labels.store.file import Store, StoreWriter
 

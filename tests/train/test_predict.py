@@ -91,7 +91,7 @@ def test_predict_results_load_in_pycocotools(run, tmp_path):
         rec = val.record_by_coco_id(a["image_id"])
         assert a["segmentation"]["size"] == [rec.height, rec.width]
     gt = tmp_path / "gt.json"
-    from bestie_labels.export import image_entry
+    from bestie_labels.formats.coco_json import image_entry
 
     gt.write_text(json.dumps({"images": [image_entry(val, x) for x in val.records], "annotations": [],
                               "categories": val.coco_categories()}))
