@@ -212,6 +212,16 @@ def format_tables(agg: dict, comps: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def thread_env(threads: int | None) -> dict:
+    """The environment of the benchmark's commands: ``threads`` BLAS / OpenMP threads each
+    when given (several commands in parallel on few cores), else the caller's."""
+    env = dict(os.environ)
+    if threads:
+        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[k] = str(threads)
+    return env
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", required=True, help="pipeline work folder with demo/ (made when missing)")
@@ -230,10 +240,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"unknown part(s) {sorted(parts - set(PARTS))}; choose from {','.join(PARTS)}")
     work, out = Path(args.work).resolve(), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if args.threads:
-        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[k] = str(args.threads)
+    env = thread_env(args.threads)
     t0 = time.perf_counter()
     if not (work / "demo").is_dir():
         run_stage(PipelineConfig(work=str(work)), "demo-data")

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ablation import Runner, _bin, aggregate, fit_eval  # noqa: E402
+from bench_ablation import Runner, _bin, aggregate, fit_eval, thread_env  # noqa: E402
 
 from bestie_labels.algorithms.instance_fates import FATES  # noqa: E402
 from bestie_labels.pipeline.plan import CUE_MIN_CONF  # noqa: E402
@@ -283,10 +282,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if args.threads:
-        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[k] = str(args.threads)
+    env = thread_env(args.threads)
     t0 = time.perf_counter()
     (out / "logs").mkdir(exist_ok=True)
     run = Runner(env, out / "logs")

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
+from ..core.worker_job import worker_job
 from ..datasets.base import Dataset, Record
 from ..core.errors import BestieError, NoSpaceError
 from ..core.fileio import sha256_file
@@ -70,8 +71,6 @@ def _run(per_image: PerImage, job, records: list[Record]) -> list:
     return [(rec.image_id, *per_image(job, rec)) for rec in records]
 
 
-#: In a worker process: the job last loaded, by the path of its pickle.
-_WORKER_JOB: dict[str, Any] = {}
 
 
 def _in_worker(per_image: PerImage, job_path: str, records: list[Record]) -> list:
@@ -80,12 +79,7 @@ def _in_worker(per_image: PerImage, job_path: str, records: list[Record]) -> lis
     train_aug, far more for COCO), and the arrays are encoded here (see
     :func:`bestie_labels.store.codec.encode_arrays`), so the process writing the store only
     appends bytes."""
-    job = _WORKER_JOB.get(job_path)
-    if job is None:
-        with open(job_path, "rb") as f:
-            job = pickle.load(f)
-        _WORKER_JOB.clear()
-        _WORKER_JOB[job_path] = job
+    job = worker_job(job_path)
     return [(image_id, encode_arrays(arrays), warn) for image_id, arrays, warn in _run(per_image, job, records)]
 
 

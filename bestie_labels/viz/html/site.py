@@ -26,11 +26,12 @@ import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from ...core.worker_job import worker_job
 from .files import Manifest, safe_id, write_owned
 
 HERE = Path(__file__).parent
@@ -147,19 +148,10 @@ def draw_image(renderer, site: dict, rec, known: dict[str, str], force: bool, ro
             "extra": view.extra, "files": hashes, "written": written}
 
 
-_WORKER: dict[str, Any] = {}
-
-
 def _draw_chunk(job_path: str, items: list) -> list:
     """:func:`draw_image` for ``items`` in a worker; the job (renderer, site) is loaded once per
     worker from its pickle (sending the dataset with every chunk would be slow)."""
-    job = _WORKER.get(job_path)
-    if job is None:
-        with open(job_path, "rb") as f:
-            job = pickle.load(f)
-        _WORKER.clear()
-        _WORKER[job_path] = job
-    renderer, site, root, force = job
+    renderer, site, root, force = worker_job(job_path)
     return [(sid, key, draw_image(renderer, site, rec, known, force, root)) for sid, key, rec, known in items]
 
 
