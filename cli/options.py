@@ -23,7 +23,7 @@ import typing
 
 import click
 
-_OWN_KEYS = ("cli", "help", "choices", "min", "max", "min_open", "path", "flag")
+_OWN_KEYS = ("cli", "help", "choices", "min", "max", "min_open", "path", "flag", "name")
 
 
 def _base_type(hint) -> type:
@@ -56,8 +56,10 @@ def field_option(f: dataclasses.Field, hint):
     base = _base_type(hint)
     if base is bool:
         name = meta.get("flag", "--" + f.name.replace("_", "-"))
+        if "/" in name:  # an on / off pair, e.g. --peak-split/--no-peak-split (default None: not given)
+            return click.option(name, f.name, default=default, help=meta.get("help"), **extra)
         return click.option(name, f.name, flag_value=not default, default=default, help=meta.get("help"), **extra)
-    return click.option("--" + f.name.replace("_", "-"), f.name, type=_click_type(base, meta), default=default,
+    return click.option(meta.get("name", "--" + f.name.replace("_", "-")), f.name, type=_click_type(base, meta), default=default,
                         help=meta.get("help"), **extra)
 
 

@@ -6,7 +6,8 @@ An options dataclass (:class:`~bestie_train.fit_options.FitOptions`,
 :mod:`bestie_cli.options` builds the Click options from the fields, so that a default or a help text is
 written once. Metadata keys: ``help``, ``choices``, ``min`` / ``max`` / ``min_open`` (a range),
 ``path`` (a path, the dict's items the ``click.Path`` arguments), ``flag`` (the name of a
-``--no-...`` flag), ``cli=False`` (not an option); any other key goes to ``click.option``.
+``--no-...`` flag), ``name`` (the option's name when it is not ``--<field-name>``), ``cli=False``
+(not an option); any other key goes to ``click.option``.
 """
 
 from __future__ import annotations

@@ -30,11 +30,13 @@ from ..classifier.maps import activation_maps, resize_short, to_tensor
 from ..classifier.peaks import extract_peaks
 from .affinity import boundary_to_affinity
 from .data import PEAK_KERNEL, PEAK_MIN_CONF, PEAK_TOPK
+from ..core.constants import VOID
 from .random_walk import random_walk
 from .seeds import split_at_peaks
 from .watershed import watershed_split
 
-IGNORE = 255
+#: The cut lines between instances and the unassigned pixels of a class mask: the void value.
+IGNORE = VOID
 
 
 @dataclass(frozen=True)

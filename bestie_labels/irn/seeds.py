@@ -21,8 +21,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: Value of an uncertain pixel in a seed mask.
-UNCERTAIN = 255
+from ..core.constants import VOID
+
+#: Value of an uncertain pixel in a seed mask: the void value (the random walk fills it in).
+UNCERTAIN = VOID
 
 RELATIONS = ("class", "instance", "peak")
 
