@@ -8,18 +8,11 @@ import click
 
 from bestie_labels.stages.cues_options import CuesOptions
 
-from .common import (check_device, command, data_options, device_option, guard, open_data, replace_force,
-                     store_stage_options)
-from .options import dataclass_options
+from .common import check_device, guard, open_data, replace_force
+from .options import store_stage_command
 
 
-@click.command(name="cues")
-@data_options
-@dataclass_options(CuesOptions)
-@click.option("--out", required=True, type=click.Path(), help="Output store (cues.h5).")
-@device_option
-@store_stage_options
-@command
+@store_stage_command("cues", CuesOptions, "cues.h5")
 def command(data, split, data_format, images, labels_file, out, device, workers, force, replace_own, shard,
             **options):
     """Write cues.h5: per image points (N,4) float32 = x, y, class (0-based), confidence."""

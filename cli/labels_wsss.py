@@ -6,18 +6,11 @@ import click
 
 from bestie_labels.stages.wsss_options import WsssOptions
 
-from .common import (check_device, command, data_options, device_option, guard, open_data, replace_force,
-                     store_stage_options)
-from .options import dataclass_options
+from .common import check_device, guard, open_data, replace_force
+from .options import store_stage_command
 
 
-@click.command(name="wsss")
-@data_options
-@dataclass_options(WsssOptions)
-@click.option("--out", required=True, type=click.Path(), help="Output store (wsss.h5).")
-@device_option
-@store_stage_options
-@command
+@store_stage_command("wsss", WsssOptions, "wsss.h5")
 def command(data, split, data_format, images, labels_file, out, device, workers, force, replace_own, shard,
             **options):
     """Write wsss.h5: per image mask (H,W) uint8 (0 background, k+1 class k, 255 ignore)."""

@@ -104,3 +104,17 @@ def open_training_data(data, split, data_format, images, labels_file, val_split,
     val, warning = open_validation(ds, data, val_split, explicit=explicit, data_format=data_format,
                                    images=images, val_data=val_data, val_images=val_images)
     return ds, val, warning
+
+
+def store_stage_command(name: str, options_cls, store: str):
+    """The decorators of a command that writes a per-image store from the dataset alone (cues,
+    wsss): the dataset options, the stage's options dataclass, ``--out``, ``--device``, the store
+    options (``--workers --force --replace-own --shard``) and the error wrapper, in that order."""
+    from .common import command, data_options, device_option, store_stage_options
+
+    def decorate(fn):
+        fn = device_option(store_stage_options(command(fn)))
+        fn = click.option("--out", required=True, type=click.Path(), help=f"Output store ({store}).")(fn)
+        return click.command(name=name)(data_options(dataclass_options(options_cls)(fn)))
+
+    return decorate
