@@ -121,3 +121,21 @@ def test_summarise_and_table():
     total = next(line for line in lines if line.startswith("total"))
     assert total.split() == ["total", "6", "2", "4", "33.3", "50.0"]
     assert summarise(np.stack(per_image), ["cow", "dog"]) == s
+
+
+def test_summarise_without_gt_counts_pseudo_instances_only():
+    """A split without GT: pseudo counts per class and in total; TP, GT, precision and recall
+    None (printed as '-'), and a note saying why."""
+    from bestie_labels.algorithms.matching import summarise_without_gt
+
+    counts = [np.array([[2, 0, 0], [1, 0, 0]]), np.array([[0, 0, 0], [3, 0, 0]])]
+    s = summarise_without_gt(counts, ["cat", "dog"])
+    assert s["num_images"] == 2
+    assert s["classes"]["cat"] == {"num_pseudo": 2, "tp": None, "num_gt": None, "precision": None, "recall": None}
+    assert s["classes"]["dog"]["num_pseudo"] == 4
+    assert s["total"] == {"num_pseudo": 6, "tp": None, "num_gt": None, "precision": None, "recall": None}
+    assert s["note"].startswith("precision and recall need GT instances")
+    table = format_table(s)
+    # columns: class (5 wide), pseudo TP GT prec% (7 wide each), recall% (8 wide), one space apart
+    assert "total" + " " * 7 + "6" + (" " * 7 + "-") * 3 + " " * 8 + "-" in table.splitlines()
+    assert "(2 images)" in table
