@@ -25,7 +25,7 @@ from ..core.errors import BestieError
 from ..core.fileio import read_json
 from ..core.rle import decode_counts_totals
 from .base import Dataset, GtInstances, Record
-from .coco_checks import check_annotations
+from .coco_checks import check_annotations, is_int
 from .ids import CategoryIds
 
 
@@ -96,15 +96,9 @@ class CocoDataset(Dataset):
         return GtInstances(masks=masks, classes=classes, crowd=crowd, void=void)
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-#: Largest image side accepted from a JSON (the JPEG limit); beyond it a typo, not an image.
-
-
 def _is_size(v) -> bool:
-    return _is_int(v) and 0 < v <= MAX_SIDE
+    """An image side accepted from a JSON: up to the JPEG limit; beyond it a typo, not an image."""
+    return is_int(v) and 0 < v <= MAX_SIDE
 
 
 def _check_fields(obj: dict, checks: dict, where: str, path: Path) -> None:
@@ -123,7 +117,7 @@ def _check_rle(seg, h: int, w: int) -> str | None:
     pycocotools decodes a malformed compressed string without complaint (into a wrong mask), so
     the counts are checked first."""
     size, counts = seg.get("size"), seg.get("counts")
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) for v in size)):
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_int(v) for v in size)):
         return f"RLE size {size!r} is not [height, width]"
     if tuple(size) != (h, w):
         return f"RLE size {size[0]}x{size[1]} differs from the image's {h}x{w}"
@@ -138,7 +132,7 @@ def _check_rle(seg, h: int, w: int) -> str | None:
         if total[0] != h * w:
             return f"RLE counts cover {total[0]} pixels, expected {h * w}"
     elif isinstance(counts, list):
-        if not all(_is_int(v) and v >= 0 for v in counts) or sum(counts) != h * w:
+        if not all(is_int(v) and v >= 0 for v in counts) or sum(counts) != h * w:
             return f"uncompressed RLE counts must be non-negative integers summing to {h * w}"
     else:
         return f"RLE counts must be a string or a list, got {type(counts).__name__}"
@@ -156,9 +150,9 @@ def _check_layout(data, json_path: Path) -> None:
             if not isinstance(obj, dict):
                 raise BestieError(f"{key}[{n}] must be an object, got {type(obj).__name__}", json_path)
     for n, c in enumerate(data["categories"]):
-        _check_fields(c, {"id": _is_int, "name": lambda v: isinstance(v, str)}, f"categories[{n}]", json_path)
+        _check_fields(c, {"id": is_int, "name": lambda v: isinstance(v, str)}, f"categories[{n}]", json_path)
     for n, im in enumerate(data["images"]):
-        _check_fields(im, {"id": _is_int, "file_name": lambda v: isinstance(v, str) and v != "",
+        _check_fields(im, {"id": is_int, "file_name": lambda v: isinstance(v, str) and v != "",
                            "height": _is_size, "width": _is_size}, f"images[{n}]", json_path)
 
 
@@ -210,9 +204,9 @@ def _image_labels(data: dict, cat_index: dict[int, int], json_path: Path) -> dic
     labels: dict[int, np.ndarray] = {i: np.zeros(len(cat_index), bool) for i in img_ids}
     for ann in data["annotations"]:
         cid, iid = ann.get("category_id"), ann.get("image_id")
-        if not _is_int(cid) or cid not in cat_index:
+        if not is_int(cid) or cid not in cat_index:
             raise BestieError(f"annotation {ann.get('id')}: unknown category id {cid}", json_path)
-        if not _is_int(iid) or iid not in labels:
+        if not is_int(iid) or iid not in labels:
             raise BestieError(f"annotation {ann.get('id')}: unknown image id {iid}", json_path)
         labels[iid][cat_index[cid]] = True
     return labels

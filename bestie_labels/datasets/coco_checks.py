@@ -33,6 +33,11 @@ from ..core.errors import BestieError
 POLY_SLACK = 1.0
 
 
+def is_int(v) -> bool:
+    """A JSON integer (``True`` is no id)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -90,7 +95,7 @@ def check_annotations(data: dict, json_path: Path) -> None:
     dropped, empty = 0, []
     for ann in data["annotations"]:
         aid = ann.get("id")
-        if not isinstance(aid, int) or isinstance(aid, bool):
+        if not is_int(aid):
             raise BestieError(f"annotation id {aid!r:.40} is not an integer", json_path)
         if aid in seen:
             raise BestieError(f"annotation id {aid} is used twice", json_path)
@@ -122,10 +127,6 @@ def _skip_degenerate(data: dict, json_path: Path, dropped: int, empty: list[int]
                   f"{len(empty)} annotation(s) left without a polygon are skipped{first}", stacklevel=3)
 
 
-def _is_id(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _has_no_mask(ann: dict) -> bool:
     seg = ann.get("segmentation")
     return seg is None or (isinstance(seg, (list, dict)) and len(seg) == 0)
@@ -135,7 +136,7 @@ def detection_only_images(data: dict) -> list:
     """The ids of the images of a COCO instances dict that have an annotation without a mask
     (no ``segmentation`` key, ``null``, ``[]`` or ``{}``), in the JSON's image order."""
     # a bad image_id (a string, an object) is the layout checks' business, not this one's
-    no_mask = {a.get("image_id") for a in data["annotations"] if _has_no_mask(a) and _is_id(a.get("image_id"))}
+    no_mask = {a.get("image_id") for a in data["annotations"] if _has_no_mask(a) and is_int(a.get("image_id"))}
     return [im["id"] for im in data["images"] if im["id"] in no_mask]
 
 
@@ -148,7 +149,7 @@ def _skip_detection_only(data: dict, json_path: Path) -> None:
     gone = set(skip)
     first = next(im for im in data["images"] if im["id"] == skip[0])
     data["images"] = [im for im in data["images"] if im["id"] not in gone]
-    data["annotations"] = [a for a in data["annotations"] if not (_is_id(a.get("image_id")) and a["image_id"] in gone)]
+    data["annotations"] = [a for a in data["annotations"] if not (is_int(a.get("image_id")) and a["image_id"] in gone)]
     more = f" and {len(skip) - 1} more" if len(skip) > 1 else ""
     if not data["images"]:
         raise BestieError(f"every image is detection-only (an annotation without segmentation), e.g. image "

@@ -29,6 +29,9 @@ class DataArgs:
         val: evaluate's dataset arguments (with ``--split val``), or None when there is no
             validation data with GT instances (then the pipeline has no evaluate stages).
         inputs: the files whose change reruns every stage (split list, JSON, CSV, label file).
+        open_train, open_val: the same two datasets as keywords of
+            :func:`~bestie_labels.datasets.open_dataset` (``open_val`` None with ``val``), for
+            the checks made before any stage runs.
     """
 
     root: str
@@ -37,6 +40,8 @@ class DataArgs:
     train: list
     val: list | None
     inputs: list
+    open_train: dict
+    open_val: dict | None
 
 
 def _kind(path: str, data_format: str) -> str:
@@ -84,13 +89,18 @@ def data_args(root: str, *, data_format: str = "", images: str = "", labels: str
     else:
         inputs = dataset_files(root, kind)
     inputs += [labels] if labels else []
+    open_train = dict(path=root, split="train", data_format=data_format or None, images=images or None,
+                      labels=labels or None)
     if val_data:
         val = ["--data", val_data] + (["--images", val_images] if val_images else []) + ["--split", "val"]
+        open_val = dict(path=val_data, split="val", images=val_images or None)
     elif kind == "voc":
         val = [*data, "--split", "val"]
+        open_val = dict(open_train, split="val", labels=None)
     elif kind == "coco":
         raise BestieError("a COCO JSON is one split: the pipeline evaluates on --val-data (the validation "
                           "instances JSON, e.g. instances_val2017.json) with --val-images", root)
     else:
-        val = None  # a folder dataset has no GT instances to evaluate against
-    return DataArgs(root=root, kind=kind, data=data, train=train, val=val, inputs=inputs)
+        val = open_val = None  # a folder dataset has no GT instances to evaluate against
+    return DataArgs(root=root, kind=kind, data=data, train=train, val=val, inputs=inputs, open_train=open_train,
+                    open_val=open_val)

@@ -23,18 +23,6 @@ from ..core.errors import BestieError
 from ..datasets import open_dataset
 
 
-def _opts(args: list) -> dict:
-    """``{"--data": ..., "--split": ...}`` of a stage's dataset arguments."""
-    return {args[i]: args[i + 1] for i in range(0, len(args) - 1, 2)}
-
-
-def open_args(args: list):
-    """The dataset named by a stage's dataset arguments (:class:`.data_args.DataArgs`)."""
-    o = _opts(args)
-    return open_dataset(o["--data"], split=o.get("--split", "train"), data_format=o.get("--data-format"),
-                        images=o.get("--images"), labels=o.get("--labels"))
-
-
 def preflight(d, *, sup: str, min_images: int, points_dir: str = "") -> list[str]:
     """Check the datasets of :class:`.data_args.DataArgs` ``d``; return notes for the log.
 
@@ -47,7 +35,7 @@ def preflight(d, *, sup: str, min_images: int, points_dir: str = "") -> list[str
     Raises BestieError (one line, naming the file) on the problems the module docstring lists.
     """
     notes = []
-    train = open_args(d.train)
+    train = open_dataset(**d.open_train)
     if len(train) < min_images:
         raise BestieError(f"the training split '{train.split}' has {len(train)} image(s), fewer than fit's batch "
                           f"size {min_images}: add images or give a smaller --batch-size", d.root)
@@ -61,14 +49,14 @@ def preflight(d, *, sup: str, min_images: int, points_dir: str = "") -> list[str
     if with_gt < len(train):
         notes.append(f"report: {len(train) - with_gt} of {len(train)} training images have no GT instances; "
                      "their pseudo labels are counted but not scored")
-    if d.val is None:
+    if d.open_val is None:
         notes.append("evaluate: no validation data with GT instances (a folder dataset; give --val-data): "
                      "the model is trained but not scored")
         return notes
-    val = open_args(d.val)
+    val = open_dataset(**d.open_val)
     if not val.records_with_gt():
         raise BestieError(f"the evaluation split '{val.split}' has no GT instances to score against",
-                          _opts(d.val)["--data"])
+                          d.open_val["path"])
     return notes
 
 
