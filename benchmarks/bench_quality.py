@@ -19,16 +19,19 @@ Every command's output is cached with its command line and reused (``bench_ablat
 so an interrupted run resumes.
 
 ``--variants`` also runs label-stage variants on each seed's classifier and IRN (no training):
-the IRN class masks without the watershed cut and the peak split (IRN has neither), and PAM cues
-at ``--min-conf`` 0.5 and 0.7 (the official value) instead of the CPU recipe's 0.3; per family the
-WSSS mIoU and pseudo TP / precision / recall against the default, with the paired gap and
-whether it exceeds the seed spread.
+the IRN class masks without the watershed cut and the peak split (IRN has neither), PAM cues
+at ``--min-conf`` 0.5 and 0.7 (the official value) instead of the CPU recipe's 0.3, and the
+transfer keeping cueless components and / or splitting components with several cues; per family
+the WSSS mIoU and pseudo TP / precision / recall against the default, with the paired gap and
+whether it exceeds the seed spread. ``--weak-variants`` also fits the network on the pseudo
+labels of the variants named (weak mAP50 and weak / full against the default's, paired).
 
 ``--quick`` (one background hour on 2 cores): 160 images per family, one seed, fit 300
 iterations, the VOC-like family at half size (250x188); the full suite (default) is 400 images,
 seeds 0,1,2, fit 600 iterations, full size.
 
-    .venv/bin/python benchmarks/bench_quality.py --out work/quality [--quick] [--variants] [--families colour,shape]
+    .venv/bin/python benchmarks/bench_quality.py --out work/quality [--quick] [--variants [all|V,...]]
+        [--weak-variants V,...] [--families colour,shape]
         [--seeds 0,1,2] [--images 400] [--iters 600] [--threads 1] [--jobs 1]
 """
 
@@ -47,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ablation import Runner, _bin, aggregate, fit_eval, thread_env  # noqa: E402
 
 from bestie_labels.algorithms.instance_fates import FATES  # noqa: E402
+from bestie_labels.algorithms.transfer_options import TransferOptions  # noqa: E402
 from bestie_labels.pipeline.plan import CUE_MIN_CONF  # noqa: E402
 from bestie_labels.pipeline.quality_data import FAMILIES, make_family_dataset  # noqa: E402
 
@@ -64,6 +68,14 @@ def family_data(out: Path, family: str, n_images: int, scale: float) -> Path:
     return root
 
 
+def default_transfer_flags() -> list[str]:
+    """The transfer's default modes where they are not the paper's (``drop``), spelled out, so a
+    changed default changes the cached command line (and the cached pseudo labels are redone)."""
+    d = TransferOptions()
+    return [*(["--cueless", d.cueless] if d.cueless != "drop" else []),
+            *(["--multi-cue", d.multi_cue] if d.multi_cue != "drop" else [])]
+
+
 def label_stages(run: Runner, data: list[str], sd: Path, seed: int, name: str) -> dict:
     """Classifier, IRN, PAM and CAM cues, class masks, transfers and reports of one family and seed."""
     L = _bin("bestie-labels")
@@ -78,8 +90,8 @@ def label_stages(run: Runner, data: list[str], sd: Path, seed: int, name: str) -
         cues[m] = run([L, "cues", *data, "--method", m, "--checkpoint", str(pam), "--out", str(sd / f"cues_{m}.h5"),
                        "--min-conf", str(CUE_MIN_CONF["cpu"]), "--force"], sd / f"cues_{m}.h5", f"{name}-cues-{m}")
         p = sd / f"pseudo_{m}.h5"
-        run([L, "transfer", *data, "--cues", str(cues[m]), "--wsss", str(wsss), "--out", str(p), "--force"], p,
-            f"{name}-transfer-{m}")
+        run([L, "transfer", *data, "--cues", str(cues[m]), "--wsss", str(wsss), *default_transfer_flags(), "--out",
+             str(p), "--force"], p, f"{name}-transfer-{m}")
         rj = sd / f"report_{m}.json"
         run([L, "report", *data, "--pseudo", str(p), "--wsss", str(wsss), "--cues", str(cues[m]), "--out", str(rj)],
             rj, f"{name}-report-{m}")
@@ -88,10 +100,17 @@ def label_stages(run: Runner, data: list[str], sd: Path, seed: int, name: str) -
 
 
 #: Label-stage variants (``--variants``): no training, the seed's classifier and IRN reused.
-#: name -> (wsss options, cues --min-conf); None = the default stage output.
-VARIANTS = {"no cut, no peak split": (["--cut-threshold", "1", "--no-peak-split"], None),
-            "cues >= 0.5": (None, 0.5), "cues >= 0.7 (official)": (None, 0.7)}
+#: name -> ``wsss`` options, cues ``min_conf``, ``transfer`` options (absent: the default's).
+VARIANTS = {"no cut / no peak split": {"wsss": ["--cut-threshold", "1", "--no-peak-split"]},
+            "cues >= 0.5": {"min_conf": 0.5}, "cues >= 0.7 (official)": {"min_conf": 0.7},
+            "cueless keep": {"transfer": ["--cueless", "keep"]},
+            "multi-cue split": {"transfer": ["--multi-cue", "split"]},
+            "keep + split": {"transfer": ["--cueless", "keep", "--multi-cue", "split"]}}
 VARIANT_METRICS = ("WSSS mIoU", "pseudo TP", "pseudo precision %", "pseudo recall %")
+
+
+def _tag(variant: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in variant)
 
 
 def _figures(rep: dict) -> dict:
@@ -99,29 +118,47 @@ def _figures(rep: dict) -> dict:
             "pseudo precision %": rep["total"]["precision"] or 0.0, "pseudo recall %": rep["total"]["recall"] or 0.0}
 
 
-def label_variants(run: Runner, data: list[str], sd: Path, name: str) -> dict:
-    """:data:`VARIANTS` of one family and seed: ``{variant: {metric: value, "lost": fates}}``."""
+def variant_stores(run: Runner, data: list[str], sd: Path, name: str, v: str) -> tuple[Path, Path, Path]:
+    """The class masks, cues and pseudo labels of variant ``v`` (one family and seed) and its report."""
     L = _bin("bestie-labels")
+    spec, tag = VARIANTS[v], _tag(v)
+    wsss, cues = sd / "wsss.h5", sd / "cues_pam.h5"
+    if "wsss" in spec:
+        wsss = run([L, "wsss", *data, "--checkpoint", str(sd / "irn.pt"), *spec["wsss"], "--out",
+                    str(sd / f"wsss_{tag}.h5"), "--force"], sd / f"wsss_{tag}.h5", f"{name}-wsss-{tag}")
+    if "min_conf" in spec:
+        cues = run([L, "cues", *data, "--method", "pam", "--checkpoint", str(sd / "pam.pt"), "--out",
+                    str(sd / f"cues_{tag}.h5"), "--min-conf", str(spec["min_conf"]), "--force"],
+                   sd / f"cues_{tag}.h5", f"{name}-cues-{tag}")
+    p, rj = sd / f"pseudo_{tag}.h5", sd / f"report_{tag}.json"
+    run([L, "transfer", *data, "--cues", str(cues), "--wsss", str(wsss), *spec.get("transfer", []), "--out", str(p),
+         "--force"], p, f"{name}-transfer-{tag}")
+    run([L, "report", *data, "--pseudo", str(p), "--wsss", str(wsss), "--cues", str(cues), "--out", str(rj)], rj,
+        f"{name}-report-{tag}")
+    return wsss, cues, p
+
+
+def label_variants(run: Runner, data: list[str], sd: Path, name: str, variants: list[str]) -> dict:
+    """``variants`` of one family and seed: ``{variant: {metric: value, "lost": fates}}``."""
     rep0 = json.loads((sd / "report_pam.json").read_text())
     res = {"default": {**_figures(rep0), "lost": rep0["lost"]["total"]}}
-    for v, (wopts, conf) in VARIANTS.items():
-        tag = "".join(ch if ch.isalnum() else "_" for ch in v)
-        wsss, cues = sd / "wsss.h5", sd / "cues_pam.h5"
-        if wopts is not None:
-            wsss = run([L, "wsss", *data, "--checkpoint", str(sd / "irn.pt"), *wopts, "--out", str(sd / f"wsss_{tag}.h5"),
-                        "--force"], sd / f"wsss_{tag}.h5", f"{name}-wsss-{tag}")
-        if conf is not None:
-            cues = run([L, "cues", *data, "--method", "pam", "--checkpoint", str(sd / "pam.pt"), "--out",
-                        str(sd / f"cues_{tag}.h5"), "--min-conf", str(conf), "--force"], sd / f"cues_{tag}.h5",
-                       f"{name}-cues-{tag}")
-        p, rj = sd / f"pseudo_{tag}.h5", sd / f"report_{tag}.json"
-        run([L, "transfer", *data, "--cues", str(cues), "--wsss", str(wsss), "--out", str(p), "--force"], p,
-            f"{name}-transfer-{tag}")
-        run([L, "report", *data, "--pseudo", str(p), "--wsss", str(wsss), "--cues", str(cues), "--out", str(rj)], rj,
-            f"{name}-report-{tag}")
-        rep = json.loads(rj.read_text())
+    for v in variants:
+        variant_stores(run, data, sd, name, v)
+        rep = json.loads((sd / f"report_{_tag(v)}.json").read_text())
         res[v] = {**_figures(rep), "lost": rep["lost"]["total"]}
     return res
+
+
+def weak_variants(run: Runner, root: Path, data: list[str], sd: Path, seed: int, iters: int, name: str,
+                  variants: list[str]) -> dict:
+    """``fit`` on the pseudo labels of each of ``variants`` (the per-crop transfer with the same
+    options): ``{variant: weak mAP50}``."""
+    out = {}
+    for v in variants:
+        wsss, cues, p = variant_stores(run, data, sd, name, v)
+        out[v] = fit_eval(run, root, p, wsss, sd / f"fit_weak_{_tag(v)}", seed, iters, ["--cues", str(cues)],
+                          f"{name}-weak-{_tag(v)}")
+    return out
 
 
 def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
@@ -139,7 +176,7 @@ def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
     name = f"{family}-s{seed}"
     lab = label_stages(run, data, sd, seed, name)
     rep = lab["reports"]["pam"]
-    variants = label_variants(run, data, sd, name) if args.variants else None
+    variants = label_variants(run, data, sd, name, args.variants) if args.variants else None
     weak = fit_eval(run, root, lab["pseudo"], lab["wsss"], sd / "fit_weak", seed, args.iters,
                     ["--cues", str(lab["cues"])], f"{name}-weak")
     full = fit_eval(run, root, pgt, wgt, sd / "fit_gt", seed, args.iters, [], f"{name}-gt")
@@ -148,6 +185,10 @@ def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
            "pseudo recall %": rep["total"]["recall"], "pseudo TP": rep["total"]["tp"], "weak mAP50": weak,
            "full mAP50": full, "weak / full": weak / full if full else None,
            "PAM cues TP": rep["total"]["tp"], "CAM cues TP": lab["reports"]["cam"]["total"]["tp"]}
+    if args.weak_variants:
+        wv = weak_variants(run, root, data, sd, seed, args.iters, name, args.weak_variants)
+        res.update({f"weak / full [{v}]": (m / full if full else None) for v, m in wv.items()})
+        res.update({f"weak mAP50 [{v}]": m for v, m in wv.items()})
     return {"metrics": {k: (0.0 if v is None else float(v)) for k, v in res.items()}, "lost": rep["lost"]["total"],
             **({"variants": variants} if variants else {})}
 
@@ -162,7 +203,7 @@ def summarise_variants(per_run: dict, families: list[str]) -> dict:
         if not runs:
             continue
         out[f] = {}
-        for v in ["default", *VARIANTS]:
+        for v in ["default", *[v for v in VARIANTS if v in runs[0]]]:
             out[f][v] = {}
             for m in VARIANT_METRICS:
                 a = np.array([r[v][m] for r in runs], float)
@@ -185,6 +226,36 @@ def format_variants(var: dict) -> str:
                               for m, r in ms.items() if m != "lost")
             lost = ", ".join(f"{k} {n}" for k, n in ms["lost"].items())
             lines.append(f"  {v:<24} {cells}\n  {'':<24} lost (summed over seeds): {lost}")
+    return "\n".join(lines)
+
+
+def summarise_weak_variants(per_run: dict, families: list[str], variants: list[str]) -> dict:
+    """Per family and ``--weak-variants`` variant: weak mAP50 and weak / full, mean +- std over
+    seeds, the paired gap to the default's and whether it exceeds the spread (``std_a + std_b``)."""
+    out = {}
+    for f in families:
+        runs = list(per_run[f].values())
+        out[f] = {}
+        for v in variants:
+            out[f][v] = {}
+            for m in ("weak mAP50", "weak / full"):
+                a = np.array([r["metrics"][f"{m} [{v}]"] for r in runs], float)
+                b = np.array([r["metrics"][m] for r in runs], float)
+                sa, sb = (a.std(ddof=1), b.std(ddof=1)) if a.size > 1 else (0.0, 0.0)
+                gap = float((a - b).mean())
+                out[f][v][m] = {"mean": float(a.mean()), "std": float(sa), "default": float(b.mean()),
+                                "gap": gap, "exceeds": bool(a.size > 1 and abs(gap) > sa + sb)}
+    return out
+
+
+def format_weak_variants(wv: dict) -> str:
+    lines = ["\nweak mAP50 of the variants' pseudo labels (mean +- std over seeds; [gap to default], * beyond "
+             "the spread)"]
+    for f, vs in wv.items():
+        for v, ms in vs.items():
+            cells = "  ".join(f"{m} {r['mean']:6.2f}+-{r['std']:5.2f} [{r['gap']:+.2f}{'*' if r['exceeds'] else ''}]"
+                              for m, r in ms.items())
+            lines.append(f"{f:<10} {v:<18} {cells}")
     return "\n".join(lines)
 
 
@@ -261,8 +332,12 @@ def parse_args(argv=None):
     p.add_argument("--seeds", default=None, help="comma-separated training seeds (default 0,1,2; --quick 0)")
     p.add_argument("--images", type=int, default=None, help="images per family (default 400; --quick 160)")
     p.add_argument("--iters", type=int, default=None, help="fit iterations (default 600; --quick 300)")
-    p.add_argument("--variants", action="store_true",
-                   help="also the label-stage variants (no cut / no peak split, cue thresholds 0.5 and 0.7)")
+    p.add_argument("--variants", nargs="?", const="all", default=None,
+                   help="also label-stage variants (no training): 'all' or a comma-separated subset of: "
+                        + "; ".join(VARIANTS))
+    p.add_argument("--weak-variants", default=None,
+                   help="comma-separated variants whose pseudo labels are also trained on (weak mAP50 and "
+                        "weak / full per variant)")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per command (0 = leave as is)")
     p.add_argument("--jobs", type=int, default=1, help="runs (family x seed) at the same time")
     args = p.parse_args(argv)
@@ -272,6 +347,13 @@ def parse_args(argv=None):
     args.iters = args.iters or (300 if q else 600)
     args.scale_voclike = 0.5 if q else 1.0
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    for key in ("variants", "weak_variants"):
+        names = getattr(args, key)
+        names = list(VARIANTS) if names == "all" else [v.strip() for v in (names or "").split(",") if v.strip()]
+        unknown = [v for v in names if v not in VARIANTS]
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {unknown}; choose from {'; '.join(VARIANTS)}")
+        setattr(args, key, names)
     bad = [f for f in args.families if f not in FAMILIES]
     if bad:
         raise SystemExit(f"unknown famil{'y' if len(bad) == 1 else 'ies'} {bad}; choose from {','.join(FAMILIES)}")
@@ -297,6 +379,9 @@ def main(argv=None) -> None:
     if args.variants:
         summ["variants"] = summarise_variants(per_run, args.families)
         text += format_variants(summ["variants"])
+    if args.weak_variants:
+        summ["weak_variants"] = summarise_weak_variants(per_run, args.families, args.weak_variants)
+        text += format_weak_variants(summ["weak_variants"])
     print(text)
     plot(summ, args.families, out / "quality.png")
     result = {"quick": args.quick, "seeds": args.seeds, "images": args.images, "iters": args.iters,

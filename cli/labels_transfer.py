@@ -18,16 +18,17 @@ from .options import dataclass_options
 @dataclass_options(TransferOptions)
 @store_stage_options
 @command
-def command(data, split, data_format, images, labels_file, cues_path, wsss_path, out, min_area, connectivity,
-            center, from_gt, workers, force, replace_own, shard):
-    """Keep a WSSS component as an instance when exactly one cue of its class falls inside it."""
+def command(data, split, data_format, images, labels_file, cues_path, wsss_path, out, workers, force, replace_own,
+            shard, **transfer):
+    """Keep a WSSS component as an instance when exactly one cue of its class falls inside it
+    (--cueless / --multi-cue: also components with none, or with several)."""
     from bestie_labels.stages import PSEUDO, run_transfer
 
     ds = open_data(data, split, data_format, images, labels_file)
     with guard("bestie-labels transfer", outputs=[out], inputs=[cues_path, wsss_path, labels_file], dataset=ds,
                force=force):
         # inside the guard (the output locked): --replace-own replaces a store of this stage only
-        options = TransferOptions(min_area=min_area, connectivity=connectivity, center=center, from_gt=from_gt)
+        options = TransferOptions(**transfer)
         s = run_transfer(ds, cues_path, wsss_path, out, options, workers=workers,
                          force=replace_force(out, PSEUDO, force, replace_own), shard=shard)
     click.echo(s.text())

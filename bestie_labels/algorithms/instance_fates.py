@@ -21,7 +21,8 @@ order of :data:`FATES`, and the first that holds is the instance's:
 ``merged``
     every WSSS component (of its class, the transfer's connectivity) under its cues holds two
     or more cues of its class: the transfer refuses such components (touching instances the
-    class mask cannot tell apart, or two peaks on one object).
+    class mask cannot tell apart, or two peaks on one object) unless it splits them
+    (``multi_cue="split"``); a split that gives the instance a matching part makes it ``kept``.
 ``poor_mask``
     it reached the transfer (a component under one of its cues holds that cue alone) but no
     pseudo instance matches it: the component leaks into the background or into a neighbour

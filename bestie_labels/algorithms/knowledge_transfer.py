@@ -3,7 +3,10 @@
 Where instances of a class do not touch, semantic and instance segmentation agree. So each
 connected component of a class in the WSSS mask is a candidate instance, and it is accepted
 when exactly one cue of that class falls inside it (no cue: probably a false positive of the
-WSSS; two or more: probably several touching instances that cannot be told apart).
+WSSS; two or more: probably several touching instances that cannot be told apart). Two options
+go beyond the paper for data where its cues are the first loss (``report``'s ``lost`` field):
+``cueless="keep"`` keeps the components without a cue, ``multi_cue="split"`` splits those with
+several between their cues.
 
 Pure functions over numpy arrays; no I/O.
 """
@@ -15,8 +18,8 @@ import numpy as np
 
 from ..core.constants import MIN_AREA
 from ..datasets.base import GtInstances
-from .components import CONNECTIVITY, check_connectivity
-from .transfer_options import CENTER_MODES
+from .components import CONNECTIVITY, check_connectivity, component_map
+from .transfer_options import CENTER_MODES, CUELESS_MODES, MULTI_CUE_MODES
 
 
 def _empty(height: int, width: int) -> dict:
@@ -36,34 +39,45 @@ def cue_pixels(cues: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
 
 
 def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, min_area: int = MIN_AREA,
-                       connectivity: int = CONNECTIVITY, center: str = "centroid") -> dict:
+                       connectivity: int = CONNECTIVITY, center: str = "centroid", cueless: str = "drop",
+                       multi_cue: str = "drop") -> dict:
     """Pseudo instances from a WSSS class mask and instance cues.
 
     For every class ``c`` with ``labels[c]``: the connected components of ``wsss == c + 1``
-    (``connectivity`` 4 or 8, as :func:`~.components.component_map`'s; only those holding a
-    cue are flood-filled, so the rest of the mask is never labelled); components with fewer
-    than ``min_area`` pixels are dropped; a component is kept when exactly one cue of class
-    ``c`` falls inside it, the cue's pixel being ``(int(y), int(x))`` clipped to the image.
-    Cues of classes not in ``labels`` are ignored, and so is class ``c`` when it has no cue.
+    (``connectivity`` 4 or 8, :func:`~.components.component_map`). The cues of class ``c``
+    inside a component decide what it gives, a cue's pixel being ``(int(y), int(x))`` clipped
+    to the image:
+
+    - exactly one cue: the component is one instance (the paper's transfer);
+    - no cue: dropped (``cueless="drop"``, the paper: probably a false positive of the WSSS), or
+      one instance with score 0 (``"keep"``: the classifier's peaks missed an object the class
+      mask found; the image-level label says the class is present);
+    - two or more cues: dropped (``multi_cue="drop"``, the paper: touching instances that cannot
+      be told apart), or split (``"split"``): every pixel goes to the nearest of its cues
+      (Euclidean, ties to the cue listed first), one instance per cue.
+
+    Instances (whole components or parts) with fewer than ``min_area`` pixels are dropped. Cues
+    of classes not in ``labels`` are ignored.
 
     Args:
-        wsss: ``(H, W) uint8`` class mask (0 background, ``c + 1`` class c, 255 ignore).
+        wsss: ``(H, W)`` integer class mask (0 background, ``c + 1`` class c, 255 ignore).
         cues: ``(N, 4) float32`` rows ``x, y, cls, conf`` (cls 0-based).
         labels: ``(C,) bool`` image-level label.
-        min_area: smallest component kept, in pixels.
+        min_area: smallest instance kept, in pixels.
         connectivity: 4 or 8.
-        center: ``"centroid"`` (image-level cues: the component's centroid) or ``"point"``
-            (point supervision: the cue itself).
+        center: ``"centroid"`` (image-level cues: the instance's centroid) or ``"point"``
+            (point supervision: the cue itself; the centroid for a cueless instance).
+        cueless: ``"drop"`` or ``"keep"`` (:data:`~.transfer_options.CUELESS_MODES`).
+        multi_cue: ``"drop"`` or ``"split"`` (:data:`~.transfer_options.MULTI_CUE_MODES`).
 
     Returns:
         dict with ``instances (H, W) uint16`` (0 = none, ``m + 1`` = instance m),
         ``classes (M,) int32`` (0-based), ``centers (M, 2) float32`` (x, y) and
-        ``scores (M,) float32`` (the confidence of the instance's cue). Instances are ordered
-        by class, then by the raster index (row-major) of each component's first pixel, so the
+        ``scores (M,) float32`` (the confidence of the instance's cue, 0 without one). Instances
+        are ordered by class, then by the raster index (row-major) of their first pixel, so the
         result does not depend on OpenCV's labelling algorithm or thread count.
     """
-    if center not in CENTER_MODES:
-        raise ValueError(f"center must be one of {CENTER_MODES}, got {center!r}")
+    _check_modes(center, cueless, multi_cue)
     connectivity = check_connectivity(connectivity)
     wsss = np.asarray(wsss)
     if wsss.ndim != 2:
@@ -72,110 +86,114 @@ def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, m
     cues = np.asarray(cues, np.float32).reshape(-1, 4)
     labels = np.asarray(labels, bool).reshape(-1)
     out = _empty(height, width)
-    if cues.shape[0] == 0:
+    if cues.shape[0] == 0 and cueless == "drop":
         return out
-
+    comp = component_map(wsss, labels, connectivity)
+    n_comp = int(comp.max()) + 1
+    if n_comp == 1:
+        return out
+    comp_cls = np.zeros(n_comp, np.int64)
+    comp_cls[comp.ravel()] = wsss.ravel().astype(np.int64) - 1  # id 0 gets junk, never read
     rows, cols = cue_pixels(cues, height, width)
-    cue_cls = cues[:, 2].astype(np.int64)
-    paint = _class_map(wsss, labels)
-    comp_cls, area, boxes = _fill_cue_components(paint, rows, cols, cue_cls, labels, connectivity)
-    if comp_cls.size == 0:
-        return out
-    # Component under each cue, counted only for a component of the cue's own class.
-    v = paint[rows, cols].astype(np.int64)
-    hit = np.where(v < 0, -v - 1, 0)
-    mine = (v < 0) & (comp_cls[hit] == cue_cls)
-    count = np.bincount(hit[mine], minlength=comp_cls.size)
-    owner = np.full(comp_cls.size, -1, np.int64)  # where count is 1: the one cue inside
-    owner[hit[mine]] = np.flatnonzero(mine)
-    kept = np.flatnonzero((count == 1) & (area >= min_area))
+    at = comp[rows, cols]
+    mine = (at > 0) & (comp_cls[at] == cues[:, 2].astype(np.int64))
+    count = np.bincount(at[mine], minlength=n_comp)
+    count[0] = 0
+    owner = np.full(n_comp, -1, np.int64)  # where count is 1: the one cue inside
+    owner[at[mine]] = np.flatnonzero(mine)
+    whole = count == 1
+    if cueless == "keep":
+        whole |= count == 0
+    whole[0] = False
+    region = np.where(whole[comp], comp, 0)
+    reg_cls, reg_cue = comp_cls, owner
+    split = np.flatnonzero(count >= 2) if multi_cue == "split" else np.zeros(0, np.int64)
+    if split.size:
+        region, reg_cls, reg_cue = _split_components(comp, region, split, at, mine, rows, cols, comp_cls, owner)
+    return _instances(region, reg_cls, reg_cue, cues, max(int(min_area), 1), center)
+
+
+def _check_modes(center: str, cueless: str, multi_cue: str) -> None:
+    for name, value, modes in (("center", center, CENTER_MODES), ("cueless", cueless, CUELESS_MODES),
+                               ("multi_cue", multi_cue, MULTI_CUE_MODES)):
+        if value not in modes:
+            raise ValueError(f"{name} must be one of {modes}, got {value!r}")
+
+
+def _split_components(comp, region, split, at, mine, rows, cols, comp_cls, owner):
+    """Split each component in ``split`` between its cues: every pixel to the nearest cue.
+
+    Args:
+        comp: ``(H, W) int64`` component ids; region: ``(H, W) int64`` the region ids so far
+            (component ids of the whole components), modified.
+        split: ``(S,) int64`` ids of the components to split; at, mine: per cue its component
+            and whether it counts there; rows, cols: the cue pixels.
+        comp_cls, owner: ``(K + 1,)`` class and cue of each component id.
+
+    Returns ``region`` (parts numbered after the components), and the class and cue of every
+    region id, ``(R,) int64`` each.
+    """
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(comp, max_label=int(comp_cls.size) - 1)
+    cls, cue = [comp_cls], [owner]
+    nxt = comp_cls.size
+    for j in split:
+        box = boxes[j - 1]
+        sub = comp[box] == j
+        ys, xs = np.nonzero(sub)
+        ys, xs = ys + box[0].start, xs + box[1].start
+        mine_j = np.flatnonzero(mine & (at == j))
+        d2 = (ys[:, None] - rows[mine_j][None]) ** 2 + (xs[:, None] - cols[mine_j][None]) ** 2
+        region[ys, xs] = nxt + np.argmin(d2, axis=1)
+        cls.append(np.full(mine_j.size, comp_cls[j], np.int64))
+        cue.append(mine_j)
+        nxt += mine_j.size
+    return region, np.concatenate(cls), np.concatenate(cue)
+
+
+def _instances(region: np.ndarray, reg_cls: np.ndarray, reg_cue: np.ndarray, cues: np.ndarray, min_area: int,
+               center: str) -> dict:
+    """The pseudo instances of a region map.
+
+    Args:
+        region: ``(H, W) int64`` region ids (0: none); reg_cls, reg_cue: ``(R,) int64`` the class
+            and the cue (-1: none) of every id.
+        cues: ``(N, 4) float32``; min_area: at least 1; center: as :func:`transfer_instances`.
+
+    Returns the dict of :func:`transfer_instances`.
+    """
+    height, width = region.shape
+    flat = region.ravel()
+    area = np.bincount(flat, minlength=reg_cls.size)
+    area[0] = 0
+    kept = np.flatnonzero(area >= min_area)
+    out = _empty(height, width)
     if kept.size == 0:
         return out
     if kept.size > np.iinfo(np.uint16).max:
         raise ValueError("more than 65535 instances in one image")
-    first, masks, sums = _measure(paint, kept, boxes, width)
-    order = np.lexsort((first, comp_cls[kept]))
-    for gid, k in enumerate(order, 1):
-        # Only the component's pixels are written; components never overlap.
-        x, y, w, h = boxes[kept[k]]
-        np.copyto(out["instances"][y:y + h, x:x + w], np.uint16(gid), where=masks[k])
-    kept, sums = kept[order], sums[order]
-    cue_of = owner[kept]
-    out["classes"] = comp_cls[kept].astype(np.int32)
-    if center == "centroid":
-        # Integer sums of absolute coordinates over the int area: the float64 mean, exactly.
-        out["centers"] = (sums / area[kept][:, None]).astype(np.float32).reshape(-1, 2)
-    else:
-        out["centers"] = cues[cue_of, :2].astype(np.float32).reshape(-1, 2)
-    out["scores"] = cues[cue_of, 3].astype(np.float32)
+    on = np.flatnonzero(flat)
+    ids, first_at = np.unique(flat[on], return_index=True)
+    first = np.zeros(reg_cls.size, np.int64)
+    first[ids] = on[first_at]
+    order = kept[np.lexsort((first[kept], reg_cls[kept]))]
+    lut = np.zeros(reg_cls.size, np.uint16)
+    lut[order] = np.arange(1, order.size + 1)
+    out["instances"] = lut[region]
+    out["classes"] = reg_cls[order].astype(np.int32)
+    # Integer sums of absolute coordinates over the int area: the float64 mean, exactly.
+    ys, xs = np.divmod(on, width)
+    sx = np.bincount(flat[on], weights=xs, minlength=reg_cls.size)[order]
+    sy = np.bincount(flat[on], weights=ys, minlength=reg_cls.size)[order]
+    centers = np.stack([sx, sy], 1) / area[order][:, None]
+    cue = reg_cue[order]
+    has = cue >= 0
+    if center == "point":
+        centers[has] = cues[cue[has], :2]
+    out["centers"] = centers.astype(np.float32).reshape(-1, 2)
+    out["scores"] = np.where(has, cues[np.maximum(cue, 0), 3] if cues.shape[0] else 0.0, 0.0).astype(np.float32)
     return out
-
-
-def _class_map(wsss: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``(H, W) int32`` copy of the class mask for flood filling: ``c + 1`` where ``wsss == c + 1``,
-    never negative (negative values are the components' fill values)."""
-    if wsss.dtype in (np.uint8, np.uint16, np.bool_):  # an exact, non-negative cast
-        return wsss.astype(np.int32)
-    paint = np.zeros(wsss.shape, np.int32)
-    for c in np.flatnonzero(labels):
-        paint[wsss == c + 1] = c + 1
-    return paint
-
-
-def _fill_cue_components(paint: np.ndarray, rows: np.ndarray, cols: np.ndarray, cue_cls: np.ndarray,
-                         labels: np.ndarray, connectivity: int):
-    """Flood-fill, in place, every component of a labelled class that holds a cue of the class.
-
-    Only these components can be instances, so the rest of the mask (false positives, small
-    fragments) is never labelled. Component ``j`` (numbered in the order found: by class, then
-    by cue) is painted ``-(j + 1)`` in ``paint``. One fill per component, not per cue: the cues
-    a fill reaches are no longer pending.
-
-    Args:
-        paint: ``(H, W) int32`` from :func:`_class_map`, modified.
-        rows, cols: ``(N,) int64`` cue pixels; cue_cls: ``(N,) int64`` their classes.
-        labels: ``(C,) bool``.
-
-    Returns ``comp_cls (J,) int64`` each component's class, ``area (J,) int64`` its pixel count
-    and ``boxes (J, 4) int64`` its bounding box ``x, y, w, h``.
-    """
-    flags = connectivity | cv2.FLOODFILL_FIXED_RANGE  # exactly the seed's value, i.e. class c
-    comp_cls, area, boxes = [], [], []
-    for c in np.flatnonzero(labels):
-        pending = np.flatnonzero(cue_cls == c)
-        while True:
-            pending = pending[paint[rows[pending], cols[pending]] == c + 1]
-            if pending.size == 0:
-                break
-            i = pending[0]
-            n, _, _, box = cv2.floodFill(paint, None, (int(cols[i]), int(rows[i])), -(len(area) + 1),
-                                         0, 0, flags)
-            comp_cls.append(c)
-            area.append(n)
-            boxes.append(box)
-    return (np.asarray(comp_cls, np.int64), np.asarray(area, np.int64),
-            np.asarray(boxes, np.int64).reshape(-1, 4))
-
-
-def _measure(paint: np.ndarray, kept: np.ndarray, boxes: np.ndarray, width: int):
-    """Per component ``j`` in ``kept`` (filled ``-(j + 1)`` in ``paint``, box ``boxes[j]``):
-
-    ``first (K,) int64`` the raster index of its first pixel (top row of its box, leftmost pixel
-    there), which is canonical where a labelling's order is not; ``masks`` a list of ``(h, w)
-    bool`` its pixels within its box; ``sums (K, 2) int64`` the sums of its pixels' absolute
-    ``x, y``.
-    """
-    first = np.zeros(kept.size, np.int64)
-    sums = np.zeros((kept.size, 2), np.int64)
-    masks = []
-    for k, j in enumerate(kept):
-        x, y, w, h = boxes[j]
-        m = paint[y:y + h, x:x + w] == -(j + 1)
-        masks.append(m)
-        first[k] = y * width + x + int(np.argmax(m[0]))
-        sums[k, 0] = np.count_nonzero(m, axis=0) @ np.arange(x, x + w)
-        sums[k, 1] = np.count_nonzero(m, axis=1) @ np.arange(y, y + h)
-    return first, masks, sums
 
 
 def _deepest_pixels(instances: np.ndarray, num: int) -> np.ndarray:

@@ -22,6 +22,11 @@ from .components import CONNECTIVITIES, CONNECTIVITY
 CENTER_MODES = ("centroid", "point")
 #: ``--center``: one of :data:`CENTER_MODES`, or ``auto`` (resolved by the stage).
 CENTER_CHOICES = ("auto", *CENTER_MODES)
+#: A component with no cue of its class: ``drop`` it (the paper) or ``keep`` it as one instance.
+CUELESS_MODES = ("drop", "keep")
+#: A component with two or more cues of its class: ``drop`` it (the paper) or ``split`` it
+#: between its cues (every pixel to the nearest cue).
+MULTI_CUE_MODES = ("drop", "split")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class TransferOptions:
                                              "edges and corners).", choices=CONNECTIVITIES, show_default=True)
     center: str = option("auto", "Instance center: auto = the point itself for point cues, else the "
                                  "component's centroid.", choices=CENTER_CHOICES, show_default=True)
+    cueless: str = option("drop", "A mask component with no cue of its class: drop it (the paper) or keep "
+                                  "it as one instance of score 0.", choices=CUELESS_MODES, show_default=True)
+    multi_cue: str = option("drop", "A mask component with two or more cues of its class: drop it (the paper) "
+                                    "or split it, every pixel to the nearest cue.", choices=MULTI_CUE_MODES,
+                            show_default=True)
     from_gt: bool = option(False, "Write the GT instances instead (upper bound, test oracle).")
 
     def __post_init__(self):
@@ -45,6 +55,10 @@ class TransferOptions:
             raise BestieError(f"connectivity must be 4 or 8, got {self.connectivity}")
         if self.center not in CENTER_CHOICES:
             raise BestieError(f"center must be auto, centroid or point, got {self.center!r}")
+        if self.cueless not in CUELESS_MODES:
+            raise BestieError(f"cueless must be drop or keep, got {self.cueless!r}")
+        if self.multi_cue not in MULTI_CUE_MODES:
+            raise BestieError(f"multi_cue must be drop or split, got {self.multi_cue!r}")
         if int(self.min_area) < 0:
             raise BestieError(f"min_area must be at least 0, got {self.min_area}")
 
@@ -59,21 +73,23 @@ class TransferOptions:
         """The store's ``options`` (a resolved ``center``); with ``from_gt`` only the center."""
         if self.from_gt:
             return {"from_gt": True, "center": self.center}
-        return {"from_gt": False, "min_area": int(self.min_area), "connectivity": int(self.connectivity),
-                "center": self.center}
+        return {"from_gt": False, **self.keywords()}
 
     def keywords(self) -> dict[str, Any]:
         """The keywords of :func:`~.knowledge_transfer.transfer_instances`."""
-        return {"min_area": int(self.min_area), "connectivity": int(self.connectivity), "center": self.center}
+        return {"min_area": int(self.min_area), "connectivity": int(self.connectivity), "center": self.center,
+                "cueless": self.cueless, "multi_cue": self.multi_cue}
 
     @classmethod
     def from_store(cls, options: Mapping[str, Any], path: str | os.PathLike) -> TransferOptions:
         """The options a pseudo store at ``path`` records (its header's ``options``), checked:
-        ``store is damaged (no transfer options)`` when they are missing or malformed."""
+        ``store is damaged (no transfer options)`` when they are missing or malformed. A store
+        written before ``cueless`` / ``multi_cue`` existed was made with ``drop`` / ``drop``."""
         try:
             if options.get("from_gt"):
                 return cls(center=str(options["center"]), from_gt=True)
             return cls(min_area=int(options["min_area"]), connectivity=int(options["connectivity"]),
-                       center=str(options["center"]))
+                       center=str(options["center"]), cueless=str(options.get("cueless", "drop")),
+                       multi_cue=str(options.get("multi_cue", "drop")))
         except (KeyError, TypeError, ValueError, BestieError):
             raise BestieError("store is damaged (no transfer options)", path) from None

@@ -126,3 +126,26 @@ def test_cues_must_be_the_ones_the_pseudo_labels_came_from(stores, tmp_path):
     run_transfer(ds, None, None, tmp_path / "gt.h5", TransferOptions(from_gt=True))
     with pytest.raises(BestieError, match="holds GT instances"):
         TrainData(ds, tmp_path / "gt.h5", d / "wsss.h5", crop=32, cues=d / "cues.h5")
+
+
+def test_per_crop_transfer_runs_with_the_store_s_cueless_and_multi_cue(stores, tmp_path):
+    """A pseudo store made with --cueless keep --multi-cue split: every training crop is
+    transferred with the same modes (the targets equal those of transfer_instances on the crop)."""
+    from bestie_labels.algorithms.knowledge_transfer import transfer_instances
+
+    ds, d = stores
+    opts = TransferOptions(center="centroid", min_area=20, cueless="keep", multi_cue="split")
+    run_transfer(ds, d / "cues.h5", d / "wsss.h5", tmp_path / "p.h5", opts)
+    data = TrainData(ds, tmp_path / "p.h5", d / "wsss.h5", crop=40, scale=(0.8, 1.3), seed=3, cues=d / "cues.h5")
+    assert data.transfer == opts
+    for index in range(len(ds)):
+        a = data.load(index)
+        h, w = a["wsss"].shape
+        g = draw_geometry(sample_rng(3, 0, index), h, w, 40, (0.8, 1.3))
+        seg, cues = _official_crop(a["wsss"], a["cues"], g, h, w)
+        r = transfer_instances(seg, np.asarray(cues, np.float32).reshape(-1, 4), a["labels"], **opts.keywords())
+        want = make_targets(torch.from_numpy(r["instances"].astype(np.int64)), torch.from_numpy(r["centers"]),
+                            torch.from_numpy(r["classes"].astype(np.int64)), ds.num_classes, sigma=data.sigma)
+        got = data[(0, index)]
+        np.testing.assert_array_equal(got["weight"].numpy(), want["weight"].numpy())
+        np.testing.assert_allclose(got["center"].numpy(), want["center"].numpy(), atol=1e-6)

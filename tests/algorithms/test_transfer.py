@@ -282,3 +282,63 @@ def test_transfer_without_instances_keeps_the_documented_dtypes():
         assert (out["classes"].dtype, out["classes"].shape) == (np.int32, (0,))
         assert (out["centers"].dtype, out["centers"].shape) == (np.float32, (0, 2))
         assert (out["scores"].dtype, out["scores"].shape) == (np.float32, (0,))
+
+
+def test_transfer_cueless_keep_adds_components_without_a_cue():
+    w, cues, labels = _scene()
+    out = transfer_instances(w, cues, labels, min_area=5, cueless="keep")
+    # C (rows 8..11, cols 1..4, no cue) joins class 0 after F and A (first pixel (8, 1)); B (two
+    # cues) and D (too small) stay out; G's class is not labelled.
+    np.testing.assert_array_equal(out["classes"], [0, 0, 0, 1])
+    assert (out["instances"][8:12, 1:5] == 3).all() and (out["instances"] == 3).sum() == 16
+    assert out["instances"][1:5, 10:15].max() == 0 and out["instances"][15:19, 20:25].max() == 0
+    np.testing.assert_allclose(out["scores"], [0.6, 0.8, 0.0, 0.4])
+    np.testing.assert_allclose(out["centers"][2], [2.5, 9.5])
+    # With point centers a cueless instance keeps its centroid (it has no point).
+    pt = transfer_instances(w, cues, labels, min_area=5, cueless="keep", center="point")
+    np.testing.assert_allclose(pt["centers"], [[22, 2], [4.9, 4.9], [2.5, 9.5], [11, 9]], atol=1e-6)
+
+
+def test_transfer_cueless_keep_without_any_cue():
+    w = np.zeros((6, 6), np.uint8)
+    w[1:4, 1:4] = 1
+    out = transfer_instances(w, np.zeros((0, 4), np.float32), np.array([True]), min_area=1, cueless="keep")
+    np.testing.assert_array_equal(out["classes"], [0])
+    assert (out["instances"] == 1).sum() == 9 and out["scores"].tolist() == [0.0]
+    assert transfer_instances(w, np.zeros((0, 4), np.float32), np.array([True]), min_area=1)["classes"].size == 0
+
+
+def test_transfer_multi_cue_split_gives_each_pixel_to_the_nearest_cue():
+    w, cues, labels = _scene()
+    out = transfer_instances(w, cues, labels, min_area=5, multi_cue="split")
+    # B (rows 1..4, cols 10..14) splits between its cues at pixels (2, 11) and (3, 13): by hand,
+    # cols 10-11 and (1, 12), (2, 12) go to the first, (3, 12), (4, 12) and cols 13-14 to the second.
+    np.testing.assert_array_equal(out["classes"], [0, 0, 0, 0, 1])
+    part = np.zeros((4, 5), np.uint16)
+    part[:, :2] = 3
+    part[:2, 2] = 3
+    part[2:, 2] = 4
+    part[:, 3:] = 4
+    np.testing.assert_array_equal(out["instances"][1:5, 10:15], part)
+    np.testing.assert_allclose(out["scores"], [0.6, 0.8, 0.9, 0.7, 0.4])
+    np.testing.assert_allclose(out["centers"][2:4], [[10.8, 2.3], [13.2, 2.7]], atol=1e-5)
+
+
+def test_transfer_split_ties_go_to_the_first_cue_and_small_parts_drop():
+    w = np.zeros((3, 7), np.uint8)
+    w[1, :] = 1  # one row of 7 px; cues at cols 1 and 5, col 3 is equidistant
+    cues = np.array([[5, 1, 0, 0.5], [1, 1, 0, 0.9]], np.float32)
+    out = transfer_instances(w, cues, np.array([True]), min_area=1, multi_cue="split")
+    np.testing.assert_array_equal(out["instances"][1], [1, 1, 1, 2, 2, 2, 2])
+    np.testing.assert_allclose(out["scores"], [0.9, 0.5])
+    # min_area applies to the parts: 3 px and 4 px.
+    big = transfer_instances(w, cues, np.array([True]), min_area=4, multi_cue="split")
+    np.testing.assert_array_equal(big["instances"][1], [0, 0, 0, 1, 1, 1, 1])
+
+
+def test_transfer_rejects_unknown_modes():
+    w, cues, labels = _scene()
+    with pytest.raises(ValueError, match="cueless"):
+        transfer_instances(w, cues, labels, cueless="maybe")
+    with pytest.raises(ValueError, match="multi_cue"):
+        transfer_instances(w, cues, labels, multi_cue="merge")

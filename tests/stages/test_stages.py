@@ -40,7 +40,8 @@ def test_store_layouts(demo, tmp_path):
             Store(out, stage="pseudo") as p:
         assert c.image_ids == w.image_ids == p.image_ids == ds.image_ids
         assert c.options == {"method": "points", "min_conf": 0.0}
-        assert p.options == {"from_gt": False, "min_area": 50, "connectivity": 8, "center": "point"}
+        assert p.options == {"from_gt": False, "min_area": 50, "connectivity": 8, "center": "point",
+                             "cueless": "drop", "multi_cue": "drop"}
         assert p.inputs == {"data": ds.fingerprint(), "cues": c.fingerprint, "wsss": w.fingerprint}
         pts = c.read(rec.image_id)["points"]
         assert pts.dtype == np.float32 and pts.shape[1] == 4
