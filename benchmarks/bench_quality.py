@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,11 +61,16 @@ METRICS = {"cue precision %": True, "cue recall %": True, "WSSS mIoU": True, "ps
            "weak / full": True, "PAM cues TP": True, "CAM cues TP": True}
 
 
+_DATA_LOCK = threading.RLock()
+
+
 def family_data(out: Path, family: str, n_images: int, scale: float) -> Path:
-    """The family's VOC tree under ``out/data`` (made once; its name holds what it depends on)."""
+    """The family's VOC tree under ``out/data`` (made once; its name holds what it depends on).
+    Locked: with ``--jobs`` the seeds of a family ask for it at the same time."""
     root = out / "data" / f"{family}_{n_images}_{scale:g}"
-    if not root.is_dir():
-        make_family_dataset(root, family, n_images=n_images, scale=scale)
+    with _DATA_LOCK:
+        if not root.is_dir():
+            make_family_dataset(root, family, n_images=n_images, scale=scale)
     return root
 
 
@@ -171,8 +177,9 @@ def one_run(args, run: Runner, out: Path, family: str, seed: int) -> dict:
     L = _bin("bestie-labels")
     # The GT reference: class masks and instances from the GT, shared by the seeds of a family.
     wgt, pgt = fd / "wsss_gt.h5", fd / "pseudo_gt.h5"
-    run([L, "wsss", *data, "--from-gt", "--out", str(wgt), "--force"], wgt, f"{family}-wsss-gt")
-    run([L, "transfer", *data, "--from-gt", "--out", str(pgt), "--force"], pgt, f"{family}-pseudo-gt")
+    with _DATA_LOCK:  # shared by the seeds of the family, which may run at the same time
+        run([L, "wsss", *data, "--from-gt", "--out", str(wgt), "--force"], wgt, f"{family}-wsss-gt")
+        run([L, "transfer", *data, "--from-gt", "--out", str(pgt), "--force"], pgt, f"{family}-pseudo-gt")
     name = f"{family}-s{seed}"
     lab = label_stages(run, data, sd, seed, name)
     rep = lab["reports"]["pam"]
