@@ -106,9 +106,12 @@ def label_stages(run: Runner, data: list[str], sd: Path, seed: int, name: str) -
 
 
 #: Label-stage variants (``--variants``): no training, the seed's classifier and IRN reused.
-#: name -> ``wsss`` options, cues ``min_conf``, ``transfer`` options (absent: the default's).
+#: name -> ``wsss`` options, cues ``min_conf`` and ``cues`` options, ``transfer`` options (absent:
+#: the default's).
 VARIANTS = {"no cut / no peak split": {"wsss": ["--cut-threshold", "1", "--no-peak-split"]},
             "cues >= 0.5": {"min_conf": 0.5}, "cues >= 0.7 (official)": {"min_conf": 0.7},
+            "CAMs 4 scales (IRN)": {"wsss": ["--cam-scales", "1,0.5,1.5,2"]},
+            "PAM cues 4 scales": {"cues": ["--scales", "1,0.5,1.5,2"]},
             "cueless keep": {"transfer": ["--cueless", "keep"]},
             "multi-cue split": {"transfer": ["--multi-cue", "split"]},
             "keep + split": {"transfer": ["--cueless", "keep", "--multi-cue", "split"]}}
@@ -132,9 +135,10 @@ def variant_stores(run: Runner, data: list[str], sd: Path, name: str, v: str) ->
     if "wsss" in spec:
         wsss = run([L, "wsss", *data, "--checkpoint", str(sd / "irn.pt"), *spec["wsss"], "--out",
                     str(sd / f"wsss_{tag}.h5"), "--force"], sd / f"wsss_{tag}.h5", f"{name}-wsss-{tag}")
-    if "min_conf" in spec:
+    if "min_conf" in spec or "cues" in spec:
+        conf = spec.get("min_conf", CUE_MIN_CONF["cpu"])
         cues = run([L, "cues", *data, "--method", "pam", "--checkpoint", str(sd / "pam.pt"), "--out",
-                    str(sd / f"cues_{tag}.h5"), "--min-conf", str(spec["min_conf"]), "--force"],
+                    str(sd / f"cues_{tag}.h5"), "--min-conf", str(conf), *spec.get("cues", []), "--force"],
                    sd / f"cues_{tag}.h5", f"{name}-cues-{tag}")
     p, rj = sd / f"pseudo_{tag}.h5", sd / f"report_{tag}.json"
     run([L, "transfer", *data, "--cues", str(cues), "--wsss", str(wsss), *spec.get("transfer", []), "--out", str(p),

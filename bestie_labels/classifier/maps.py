@@ -84,8 +84,8 @@ def load_classifier(checkpoint: str | os.PathLike, device: str | torch.device = 
 
 @torch.no_grad()
 def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str | torch.device | None = None,
-                    pam: bool = True, input_size: int | None = None) -> np.ndarray:
-    """Normalised activation maps of one image, with flip test-time augmentation.
+                    pam: bool = True, input_size: int | None = None, scales=(1.0,)) -> np.ndarray:
+    """Normalised activation maps of one image, with flip (and multi-scale) test-time augmentation.
 
     Args:
         model: a classifier from :func:`load_classifier` (eval mode).
@@ -95,6 +95,9 @@ def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str
         pam: False runs the network with its PAM modules disabled (plain CAM, ``--method cam``).
         input_size: shorter side the image is resized to before the network (None:
             ``model.test_size`` if set, else the image's own size).
+        scales: factors of that shorter side, one forward pass (image and flip) each, as IRN's
+            ``make_cam`` (1.0, 0.5, 1.5, 2.0); every view's map is normalised by its own maximum
+            and the views are averaged, so ``(1.0,)`` is the official single-scale extraction.
 
     Returns:
         ``(C, H, W) float32`` in [0, 1]: zero for classes not in ``labels``.
@@ -102,6 +105,7 @@ def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    scales = check_scales(scales)
     h, w = image.shape[:2]
     labels = np.asarray(labels, bool)
     c = model.num_classes
@@ -114,6 +118,32 @@ def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str
     if device is None:
         device = next(model.parameters()).device
     size = input_size if input_size is not None else getattr(model, "test_size", None)
+    total = 0
+    for s in scales:
+        total = total + _one_scale(model, image, cls, device, pam, max(1, round((size or min(h, w)) * s)))
+    out[cls] = (total / len(scales)).float().cpu().numpy()
+    return out
+
+
+def check_scales(scales) -> tuple[float, ...]:
+    """``scales`` (numbers, or their comma-separated text as ``"1,0.5,1.5,2"``) as a non-empty
+    tuple of positive floats, else ``ValueError``."""
+    if isinstance(scales, str):
+        try:
+            scales = [float(t) for t in scales.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"scales must be comma-separated numbers, got {scales!r}") from None
+    scales = tuple(float(s) for s in np.atleast_1d(np.asarray(scales, np.float64)))
+    if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
+        raise ValueError(f"scales must be positive numbers, got {scales}")
+    return scales
+
+
+def _one_scale(model: PAMClassifier, image: np.ndarray, cls: np.ndarray, device, pam: bool,
+               size: int) -> torch.Tensor:
+    """``(K, H, W)`` mean over the image and its flip of the ReLU'd maps of classes ``cls``, at
+    shorter side ``size``, upsampled to the image and each divided by its maximum (+1e-5)."""
+    h, w = image.shape[:2]
     x = to_tensor(resize_short(image, size)).to(device)
     x = torch.stack([x, x.flip(-1)])
     if pam:
@@ -124,6 +154,4 @@ def activation_maps(model: PAMClassifier, image: np.ndarray, labels, device: str
     cam = torch.relu(cam[:, torch.as_tensor(cls, device=cam.device)])
     cam = F.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)
     cam = cam / (cam.amax(dim=(2, 3), keepdim=True) + 1e-5)
-    cam = (cam[0] + cam[1].flip(-1)) / 2
-    out[cls] = cam.float().cpu().numpy()
-    return out
+    return (cam[0] + cam[1].flip(-1)) / 2

@@ -50,6 +50,9 @@ class IrnParams:
     cut_threshold: float = 0.5
     min_part: int = 20
     peak_split: bool = True
+    #: factors of the classifier's inference size for the CAMs the random walk propagates
+    #: (IRN: 1.0, 0.5, 1.5, 2.0); the PAM maps of the peak split stay single-scale.
+    cam_scales: tuple = (1.0,)
 
 
 @torch.no_grad()
@@ -107,7 +110,7 @@ def irn_class_mask(classifier, net, image: np.ndarray, labels, params: IrnParams
     cls = np.flatnonzero(labels)
     if cls.size == 0:
         return np.zeros((h, w), np.uint8), edge_np
-    maps = activation_maps(classifier, image, labels, device, pam=False)[cls]
+    maps = activation_maps(classifier, image, labels, device, pam=False, scales=params.cam_scales)[cls]
     cams = torch.from_numpy(maps).to(edge.device)[None]
     cams = F.interpolate(cams, size=edge.shape, mode="bilinear", align_corners=False, antialias=True)[0]
     aff = boundary_to_affinity(edge[None], params.radius)[0]

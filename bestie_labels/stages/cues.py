@@ -44,6 +44,7 @@ class MapCues:
     min_conf: float
     device: str = "cpu"
     save_maps: bool = False
+    scales: tuple = (1.0,)
     kernel: int = PEAK_KERNEL
     topk: int = PEAK_TOPK
     model: Any = None  # loaded only when there is work to do
@@ -84,7 +85,7 @@ def cues_from_maps(job: MapCues, rec: Record) -> tuple[dict, Counter]:
         raise BestieError(f"image is {image.shape[1]}x{image.shape[0]} but its record says "
                           f"{rec.width}x{rec.height}", rec.file_name)
     with threads_for(job.model.backbone_name, job.device):
-        maps = activation_maps(job.model, image, rec.labels, job.device, pam=job.pam)
+        maps = activation_maps(job.model, image, rec.labels, job.device, pam=job.pam, scales=job.scales)
     pts = np.asarray(extract_peaks(maps, rec.labels, kernel=job.kernel, topk=job.topk,
                                    min_conf=job.min_conf), np.float32).reshape(-1, 4)
     arrays = {"points": pts}
@@ -119,17 +120,23 @@ def _points_job(dataset: Dataset, points_dir, min_conf: float) -> tuple[PointsCu
 
 
 def _maps_job(dataset: Dataset, method: str, checkpoint, min_conf: float, device: str,
-              save_maps: bool) -> tuple[MapCues, dict, dict]:
+              save_maps: bool, scales) -> tuple[MapCues, dict, dict]:
+    from ..classifier.maps import check_scales
+
     require_checkpoint(checkpoint, method, "a classifier from train-pam")
+    try:
+        scales = (1.0,) if scales is None else check_scales(scales)
+    except ValueError as e:
+        raise BestieError(f"--scales: {e}") from None
     options = {"method": method, "min_conf": min_conf, "kernel": PEAK_KERNEL, "topk": PEAK_TOPK,
-               "save_maps": bool(save_maps)}
+               "save_maps": bool(save_maps), "scales": list(scales)}
     inputs = {"data": dataset.fingerprint(), "checkpoint": sha256_file(checkpoint)}
-    return MapCues(dataset, method == "pam", min_conf, device, bool(save_maps)), options, inputs
+    return MapCues(dataset, method == "pam", min_conf, device, bool(save_maps), scales), options, inputs
 
 
 def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
              points_dir: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
-             min_conf: float | None = None, device: str = "cpu", save_maps: bool = False,
+             min_conf: float | None = None, device: str = "cpu", save_maps: bool = False, scales=None,
              export_txt: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
              shard: tuple[int, int] | None = None) -> StageSummary:
     """Write ``cues.h5``: per image ``points (N, 4) float32`` = x, y, class (0-based), confidence.
@@ -142,6 +149,8 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
             ``"pam"`` / ``"cam"`` extract peaks from the activation maps of a classifier
             checkpoint (``"cam"``: PAM disabled at inference).
         min_conf: keep cues with ``conf >= min_conf`` (default :data:`DEFAULT_MIN_CONF`).
+        scales: (pam/cam) factors of the inference size, maps averaged over them (None: ``(1.0,)``;
+            numbers or ``"1,0.5,1.5,2"``).
         save_maps: (pam/cam) also store ``maps (C', H, W) float16`` of the labelled classes
             and ``map_classes (C',) int32``.
         export_txt: also write the cues as official text files ``<dir>/<id>.txt``.
@@ -155,10 +164,12 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
         raise BestieError(f"unknown cue method {method!r} (points, pam or cam)")
     min_conf = DEFAULT_MIN_CONF[method] if min_conf is None else float(min_conf)
     if method == "points":
+        if scales is not None:
+            raise BestieError("--scales is for cues from a classifier's maps (--method pam or cam)")
         job, options, inputs = _points_job(dataset, points_dir, min_conf)
         per_image, load = cues_from_points, None
     else:
-        job, options, inputs = _maps_job(dataset, method, checkpoint, min_conf, device, save_maps)
+        job, options, inputs = _maps_job(dataset, method, checkpoint, min_conf, device, save_maps, scales)
         per_image, load = cues_from_maps, lambda j: _load_classifier(checkpoint, j)
     s = write_stage_store(CUES, CUES, out, job, per_image, options, inputs, workers=workers, force=force,
                           shard=shard, load=load)

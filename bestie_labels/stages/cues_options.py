@@ -29,6 +29,8 @@ class CuesOptions:
     checkpoint: str | None = option(None, "Classifier checkpoint (from train-pam) for pam / cam.", path={})
     min_conf: float | None = option(None, "Keep cues with conf >= this. Default: 0 for points, 0.7 for pam / "
                                           "cam (the official training threshold on Peak_points).")
+    scales: str | None = option(None, "pam / cam: comma-separated factors of the classifier's inference size, "
+                                      "maps averaged over them (IRN: 1,0.5,1.5,2) [1].")
     save_maps: bool = option(False, "pam / cam: also store the activation maps (float16).")
     export_txt: str | None = option(None, "Also write the cues as official text files under "
                                           "DIR/Center_points or DIR/Peak_points.", path={})

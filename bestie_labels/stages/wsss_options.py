@@ -15,7 +15,7 @@ from ..core.option_fields import option
 from .wsss import WSSS_METHODS
 
 #: The fields that go to the IRN inference as ``irn=`` (when given).
-IRN_FIELDS = ("radius", "beta", "exp_times", "cut_threshold", "peak_split")
+IRN_FIELDS = ("radius", "beta", "exp_times", "cut_threshold", "peak_split", "cam_scales")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class WsssOptions:
                                                "region are cut apart [0.5; 1 = no cut].")
     peak_split: bool | None = option(None, "irn: cut a class component holding several PAM peaks between them [on].",
                                      flag="--peak-split/--no-peak-split")
+    cam_scales: str | None = option(None, "irn: comma-separated factors of the classifier's inference size for "
+                                          "the CAMs (IRN: 1,0.5,1.5,2) [1].")
     clean: bool = option(False, "--import: set classes the image-level label does not list to background "
                                 "(counted) instead of failing.")
     from_gt: bool = option(False, "Use the ground-truth class masks (upper bound, test oracle).")

@@ -161,3 +161,22 @@ def test_train_pam_resume_equals_uninterrupted_run(demo_root, tmp_path):
     assert meta1["epoch"] == meta2["epoch"] == 2
     for k, v in m1.state_dict().items():
         torch.testing.assert_close(v, m2.state_dict()[k], rtol=0, atol=0, msg=k)
+
+
+def test_multi_scale_maps_are_the_mean_of_the_single_scale_maps():
+    torch.manual_seed(2)
+    model = build_classifier("tiny", 3, alpha=0.6).eval()
+    img = np.random.default_rng(1).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    labels = np.array([True, False, True])
+    one = activation_maps(model, img, labels, input_size=48)
+    np.testing.assert_array_equal(activation_maps(model, img, labels, input_size=48, scales=(1.0,)), one)
+    # 48 x 0.5 = 24 and 48 x 1.5 = 72 as the shorter side
+    half = activation_maps(model, img, labels, input_size=24)
+    big = activation_maps(model, img, labels, input_size=72)
+    multi = activation_maps(model, img, labels, input_size=48, scales=(1.0, 0.5, 1.5))
+    np.testing.assert_allclose(multi, (one + half + big) / 3, atol=1e-6)
+    assert not np.allclose(multi, one, atol=1e-3)
+    with pytest.raises(ValueError, match="scales"):
+        activation_maps(model, img, labels, scales=(1.0, 0.0))
+    with pytest.raises(ValueError, match="scales"):
+        activation_maps(model, img, labels, scales=())

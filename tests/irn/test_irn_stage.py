@@ -42,6 +42,14 @@ def test_train_irn_resume_wsss_and_miou(demo_root, tmp_path):
     with Store(tmp_path / "wsss.h5", stage="wsss") as w:
         assert w.options["method"] == "irn" and w.options["radius"] == 5
         np.testing.assert_array_equal(w.read(rec.image_id)["mask"], want)
+    # multi-scale CAMs: recorded, and the store equals the library call with those scales
+    run_wsss(ds, tmp_path / "ms.h5", checkpoint=tmp_path / "two.pt", irn={"cam_scales": "1,0.5"})
+    want_ms, _ = irn_class_mask(classifier, net, ds.load_image(rec), rec.labels, IrnParams(cam_scales=(1.0, 0.5)))
+    with Store(tmp_path / "ms.h5", stage="wsss") as w:
+        assert w.options["cam_scales"] == [1.0, 0.5]
+        np.testing.assert_array_equal(w.read(rec.image_id)["mask"], want_ms)
+    with pytest.raises(BestieError, match="--cam-scales"):
+        run_wsss(ds, tmp_path / "bad_scales.h5", checkpoint=tmp_path / "two.pt", irn={"cam_scales": "1,-2"})
     # report --wsss alone: mIoU over background + the 4 demo classes
     m = run_report(ds, None, wsss_path=tmp_path / "wsss.h5", out_json=tmp_path / "m.json")["wsss"]
     assert list(m["per_class"]) == ["background", *ds.class_names] and m["method"] == "irn"

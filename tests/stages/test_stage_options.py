@@ -39,9 +39,9 @@ def _captured(monkeypatch, name: str) -> dict:
 def test_the_wsss_command_passes_its_options_through(tree, tmp_path, monkeypatch):
     seen = _captured(monkeypatch, "wsss")
     r = invoke("labels", ["wsss", "--data", tree, "--import", tree / "SegmentationClass", "--radius", "3",
-                          "--no-peak-split", "--clean", "--out", tmp_path / "w.h5"])
+                          "--no-peak-split", "--cam-scales", "1,2", "--clean", "--out", tmp_path / "w.h5"])
     assert r.exit_code == 0, r.output
-    assert seen["irn"] == {"radius": 3, "peak_split": False} and seen["clean"] is True
+    assert seen["irn"] == {"radius": 3, "peak_split": False, "cam_scales": "1,2"} and seen["clean"] is True
     assert seen["import_dir"] == str(tree / "SegmentationClass") and seen["from_gt"] is False
 
 
@@ -52,4 +52,4 @@ def test_the_cues_command_passes_its_options_through(tree, tmp_path, monkeypatch
     # --points not given: the dataset's own points/ folder
     assert seen["method"] == "points" and seen["min_conf"] == 0.5 and str(seen["points_dir"]) == str(tree / "points")
     assert CuesOptions().keywords() == {"method": "points", "points_dir": None, "checkpoint": None, "min_conf": None,
-                                        "save_maps": False, "export_txt": None}
+                                        "scales": None, "save_maps": False, "export_txt": None}

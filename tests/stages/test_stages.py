@@ -324,6 +324,11 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     assert (tmp_path / "pam2.h5").read_bytes() == (tmp_path / "pam.h5").read_bytes()
     run_cues(ds, tmp_path / "cam.h5", method="cam", checkpoint=ckpt, min_conf=0.5)
     run_wsss(ds, tmp_path / "wsss.h5", method="cam", checkpoint=ckpt, bg_threshold=0.3)
+    run_cues(ds, tmp_path / "ms.h5", method="pam", checkpoint=ckpt, min_conf=0.5, scales="1,2")
+    with pytest.raises(BestieError, match="--scales"):
+        run_cues(ds, tmp_path / "bad.h5", method="pam", checkpoint=ckpt, scales="1,x")
+    with pytest.raises(BestieError, match="--scales is for cues from a classifier"):
+        run_cues(ds, tmp_path / "bad.h5", method="points", scales="2")
     model, _ = load_classifier(ckpt)
     rec = ds.records[1]
     img = ds.load_image(rec)
@@ -331,7 +336,8 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     cam_maps = activation_maps(model, img, rec.labels, pam=False)
     with Store(tmp_path / "pam.h5", stage="cues") as p, Store(tmp_path / "cam.h5") as c, \
             Store(tmp_path / "wsss.h5") as w:
-        assert p.options == {"method": "pam", "min_conf": 0.5, "kernel": 15, "topk": 25, "save_maps": True}
+        assert p.options == {"method": "pam", "min_conf": 0.5, "kernel": 15, "topk": 25, "save_maps": True,
+                             "scales": [1.0]}
         r = p.read(rec.image_id)
         np.testing.assert_array_equal(r["points"], extract_peaks(pam_maps, rec.labels, 15, 25, 0.5))
         assert (r["points"][:, 3] >= 0.5).all() and rec.labels[r["points"][:, 2].astype(int)].all()
@@ -350,6 +356,10 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     with pytest.raises(BestieError, match="three.pt: checkpoint is for 3 classes"):
         run_cues(ds, tmp_path / "x.h5", method="pam", checkpoint=other)
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.parts").exists()
+    with Store(tmp_path / "ms.h5", stage="cues") as m:
+        assert m.options["scales"] == [1.0, 2.0]
+        ms_maps = activation_maps(model, img, rec.labels, pam=True, scales=(1.0, 2.0))
+        np.testing.assert_array_equal(m.read(rec.image_id)["points"], extract_peaks(ms_maps, rec.labels, 15, 25, 0.5))
 
 
 def test_report_scores_only_the_images_with_gt(demo_root, tmp_path):
