@@ -57,6 +57,9 @@ from bestie_labels.store.inputs import CUES, PSEUDO, WSSS, cached_store, open_in
 
 from .augment import Geometry, draw_geometry, inside_crop, photometric_distort, warp_map, warp_points
 
+#: ``point_offsets``: where the offsets of a point-centered instance point.
+POINT_OFFSETS = ("centroid", "point")
+
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3) uint8`` RGB -> ``(3, H, W) float32`` tensor normalised with the ImageNet statistics."""
@@ -114,6 +117,10 @@ class TrainData(torch.utils.data.Dataset):
         recipe: ``"paper"`` (official resize to ``crop + 64``, scales 0.7..1.3 in steps of 0.1,
             photometric distortion) or ``"cpu"`` (uniform scale, no photometric distortion);
             see :mod:`bestie_train.augment`.
+        point_offsets: where the offsets of an instance centered on its point (``center
+            "point"`` pseudo labels) point: ``"centroid"`` (the official point-supervised
+            target: the Gaussian at the point, the offsets to the visible instance's centroid)
+            or ``"point"`` (both at the point).
 
     ``ds[(epoch, index)]`` (or ``ds[index]`` for epoch 0) returns a dict:
 
@@ -136,11 +143,13 @@ class TrainData(torch.utils.data.Dataset):
                  scale: tuple[float, float] = (0.7, 1.3), flip: bool = True, augment: bool = True,
                  seed: int = 0, sigma: float = 6.0, sup: str = "cls",
                  points_dir: str | os.PathLike | None = None, cues: str | os.PathLike | None = None,
-                 recipe: str = "cpu"):
+                 recipe: str = "cpu", point_offsets: str = "centroid"):
         if sup not in ("cls", "point"):
             raise ValueError(f"sup must be 'cls' or 'point', got {sup!r}")
         if recipe not in ("cpu", "paper"):
             raise ValueError(f"recipe must be 'cpu' or 'paper', got {recipe!r}")
+        if point_offsets not in POINT_OFFSETS:
+            raise ValueError(f"point_offsets must be one of {POINT_OFFSETS}, got {point_offsets!r}")
         if crop < 8:
             raise BestieError(f"crop size {crop} is too small (minimum 8)")
         self.dataset = dataset
@@ -162,6 +171,8 @@ class TrainData(torch.utils.data.Dataset):
         for path, stage, opt in stores:
             open_input(path, stage, dataset, opt).close()  # every image of the split present
         self.connectivity = _transfer_connectivity(self.pseudo_path)
+        center = self.transfer.center if self.transfer is not None else _pseudo_center(self.pseudo_path)
+        self.offsets_to_centroid = center == "point" and point_offsets == "centroid"
         self.points_dir = None
         if sup == "point":
             pd = points_dir if points_dir is not None else getattr(dataset, "points_dir", None)
@@ -264,9 +275,13 @@ class TrainData(torch.utils.data.Dataset):
         from .targets import make_targets
 
         s = inst_c.shape[0]
+        offset_centers = None
+        if self.offsets_to_centroid:
+            offset_centers = torch.from_numpy(instance_centroids(inst_c, centers).astype(np.float32))
         tgt = make_targets(torch.from_numpy(np.ascontiguousarray(inst_c)),
                            torch.from_numpy(centers.astype(np.float32)),
-                           torch.from_numpy(classes), self.num_classes, sigma=self.sigma)
+                           torch.from_numpy(classes), self.num_classes, sigma=self.sigma,
+                           offset_centers=offset_centers)
         if points.shape[0]:
             # Point supervision: a Gaussian at every labelled point, also at the points of
             # instances the transfer could not separate (the official point-supervised target).
@@ -280,6 +295,22 @@ class TrainData(torch.utils.data.Dataset):
                                  sigma=self.sigma)["center"]
             tgt["center"] = torch.maximum(tgt["center"], extra)
         return tgt
+
+
+def instance_centroids(instances: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """``(N, 2) float64`` (x, y) mean pixel of each instance ``1..N`` of ``(H, W)`` int
+    ``instances``; an instance with no pixel keeps its row of ``(N, 2)`` ``centers``."""
+    n = centers.shape[0]
+    flat = instances.reshape(-1)
+    on = np.flatnonzero(flat)
+    ys, xs = np.divmod(on, instances.shape[1])
+    area = np.bincount(flat[on], minlength=n + 1)[1:n + 1].astype(np.float64)
+    sx = np.bincount(flat[on], weights=xs, minlength=n + 1)[1:n + 1]
+    sy = np.bincount(flat[on], weights=ys, minlength=n + 1)[1:n + 1]
+    out = np.array(centers, np.float64).reshape(-1, 2)
+    has = area > 0
+    out[has, 0], out[has, 1] = sx[has] / area[has], sy[has] / area[has]
+    return out
 
 
 def _carried_instances(a: dict, g: Geometry):
@@ -309,6 +340,12 @@ def crop_transfer_options(pseudo_path: str, cues_path: str) -> TransferOptions:
         if c.fingerprint != want:
             raise BestieError("--cues: not the cues store the pseudo labels were made from", cues_path)
     return opts
+
+
+def _pseudo_center(pseudo_path: str) -> str | None:
+    """The ``center`` option a pseudo store records (``point`` or ``centroid``; None if absent)."""
+    with Store(pseudo_path, stage=PSEUDO) as p:
+        return p.options.get("center")
 
 
 def _transfer_connectivity(pseudo_path: str) -> int:

@@ -31,7 +31,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # Options that change the training trajectory: a resume must use the same ones (``iters`` may
 # grow: a run, finished or not, is extended; the poly schedule then decays to the new total).
 TRAJECTORY_KEYS = ("backbone", "crop", "batch_size", "lr", "warmup", "seed", "iag", "refine",
-                   "cluster", "sup", "sigma", "scale", "pretrained", "world_size", "num_classes", "recipe")
+                   "cluster", "sup", "sigma", "scale", "pretrained", "world_size", "num_classes", "recipe",
+                   "point_offsets")
 
 
 @dataclass
@@ -71,6 +72,9 @@ class FitOptions:
     recipe: str | None = option(None, "Augmentation [default: tiny cpu (uniform scale), others paper (official "
                                       "resize, scales 0.7..1.3 by 0.1, photometric distortion)].",
                                 choices=("paper", "cpu"))
+    point_offsets: str = option("centroid", "Instances centered on their point (point labels): offsets regress to "
+                                            "the instance's centroid (official) or to the point itself.",
+                                choices=("centroid", "point"), show_default=True)
     threads: int | None = option(None, "Torch CPU threads [default: 1 for the tiny backbone on the CPU, else "
                                        "torch's default].", min=1)
     amp: bool = option(True, "Disable mixed precision on CUDA.", flag="--no-amp")

@@ -123,7 +123,7 @@ def open_training_data(dataset, pseudo, wsss, opts: FitOptions):
         inputs = {"dataset": dataset.fingerprint(), "pseudo": s1.fingerprint, "wsss": s2.fingerprint}
     train_data = TrainData(dataset, pseudo, wsss, crop=opts.crop, scale=opts.scale, seed=opts.seed,
                            sigma=opts.sigma, sup=opts.sup, points_dir=opts.points, cues=opts.cues,
-                           recipe=opts.recipe)
+                           recipe=opts.recipe, point_offsets=opts.point_offsets)
     inputs["cues"] = ""  # always present: a run with and one without --cues differ
     if opts.cues:
         with open_input(opts.cues, CUES, dataset, "--cues", same_data=True) as s3:
@@ -133,7 +133,8 @@ def open_training_data(dataset, pseudo, wsss, opts: FitOptions):
 
 def check_resume(ckpt: dict, opts: dict, inputs: dict, class_names: list[str], path: Path) -> None:
     """Refuse to resume a run made with other trajectory options, inputs or class names."""
-    old = ckpt.get("options", {})
+    # a run from before --point-offsets existed regressed offsets to the point
+    old = {"point_offsets": "point", **ckpt.get("options", {})}
     diffs = [f"{k}: {old.get(k)!r} -> {opts.get(k)!r}" for k in TRAJECTORY_KEYS
              if json.dumps(old.get(k)) != json.dumps(opts.get(k))]
     if old.get("iters") is not None and int(opts["iters"]) < int(old["iters"]):

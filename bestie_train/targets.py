@@ -49,7 +49,8 @@ def _as_index(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.Tensor,
-                 num_classes: int, sigma: float = 6.0) -> dict[str, torch.Tensor]:
+                 num_classes: int, sigma: float = 6.0, offset_centers: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
     """Center heatmap, offsets and guidance weight of one image.
 
     Args:
@@ -61,6 +62,9 @@ def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.
         classes: ``(N,)`` int64, 0-based.
         num_classes: C.
         sigma: standard deviation of the Gaussian, in pixels.
+        offset_centers: ``(N, 2)`` float ``(x, y)`` the offsets point to (None: ``centers``).
+            Point supervision in the official code: the Gaussian at the labelled point, the
+            offsets to the instance's centroid.
 
     Returns:
         dict on ``instances.device``:
@@ -70,7 +74,7 @@ def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.
         ``round``), maximum over the instances of a class; the part of a kernel outside the
         image is cut off, and an instance with no pixel in ``instances`` draws no Gaussian;
         ``offset (2, H, W) float32``: ``(cy - y, cx - x)`` on the pixels of each instance,
-        0 elsewhere; ``weight (H, W) float32``: 1 on instance pixels, 0 elsewhere.
+        ``(cx, cy)`` its offset center, 0 elsewhere; ``weight (H, W) float32``: 1 on instance pixels, 0 elsewhere.
     """
     instances = torch.as_tensor(instances)
     device = instances.device
@@ -79,9 +83,14 @@ def make_targets(instances: torch.Tensor, centers: torch.Tensor, classes: torch.
     classes = _as_index(classes, device).reshape(-1)
     if classes.shape[0] != centers.shape[0]:
         raise ValueError(f"{centers.shape[0]} centers but {classes.shape[0]} classes")
+    targets = centers
+    if offset_centers is not None:
+        targets = torch.as_tensor(offset_centers, device=device, dtype=torch.float32).reshape(-1, 2)
+        if targets.shape != centers.shape:
+            raise ValueError(f"{targets.shape[0]} offset centers but {centers.shape[0]} centers")
     if inst.is_cuda:
-        return _targets_dense(inst, centers, classes, num_classes, float(sigma))
-    return _targets_cpu(inst, centers, classes, num_classes, float(sigma))
+        return _targets_dense(inst, centers, classes, num_classes, float(sigma), targets)
+    return _targets_cpu(inst, centers, classes, num_classes, float(sigma), targets)
 
 
 def _gaussian_cells(centers: np.ndarray, classes: np.ndarray, present: np.ndarray, height: int, width: int,
@@ -104,8 +113,9 @@ def _gaussian_cells(centers: np.ndarray, classes: np.ndarray, present: np.ndarra
 
 
 def _targets_cpu(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Tensor, num_classes: int,
-                 sigma: float) -> dict[str, torch.Tensor]:
-    """:func:`make_targets` for CPU tensors, in numpy over the instance pixels only.
+                 sigma: float, targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """:func:`make_targets` for CPU tensors, in numpy over the instance pixels only (``targets``:
+    the offset centers, None for ``centers``).
 
     Outputs start as calloc'd zeros (numpy's ``zeros``: the kernel hands out zero pages
     lazily, so channels that stay empty cost no memset here), then only instance pixels and
@@ -121,12 +131,13 @@ def _targets_cpu(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Tenso
     if area.size > n + 1:
         raise ValueError(f"instance id {area.size - 1} but only {n} centers")
     c_np = centers.numpy()
+    t_np = c_np if targets is None else targets.numpy()
     weight = np.zeros(height * width, np.float32)
     weight[idx] = 1.0
     offset = np.zeros((2, height * width), np.float32)
     py, px = np.divmod(idx, width)
-    offset[0, idx] = c_np[ids - 1, 1] - py.astype(np.float32)
-    offset[1, idx] = c_np[ids - 1, 0] - px.astype(np.float32)
+    offset[0, idx] = t_np[ids - 1, 1] - py.astype(np.float32)
+    offset[1, idx] = t_np[ids - 1, 0] - px.astype(np.float32)
     center = np.zeros(num_classes * height * width, np.float32)
     if n:
         dl, kernel = _kernel(sigma, torch.device("cpu"))
@@ -139,8 +150,10 @@ def _targets_cpu(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Tenso
 
 
 def _targets_dense(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Tensor, num_classes: int,
-                   sigma: float) -> dict[str, torch.Tensor]:
-    """:func:`make_targets` in torch over whole maps: any device, no host synchronisation."""
+                   sigma: float, targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """:func:`make_targets` in torch over whole maps: any device, no host synchronisation
+    (``targets``: the offset centers, None for ``centers``)."""
+    targets = centers if targets is None else targets
     device = inst.device
     height, width = inst.shape[-2:]
     n = centers.shape[0]
@@ -157,7 +170,7 @@ def _targets_dense(inst: torch.Tensor, centers: torch.Tensor, classes: torch.Ten
     xs = torch.arange(width, device=device, dtype=torch.float32).view(1, -1)
     offset = torch.empty(2, height, width, device=device, dtype=torch.float32)
     for d, (col, coord) in enumerate(((1, ys), (0, xs))):
-        table = torch.cat([zero, centers[:, col]])  # (N+1,) center y or x per id
+        table = torch.cat([zero, targets[:, col]])  # (N+1,) offset center y or x per id
         ctr = table.index_select(0, flat).view(height, width)
         torch.addcmul(ctr, coord, weight, value=-1, out=offset[d])
 

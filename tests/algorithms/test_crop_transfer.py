@@ -46,9 +46,11 @@ def _official_crop(wsss, cues, g, h, w):
 
 
 def _official_transfer(seg, cues, labels, min_area, center):
-    """One component at a time: kept when it holds exactly one cue of its class."""
+    """One component at a time: kept when it holds exactly one cue of its class. Returns the
+    instances, the heatmap centers (the cue for point labels), the classes and the offset
+    centers (always the component's centroid: the official point-supervised target)."""
     inst = np.zeros(seg.shape, np.int64)
-    centers, classes = [], []
+    centers, classes, centroids = [], [], []
     for c in np.flatnonzero(labels):
         n, lab, stats, cents = cv2.connectedComponentsWithStats((seg == c + 1).astype(np.uint8), connectivity=8)
         for k in range(1, n):
@@ -61,7 +63,9 @@ def _official_transfer(seg, cues, labels, min_area, center):
             inst[lab == k] = len(classes) + 1
             classes.append(c)
             centers.append(hits[0] if center == "point" else tuple(cents[k]))
-    return inst, np.array(centers, np.float32).reshape(-1, 2), np.array(classes, np.int64)
+            centroids.append(tuple(cents[k]))
+    return (inst, np.array(centers, np.float32).reshape(-1, 2), np.array(classes, np.int64),
+            np.array(centroids, np.float32).reshape(-1, 2))
 
 
 @pytest.mark.parametrize("pseudo,center,min_area,recipe", [("point.h5", "point", 50, "cpu"),
@@ -80,9 +84,9 @@ def test_per_crop_transfer_matches_the_official_rule(stores, pseudo, center, min
             h, w = a["wsss"].shape
             g = draw_geometry(sample_rng(3, epoch, index), h, w, 40, (0.8, 1.3), **paper)
             seg, cues = _official_crop(a["wsss"], a["cues"], g, h, w)
-            inst, centers, classes = _official_transfer(seg, cues, a["labels"], min_area, center)
+            inst, centers, classes, centroids = _official_transfer(seg, cues, a["labels"], min_area, center)
             want = make_targets(torch.from_numpy(inst), torch.from_numpy(centers), torch.from_numpy(classes),
-                                ds.num_classes, sigma=data.sigma)
+                                ds.num_classes, sigma=data.sigma, offset_centers=torch.from_numpy(centroids))
             got = data[(epoch, index)]
             np.testing.assert_array_equal(got["weight"].numpy(), want["weight"].numpy())
             np.testing.assert_allclose(got["offset"].numpy(), want["offset"].numpy(), atol=1e-4)
@@ -149,3 +153,27 @@ def test_per_crop_transfer_runs_with_the_store_s_cueless_and_multi_cue(stores, t
         got = data[(0, index)]
         np.testing.assert_array_equal(got["weight"].numpy(), want["weight"].numpy())
         np.testing.assert_allclose(got["center"].numpy(), want["center"].numpy(), atol=1e-6)
+
+
+def test_point_offsets_point_regresses_offsets_to_the_point(stores):
+    """--point-offsets point: the offsets of a point-centered instance go to the point itself."""
+    ds, d = stores
+    data = TrainData(ds, d / "point.h5", d / "wsss.h5", crop=40, scale=(0.8, 1.3), seed=3, cues=d / "cues.h5",
+                     point_offsets="point")
+    official = TrainData(ds, d / "point.h5", d / "wsss.h5", crop=40, scale=(0.8, 1.3), seed=3, cues=d / "cues.h5")
+    differ = 0
+    for index in range(len(ds)):
+        a = data.load(index)
+        h, w = a["wsss"].shape
+        g = draw_geometry(sample_rng(3, 0, index), h, w, 40, (0.8, 1.3))
+        seg, cues = _official_crop(a["wsss"], a["cues"], g, h, w)
+        inst, centers, classes, _ = _official_transfer(seg, cues, a["labels"], 50, "point")
+        want = make_targets(torch.from_numpy(inst), torch.from_numpy(centers), torch.from_numpy(classes),
+                            ds.num_classes, sigma=data.sigma)
+        got = data[(0, index)]
+        np.testing.assert_allclose(got["offset"].numpy(), want["offset"].numpy(), atol=1e-4)
+        np.testing.assert_array_equal(got["center"].numpy(), official[(0, index)]["center"].numpy())
+        differ += int(not np.allclose(got["offset"].numpy(), official[(0, index)]["offset"].numpy()))
+    assert differ > 0
+    with pytest.raises(ValueError, match="point_offsets"):
+        TrainData(ds, d / "point.h5", d / "wsss.h5", crop=40, point_offsets="middle")

@@ -173,6 +173,25 @@ def test_cpu_path_equals_dense_torch_path():
         assert cpu["center"][1, 39, 48] < 1.0
 
 
+def test_offset_centers_move_the_offsets_not_the_gaussian():
+    """Point supervision (official): the Gaussian at the point, the offsets to the centroid."""
+    inst = torch.zeros(9, 12, dtype=torch.long)
+    inst[2:5, 3:9] = 1  # rows 2..4, cols 3..8: centroid (5.5, 3.0)
+    point = torch.tensor([[4.0, 2.0]])
+    centroid = torch.tensor([[5.5, 3.0]])
+    t = make_targets(inst, point, torch.tensor([0]), 1, sigma=1.0, offset_centers=centroid)
+    assert t["center"][0, 2, 4] == 1.0 and t["center"].argmax() == 2 * 12 + 4
+    assert t["offset"][0, 2, 3] == 1.0 and t["offset"][1, 2, 3] == 2.5  # (3.0 - 2, 5.5 - 3)
+    assert t["offset"][0, 4, 8] == -1.0 and t["offset"][1, 4, 8] == -2.5
+    same = make_targets(inst, point, torch.tensor([0]), 1, sigma=1.0)
+    assert torch.equal(same["center"], t["center"]) and same["offset"][1, 2, 3] == 1.0  # to the point
+    dense = _targets_dense(inst, point, torch.tensor([0]), 1, 1.0, centroid)
+    for k in ("center", "offset", "weight"):
+        assert torch.equal(dense[k], t[k]), k
+    with pytest.raises(ValueError, match="offset centers"):
+        make_targets(inst, point, torch.tensor([0]), 1, offset_centers=torch.zeros(2, 2))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     inst = torch.from_numpy(_shapes_map())
