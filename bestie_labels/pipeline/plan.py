@@ -369,6 +369,7 @@ def run_stage(cfg: PipelineConfig, name: str, log=print) -> float:
     r = subprocess.run(s.argv)
     if r.returncode != 0:
         raise BestieError(f"stage '{s.name}' failed (exit {r.returncode})", s.output)
+    _done(cfg, s).parent.mkdir(parents=True, exist_ok=True)  # a stage run alone, in a fresh work folder
     _done(cfg, s).touch()
     dt = time.perf_counter() - t0
     timing = Path(cfg.work) / "stage_times.json"
