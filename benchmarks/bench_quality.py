@@ -112,6 +112,7 @@ VARIANTS = {"no cut / no peak split": {"wsss": ["--cut-threshold", "1", "--no-pe
             "cues >= 0.5": {"min_conf": 0.5}, "cues >= 0.7 (official)": {"min_conf": 0.7},
             "CAMs 4 scales (IRN)": {"wsss": ["--cam-scales", "1,0.5,1.5,2"]},
             "PAM cues 4 scales": {"cues": ["--scales", "1,0.5,1.5,2"]},
+            "peak kernel 7": {"cues": ["--peak-kernel", "7"]},
             "cueless keep": {"transfer": ["--cueless", "keep"]},
             "multi-cue split": {"transfer": ["--multi-cue", "split"]},
             "keep + split": {"transfer": ["--cueless", "keep", "--multi-cue", "split"]}}

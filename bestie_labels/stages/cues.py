@@ -120,24 +120,28 @@ def _points_job(dataset: Dataset, points_dir, min_conf: float) -> tuple[PointsCu
 
 
 def _maps_job(dataset: Dataset, method: str, checkpoint, min_conf: float, device: str,
-              save_maps: bool, scales) -> tuple[MapCues, dict, dict]:
+              save_maps: bool, scales, peak_kernel) -> tuple[MapCues, dict, dict]:
     from ..classifier.maps import check_scales
 
     require_checkpoint(checkpoint, method, "a classifier from train-pam")
+    kernel = PEAK_KERNEL if peak_kernel is None else int(peak_kernel)
+    if kernel < 1 or kernel % 2 == 0:
+        raise BestieError(f"--peak-kernel must be odd and at least 1, got {peak_kernel}")
     try:
         scales = (1.0,) if scales is None else check_scales(scales)
     except ValueError as e:
         raise BestieError(f"--scales: {e}") from None
-    options = {"method": method, "min_conf": min_conf, "kernel": PEAK_KERNEL, "topk": PEAK_TOPK,
+    options = {"method": method, "min_conf": min_conf, "kernel": kernel, "topk": PEAK_TOPK,
                "save_maps": bool(save_maps), "scales": list(scales)}
     inputs = {"data": dataset.fingerprint(), "checkpoint": sha256_file(checkpoint)}
-    return MapCues(dataset, method == "pam", min_conf, device, bool(save_maps), scales), options, inputs
+    job = MapCues(dataset, method == "pam", min_conf, device, bool(save_maps), scales, kernel=kernel)
+    return job, options, inputs
 
 
 def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
              points_dir: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
              min_conf: float | None = None, device: str = "cpu", save_maps: bool = False, scales=None,
-             export_txt: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
+             peak_kernel: int | None = None, export_txt: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
              shard: tuple[int, int] | None = None) -> StageSummary:
     """Write ``cues.h5``: per image ``points (N, 4) float32`` = x, y, class (0-based), confidence.
 
@@ -151,6 +155,7 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
         min_conf: keep cues with ``conf >= min_conf`` (default :data:`DEFAULT_MIN_CONF`).
         scales: (pam/cam) factors of the inference size, maps averaged over them (None: ``(1.0,)``;
             numbers or ``"1,0.5,1.5,2"``).
+        peak_kernel: (pam/cam) odd max-pool window of the peak search (None: 15, official).
         save_maps: (pam/cam) also store ``maps (C', H, W) float16`` of the labelled classes
             and ``map_classes (C',) int32``.
         export_txt: also write the cues as official text files ``<dir>/<id>.txt``.
@@ -164,12 +169,14 @@ def run_cues(dataset: Dataset, out: str | os.PathLike, method: str = "points",
         raise BestieError(f"unknown cue method {method!r} (points, pam or cam)")
     min_conf = DEFAULT_MIN_CONF[method] if min_conf is None else float(min_conf)
     if method == "points":
-        if scales is not None:
-            raise BestieError("--scales is for cues from a classifier's maps (--method pam or cam)")
+        if scales is not None or peak_kernel is not None:
+            raise BestieError("--scales and --peak-kernel are for cues from a classifier's maps (--method pam or "
+                              "cam)")
         job, options, inputs = _points_job(dataset, points_dir, min_conf)
         per_image, load = cues_from_points, None
     else:
-        job, options, inputs = _maps_job(dataset, method, checkpoint, min_conf, device, save_maps, scales)
+        job, options, inputs = _maps_job(dataset, method, checkpoint, min_conf, device, save_maps, scales,
+                                         peak_kernel)
         per_image, load = cues_from_maps, lambda j: _load_classifier(checkpoint, j)
     s = write_stage_store(CUES, CUES, out, job, per_image, options, inputs, workers=workers, force=force,
                           shard=shard, load=load)

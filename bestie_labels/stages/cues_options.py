@@ -31,6 +31,8 @@ class CuesOptions:
                                           "cam (the official training threshold on Peak_points).")
     scales: str | None = option(None, "pam / cam: comma-separated factors of the classifier's inference size, "
                                       "maps averaged over them (IRN: 1,0.5,1.5,2) [1].")
+    peak_kernel: int | None = option(None, "pam / cam: odd side of the max-pool window of the peak search "
+                                           "(peaks at least kernel // 2 + 1 pixels apart) [15, official].", min=1)
     save_maps: bool = option(False, "pam / cam: also store the activation maps (float16).")
     export_txt: str | None = option(None, "Also write the cues as official text files under "
                                           "DIR/Center_points or DIR/Peak_points.", path={})

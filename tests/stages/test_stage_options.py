@@ -52,4 +52,4 @@ def test_the_cues_command_passes_its_options_through(tree, tmp_path, monkeypatch
     # --points not given: the dataset's own points/ folder
     assert seen["method"] == "points" and seen["min_conf"] == 0.5 and str(seen["points_dir"]) == str(tree / "points")
     assert CuesOptions().keywords() == {"method": "points", "points_dir": None, "checkpoint": None, "min_conf": None,
-                                        "scales": None, "save_maps": False, "export_txt": None}
+                                        "scales": None, "peak_kernel": None, "save_maps": False, "export_txt": None}

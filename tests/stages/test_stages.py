@@ -327,8 +327,11 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
     run_cues(ds, tmp_path / "ms.h5", method="pam", checkpoint=ckpt, min_conf=0.5, scales="1,2")
     with pytest.raises(BestieError, match="--scales"):
         run_cues(ds, tmp_path / "bad.h5", method="pam", checkpoint=ckpt, scales="1,x")
-    with pytest.raises(BestieError, match="--scales is for cues from a classifier"):
+    with pytest.raises(BestieError, match="--scales and --peak-kernel are for cues from a classifier"):
         run_cues(ds, tmp_path / "bad.h5", method="points", scales="2")
+    with pytest.raises(BestieError, match="--peak-kernel must be odd"):
+        run_cues(ds, tmp_path / "bad.h5", method="pam", checkpoint=ckpt, peak_kernel=4)
+    run_cues(ds, tmp_path / "k5.h5", method="pam", checkpoint=ckpt, min_conf=0.5, peak_kernel=5)
     model, _ = load_classifier(ckpt)
     rec = ds.records[1]
     img = ds.load_image(rec)
@@ -360,6 +363,9 @@ def test_cues_and_wsss_from_classifier(demo_root, tmp_path):
         assert m.options["scales"] == [1.0, 2.0]
         ms_maps = activation_maps(model, img, rec.labels, pam=True, scales=(1.0, 2.0))
         np.testing.assert_array_equal(m.read(rec.image_id)["points"], extract_peaks(ms_maps, rec.labels, 15, 25, 0.5))
+    with Store(tmp_path / "k5.h5", stage="cues") as k5:
+        assert k5.options["kernel"] == 5
+        np.testing.assert_array_equal(k5.read(rec.image_id)["points"], extract_peaks(pam_maps, rec.labels, 5, 25, 0.5))
 
 
 def test_report_scores_only_the_images_with_gt(demo_root, tmp_path):
