@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from bestie_labels.datasets import open_dataset
 from bestie_labels.pipeline.demo_data import DEMO_CLASSES, format_points, instance_points, make_demo_dataset
 from bestie_labels.formats.voc_writer import instance_classes, write_voc_tree
