@@ -11,7 +11,7 @@ from bestie_train.run_state import check_resume
 
 def _opts(**kw):
     o = {k: None for k in TRAJECTORY_KEYS}
-    o.update(iters=10, point_offsets="centroid", **kw)
+    o.update({"iters": 10, "point_offsets": "centroid", **kw})
     return o
 
 
