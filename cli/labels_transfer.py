@@ -20,8 +20,9 @@ from .options import dataclass_options
 @command
 def command(data, split, data_format, images, labels_file, cues_path, wsss_path, out, workers, force, replace_own,
             shard, **transfer):
-    """Keep a WSSS component as an instance when exactly one cue of its class falls inside it
-    (--cueless / --multi-cue: also components with none, or with several)."""
+    """Keep a WSSS component as an instance when exactly one cue of its class falls inside it;
+    split one with several cues between them (cues from a classifier; --multi-cue), keep one
+    with none only with --cueless keep."""
     from bestie_labels.stages import PSEUDO, run_transfer
 
     ds = open_data(data, split, data_format, images, labels_file)

@@ -59,6 +59,28 @@ def _components(wsss: np.ndarray, classes: np.ndarray, connectivity: int) -> np.
     return component_map(wsss, labels, connectivity)
 
 
+def _cues_inside(gt: GtInstances, cues: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``inside (N, K) bool`` (cue k lies inside GT instance i and is of its class), the cue
+    pixels ``rows, cols (K,) int64`` and the cue classes ``(K,) int64``."""
+    h, w = np.asarray(gt.void).shape
+    cues = np.asarray(cues, np.float32).reshape(-1, 4)
+    rows, cols = cue_pixels(cues, h, w)
+    c_cls = cues[:, 2].astype(np.int64)
+    g_cls = np.asarray(gt.classes, np.int64).reshape(-1)
+    inside = np.asarray(gt.masks, bool)[:, rows, cols] & (g_cls[:, None] == c_cls[None, :])
+    return inside, rows, cols, c_cls
+
+
+def cue_hits(gt: GtInstances, cues: np.ndarray) -> np.ndarray:
+    """``(N,) bool``: GT instance i holds a cue of its class (``(K, 4)`` rows ``x, y, cls, conf``,
+    pixel ``(int(y), int(x))``); False for crowd instances. The cue quality's true positives:
+    unlike ``fate != no_cue``, an instance ``kept`` by a pseudo instance whose cue lies in a
+    neighbour does not count."""
+    if np.asarray(gt.classes).size == 0:
+        return np.zeros(0, bool)
+    return _cues_inside(gt, cues)[0].any(1) & ~np.asarray(gt.crowd, bool).reshape(-1)
+
+
 def instance_fates(gt: GtInstances, cues: np.ndarray, wsss: np.ndarray, pseudo: dict, iou_thr: float = 0.5,
                    connectivity: int = 8, min_cover: float = MIN_COVER) -> np.ndarray:
     """The fate of every GT instance of one image.
@@ -82,13 +104,8 @@ def instance_fates(gt: GtInstances, cues: np.ndarray, wsss: np.ndarray, pseudo: 
     keep = ~np.asarray(gt.crowd, bool).reshape(-1)
     if n == 0:
         return fate
-    h, w = np.asarray(gt.void).shape
-    cues = np.asarray(cues, np.float32).reshape(-1, 4)
-    rows, cols = cue_pixels(cues, h, w)
-    c_cls = cues[:, 2].astype(np.int64)
+    inside, rows, cols, c_cls = _cues_inside(gt, cues)
     wsss = np.asarray(wsss)
-    # (N, K): cue k lies inside instance i and is of its class.
-    inside = masks[:, rows, cols] & (g_cls[:, None] == c_cls[None, :])
     own = wsss[None] == (g_cls + 1)[:, None, None]  # (N, H, W) the class mask of each instance's class
     area = masks.reshape(n, -1).sum(1)
     cover = (masks & own).reshape(n, -1).sum(1) / np.maximum(area, 1)

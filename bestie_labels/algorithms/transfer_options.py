@@ -27,14 +27,19 @@ CUELESS_MODES = ("drop", "keep")
 #: A component with two or more cues of its class: ``drop`` it (the paper) or ``split`` it
 #: between its cues (every pixel to the nearest cue).
 MULTI_CUE_MODES = ("drop", "split")
+#: What ``multi_cue="auto"`` becomes for cues from a classifier's maps (``split``: chosen on the
+#: quality suite, see the README's *Quality* section) and for point labels (``drop``, the
+#: official point-supervised rule; its measurement is left to point-labelled data).
+AUTO_MODES = {"maps": {"multi_cue": "split"}, "points": {"multi_cue": "drop"}}
 
 
 @dataclass(frozen=True)
 class TransferOptions:
     """How pseudo instances are made from cues and WSSS masks (or taken from the GT).
 
-    ``center="auto"`` is resolved by the stage (:meth:`resolved`) before it is recorded: the
-    cue itself for points-file cues (point supervision), else the component's centroid.
+    ``"auto"`` values are resolved by the stage (:meth:`resolved`) before they are recorded:
+    ``center`` is the cue itself for points-file cues (point supervision), else the component's
+    centroid; ``multi_cue`` follows :data:`AUTO_MODES`.
     """
 
     min_area: int = option(MIN_AREA, "Drop mask components smaller than this many pixels.", min=0,
@@ -45,8 +50,9 @@ class TransferOptions:
                                  "component's centroid.", choices=CENTER_CHOICES, show_default=True)
     cueless: str = option("drop", "A mask component with no cue of its class: drop it (the paper) or keep "
                                   "it as one instance of score 0.", choices=CUELESS_MODES, show_default=True)
-    multi_cue: str = option("drop", "A mask component with two or more cues of its class: drop it (the paper) "
-                                    "or split it, every pixel to the nearest cue.", choices=MULTI_CUE_MODES,
+    multi_cue: str = option("auto", "A mask component with two or more cues of its class: drop it (the paper) "
+                                    "or split it, every pixel to the nearest cue; auto = split for cues from a "
+                                    "classifier, drop for point labels.", choices=("auto", *MULTI_CUE_MODES),
                             show_default=True)
     from_gt: bool = option(False, "Write the GT instances instead (upper bound, test oracle).")
 
@@ -57,17 +63,23 @@ class TransferOptions:
             raise BestieError(f"center must be auto, centroid or point, got {self.center!r}")
         if self.cueless not in CUELESS_MODES:
             raise BestieError(f"cueless must be drop or keep, got {self.cueless!r}")
-        if self.multi_cue not in MULTI_CUE_MODES:
-            raise BestieError(f"multi_cue must be drop or split, got {self.multi_cue!r}")
+        if self.multi_cue not in ("auto", *MULTI_CUE_MODES):
+            raise BestieError(f"multi_cue must be auto, drop or split, got {self.multi_cue!r}")
         if int(self.min_area) < 0:
             raise BestieError(f"min_area must be at least 0, got {self.min_area}")
 
     def resolved(self, point_cues: bool) -> TransferOptions:
-        """``center="auto"`` made concrete: ``point`` for points-file cues (``point_cues``) when
-        transferring, else ``centroid``; other values are kept."""
-        if self.center != "auto":
-            return self
-        return replace(self, center="point" if point_cues and not self.from_gt else "centroid")
+        """``"auto"`` values made concrete for points-file cues (``point_cues``) or cues from a
+        classifier's maps: ``center`` ``point`` for points-file cues when transferring, else
+        ``centroid``; ``multi_cue`` from :data:`AUTO_MODES`; other values are kept."""
+        auto = AUTO_MODES["points" if point_cues else "maps"]
+        r = self
+        if r.center == "auto":
+            r = replace(r, center="point" if point_cues and not self.from_gt else "centroid")
+        for key, mode in auto.items():
+            if getattr(r, key) == "auto":
+                r = replace(r, **{key: mode})
+        return r
 
     def recorded(self) -> dict[str, Any]:
         """The store's ``options`` (a resolved ``center``); with ``from_gt`` only the center."""

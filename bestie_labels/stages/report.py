@@ -43,9 +43,10 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
             fate_stores: tuple | None = None) -> tuple[list[np.ndarray], list | None]:
     """Per image of ``records`` the ``(C, 3) int64`` counts (see :mod:`bestie_labels.algorithms.matching`);
     without GT (``has_gt`` False) only the pseudo instances are counted. With ``fate_stores``
-    (open cues and WSSS stores) also per image ``(fates (N,), GT classes (N,), number of cues)``
+    (open cues and WSSS stores) also per image ``(fates (N,), GT classes (N,), number of cues,
+    GT instances holding a cue of their class)``
     (fates of :func:`bestie_labels.algorithms.instance_fates.instance_fates`), else None."""
-    from ..algorithms.instance_fates import instance_fates
+    from ..algorithms.instance_fates import cue_hits, instance_fates
     from ..algorithms.matching import NUM_PSEUDO, match_pseudo_to_gt
 
     counts, fates = [], ([] if fate_stores is not None and has_gt else None)
@@ -68,7 +69,7 @@ def _counts(dataset: Dataset, pseudo: Store, iou_thr: float, records: list, has_
             pts = read_cues(cues, rec, dataset.num_classes).points
             f = instance_fates(gt, pts, read_wsss(wsss, rec, dataset.num_classes).mask, vars(d), iou_thr=iou_thr,
                                connectivity=conn)
-            fates.append((f, gt.classes, len(pts)))
+            fates.append((f, gt.classes, len(pts), int(cue_hits(gt, pts).sum())))
     return counts, fates
 
 
@@ -213,9 +214,8 @@ def _count_with_fates(dataset: Dataset, pseudo: Store, iou_thr: float, records: 
     with open_input(paths[0], CUES, dataset, "--cues", same_data=True) as cues, \
             open_input(paths[1], WSSS, dataset, "--wsss", same_data=True) as wsss:
         counts, fates = _counts(dataset, pseudo, iou_thr, records, with_gt, (cues, wsss))
-    lost = count_fates([f for f, _, _ in fates], [c for _, c, _ in fates], dataset.class_names)
-    n_cues, n_gt = sum(n for _, _, n in fates), sum(lost["total"].values())
-    tp = n_gt - lost["total"]["no_cue"]
+    lost = count_fates([f[0] for f in fates], [f[1] for f in fates], dataset.class_names)
+    n_cues, n_gt, tp = sum(f[2] for f in fates), sum(lost["total"].values()), sum(f[3] for f in fates)
     return counts, lost, {"num_cues": n_cues, "tp": tp, "precision": _ratio(tp, n_cues), "recall": _ratio(tp, n_gt)}
 
 

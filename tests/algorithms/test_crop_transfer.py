@@ -76,7 +76,9 @@ def test_per_crop_transfer_matches_the_official_rule(stores, pseudo, center, min
     data = TrainData(ds, d / pseudo, d / "wsss.h5", crop=40, scale=(0.8, 1.3), seed=3, cues=d / "cues.h5",
                      recipe=recipe)
     paper = dict(resize_to=40 + 64, scale_step=0.1) if recipe == "paper" else {}
-    assert data.transfer == TransferOptions(min_area=min_area, connectivity=8, center=center)
+    # cues from points files: auto is the paper's rule (drop / drop)
+    assert data.transfer == TransferOptions(min_area=min_area, connectivity=8, center=center, cueless="drop",
+                                            multi_cue="drop")
     dropped = cut = 0
     for epoch in range(3):
         for index in range(len(ds)):

@@ -1,7 +1,7 @@
 """The fate of every GT instance (report's ``lost``), on a scene built by hand."""
 
 import numpy as np
-from bestie_labels.algorithms.instance_fates import FATES, count_fates, format_lost, instance_fates
+from bestie_labels.algorithms.instance_fates import FATES, count_fates, cue_hits, format_lost, instance_fates
 from bestie_labels.algorithms.knowledge_transfer import gt_to_pseudo
 from bestie_labels.algorithms.matching import NUM_GT, TP, match_pseudo_to_gt
 from bestie_labels.datasets.base import GtInstances
@@ -108,3 +108,14 @@ def test_void_is_not_part_of_a_match():
     gt.void[5, 0:7] = True
     pseudo["instances"][gt.void & (pseudo["instances"] == 0)] = 1
     assert FATES[instance_fates(gt, cues, wsss, pseudo)[0]] == "kept"
+
+
+def test_cue_hits_count_instances_with_their_own_cue_not_the_kept_ones():
+    """The cue quality's TP: B (no cue) is not a hit even when a perfect pseudo label keeps it;
+    the crowd region's cue hits nothing; every other instance holds a cue of its class."""
+    gt, cues, wsss, _ = _scene()
+    hits = cue_hits(gt, cues)
+    assert hits.tolist() == [True, False, True, True, True, True, True, False]
+    kept = instance_fates(gt, cues, wsss, gt_to_pseudo(gt))
+    assert (kept[:7] == FATES.index("kept")).all() and hits.sum() == 6  # 7 kept, 6 with a cue
+    assert cue_hits(gt, np.zeros((0, 4), np.float32)).tolist() == [False] * 8

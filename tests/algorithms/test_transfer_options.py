@@ -22,8 +22,19 @@ def test_store_without_the_new_keys_was_made_with_drop():
 def test_bad_modes_are_user_errors():
     with pytest.raises(BestieError, match="cueless must be drop or keep"):
         TransferOptions(cueless="yes")
-    with pytest.raises(BestieError, match="multi_cue must be drop or split"):
+    with pytest.raises(BestieError, match="multi_cue must be auto, drop or split"):
         TransferOptions(multi_cue="yes")
     with pytest.raises(BestieError, match="no transfer options"):
         TransferOptions.from_store({"from_gt": False, "min_area": 50, "connectivity": 8, "center": "point",
                                     "cueless": "sometimes"}, "p.h5")
+
+
+def test_auto_modes_follow_the_kind_of_cues():
+    o = TransferOptions()
+    assert (o.cueless, o.multi_cue, o.center) == ("drop", "auto", "auto")
+    maps = o.resolved(point_cues=False)
+    assert (maps.cueless, maps.multi_cue, maps.center) == ("drop", "split", "centroid")
+    pts = o.resolved(point_cues=True)
+    assert (pts.cueless, pts.multi_cue, pts.center) == ("drop", "drop", "point")
+    fixed = TransferOptions(cueless="keep", multi_cue="drop").resolved(point_cues=False)
+    assert (fixed.cueless, fixed.multi_cue) == ("keep", "drop")
