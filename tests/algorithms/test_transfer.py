@@ -342,3 +342,19 @@ def test_transfer_rejects_unknown_modes():
         transfer_instances(w, cues, labels, cueless="maybe")
     with pytest.raises(ValueError, match="multi_cue"):
         transfer_instances(w, cues, labels, multi_cue="merge")
+
+
+def test_split_ignores_cues_of_other_classes_and_of_other_components():
+    """Only the component's own cues of its class share its pixels: a class-1 cue lying in the
+    middle of a class-0 component, and a class-0 cue in another component, take none."""
+    w = np.zeros((3, 12), np.uint8)
+    w[1, 0:7] = 1   # component of class 0, cols 0..6
+    w[1, 9:12] = 1  # another class-0 component, cols 9..11
+    cues = np.array([[0, 1, 0, 0.9], [6, 1, 0, 0.8], [3, 1, 1, 0.7], [10, 1, 0, 0.6]], np.float32)
+    out = transfer_instances(w, cues, np.array([True, True]), min_area=1, multi_cue="split")
+    # cols 0..3 nearest to col 0 (col 3: a tie, to the cue listed first), cols 4..6 to col 6
+    np.testing.assert_array_equal(out["instances"][1], [1, 1, 1, 1, 2, 2, 2, 0, 0, 3, 3, 3])
+    np.testing.assert_array_equal(out["classes"], [0, 0, 0])
+    np.testing.assert_allclose(out["scores"], [0.9, 0.8, 0.6])
+    assert out["classes"].dtype == np.int32 and out["scores"].dtype == np.float32
+    assert out["centers"].dtype == np.float32
