@@ -358,3 +358,22 @@ def test_split_ignores_cues_of_other_classes_and_of_other_components():
     np.testing.assert_allclose(out["scores"], [0.9, 0.8, 0.6])
     assert out["classes"].dtype == np.int32 and out["scores"].dtype == np.float32
     assert out["centers"].dtype == np.float32
+
+
+def test_two_split_components_and_one_pixel_instances():
+    """Parts of two split components get their own ids; min_area 0 or 1 keeps a 1-px instance;
+    a single cue is an instance."""
+    w = np.zeros((5, 9), np.uint8)
+    w[1, 0:4] = 1  # split between cols 0 and 3
+    w[3, 0:4] = 1  # split between cols 0 and 3
+    w[1, 8] = 1    # a 1-px component with one cue
+    cues = np.array([[0, 1, 0, 0.9], [3, 1, 0, 0.8], [0, 3, 0, 0.7], [3, 3, 0, 0.6], [8, 1, 0, 0.5]], np.float32)
+    for min_area in (0, 1):
+        out = transfer_instances(w, cues, np.array([True]), min_area=min_area, multi_cue="split")
+        np.testing.assert_array_equal(out["instances"][1], [1, 1, 2, 2, 0, 0, 0, 0, 3])
+        np.testing.assert_array_equal(out["instances"][3], [4, 4, 5, 5, 0, 0, 0, 0, 0])
+        np.testing.assert_allclose(out["scores"], [0.9, 0.8, 0.5, 0.7, 0.6])
+    assert transfer_instances(w, cues, np.array([True]), min_area=2, multi_cue="split")["classes"].size == 4
+    one = transfer_instances(w, cues[4:], np.array([True]), min_area=1)
+    np.testing.assert_array_equal(one["classes"], [0])
+    np.testing.assert_allclose(one["centers"], [[8, 1]])
