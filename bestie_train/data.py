@@ -47,7 +47,7 @@ import os
 import numpy as np
 import torch
 
-from bestie_labels.algorithms.components import CONNECTIVITY, component_map
+from bestie_labels.algorithms.components import component_map
 from bestie_labels.algorithms.transfer_options import TransferOptions
 from bestie_labels.core.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
 from bestie_labels.core.errors import BestieError
@@ -170,9 +170,9 @@ class TrainData(torch.utils.data.Dataset):
             stores.append((self.cues_path, CUES, "--cues"))
         for path, stage, opt in stores:
             open_input(path, stage, dataset, opt).close()  # every image of the split present
-        self.connectivity = _transfer_connectivity(self.pseudo_path)
-        center = self.transfer.center if self.transfer is not None else _pseudo_center(self.pseudo_path)
-        self.offsets_to_centroid = center == "point" and point_offsets == "centroid"
+        recorded = self.transfer or _recorded_transfer(self.pseudo_path)
+        self.connectivity = recorded.connectivity  # --from-gt stores: the default 8
+        self.offsets_to_centroid = recorded.center == "point" and point_offsets == "centroid"
         self.points_dir = None
         if sup == "point":
             pd = points_dir if points_dir is not None else getattr(dataset, "points_dir", None)
@@ -277,7 +277,11 @@ class TrainData(torch.utils.data.Dataset):
         s = inst_c.shape[0]
         offset_centers = None
         if self.offsets_to_centroid:
-            offset_centers = torch.from_numpy(instance_centroids(inst_c, centers).astype(np.float32))
+            from bestie_labels.algorithms.knowledge_transfer import instance_centroids
+
+            # an instance with no pixel in the crop trains no offset: its center is as good as any
+            cen = instance_centroids(inst_c, centers.shape[0])
+            offset_centers = torch.from_numpy(np.where(np.isnan(cen), centers, cen).astype(np.float32))
         tgt = make_targets(torch.from_numpy(np.ascontiguousarray(inst_c)),
                            torch.from_numpy(centers.astype(np.float32)),
                            torch.from_numpy(classes), self.num_classes, sigma=self.sigma,
@@ -295,22 +299,6 @@ class TrainData(torch.utils.data.Dataset):
                                  sigma=self.sigma)["center"]
             tgt["center"] = torch.maximum(tgt["center"], extra)
         return tgt
-
-
-def instance_centroids(instances: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """``(N, 2) float64`` (x, y) mean pixel of each instance ``1..N`` of ``(H, W)`` int
-    ``instances``; an instance with no pixel keeps its row of ``(N, 2)`` ``centers``."""
-    n = centers.shape[0]
-    flat = instances.reshape(-1)
-    on = np.flatnonzero(flat)
-    ys, xs = np.divmod(on, instances.shape[1])
-    area = np.bincount(flat[on], minlength=n + 1)[1:n + 1].astype(np.float64)
-    sx = np.bincount(flat[on], weights=xs, minlength=n + 1)[1:n + 1]
-    sy = np.bincount(flat[on], weights=ys, minlength=n + 1)[1:n + 1]
-    out = np.array(centers, np.float64).reshape(-1, 2)
-    has = area > 0
-    out[has, 0], out[has, 1] = sx[has] / area[has], sy[has] / area[has]
-    return out
 
 
 def _carried_instances(a: dict, g: Geometry):
@@ -342,17 +330,8 @@ def crop_transfer_options(pseudo_path: str, cues_path: str) -> TransferOptions:
     return opts
 
 
-def _pseudo_center(pseudo_path: str) -> str | None:
-    """The ``center`` option a pseudo store records (``point`` or ``centroid``; None if absent)."""
+def _recorded_transfer(pseudo_path: str) -> TransferOptions:
+    """The transfer options ``pseudo.h5`` records (a ``--from-gt`` store: its center and the
+    default connectivity 8)."""
     with Store(pseudo_path, stage=PSEUDO) as p:
-        return p.options.get("center")
-
-
-def _transfer_connectivity(pseudo_path: str) -> int:
-    """The connectivity of the transfer that made ``pseudo.h5`` (its recorded option), the
-    default 8 for a store without one (``--from-gt``)."""
-    with Store(pseudo_path, stage=PSEUDO) as p:
-        opts = p.options
-    if "connectivity" not in opts:
-        return CONNECTIVITY
-    return TransferOptions.from_store(opts, pseudo_path).connectivity
+        return TransferOptions.from_store(p.options, pseudo_path)

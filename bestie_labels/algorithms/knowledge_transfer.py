@@ -38,6 +38,21 @@ def cue_pixels(cues: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
     return rows, cols
 
 
+def instance_centroids(instances: np.ndarray, num: int) -> np.ndarray:
+    """``(num, 2) float64`` (x, y) mean pixel of each instance ``1..num`` of an ``(H, W)``
+    integer map (0: none; ids above ``num`` ignored); ``nan`` for an instance with no pixel.
+    Integer sums of absolute coordinates over the integer area: the float64 mean, exactly."""
+    flat = np.asarray(instances).reshape(-1)
+    on = np.flatnonzero((flat > 0) & (flat <= num))
+    ids = flat[on].astype(np.int64)
+    ys, xs = np.divmod(on, instances.shape[1])
+    area = np.bincount(ids, minlength=num + 1)[1:].astype(np.float64)
+    sums = np.stack([np.bincount(ids, weights=xs, minlength=num + 1)[1:],
+                     np.bincount(ids, weights=ys, minlength=num + 1)[1:]], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / area[:, None]
+
+
 def transfer_instances(wsss: np.ndarray, cues: np.ndarray, labels: np.ndarray, min_area: int = MIN_AREA,
                        connectivity: int = CONNECTIVITY, center: str = "centroid", cueless: str = "drop",
                        multi_cue: str = "drop") -> dict:
@@ -182,11 +197,7 @@ def _instances(region: np.ndarray, reg_cls: np.ndarray, reg_cue: np.ndarray, cue
     lut[order] = np.arange(1, order.size + 1)
     out["instances"] = lut[region]
     out["classes"] = reg_cls[order].astype(np.int32)
-    # Integer sums of absolute coordinates over the int area: the float64 mean, exactly.
-    ys, xs = np.divmod(on, width)
-    sx = np.bincount(flat[on], weights=xs, minlength=reg_cls.size)[order]
-    sy = np.bincount(flat[on], weights=ys, minlength=reg_cls.size)[order]
-    centers = np.stack([sx, sy], 1) / area[order][:, None]
+    centers = instance_centroids(region, reg_cls.size - 1)[order - 1]
     cue = reg_cue[order]
     has = cue >= 0
     if center == "point":
@@ -257,12 +268,7 @@ def gt_to_pseudo(gt: GtInstances, center: str = "centroid") -> dict:
     inst = lut[inst]
     m = present.size
     if center == "centroid":
-        ys, xs = np.indices((height, width))
-        flat = inst.ravel()
-        area_m = np.bincount(flat, minlength=m + 1)[1:].astype(np.float64)
-        cx = np.bincount(flat, weights=xs.ravel(), minlength=m + 1)[1:] / area_m
-        cy = np.bincount(flat, weights=ys.ravel(), minlength=m + 1)[1:] / area_m
-        centers = np.stack([cx, cy], 1).astype(np.float32)
+        centers = instance_centroids(inst, m).astype(np.float32)
     else:
         centers = _deepest_pixels(inst.astype(np.int32), m)
     return dict(instances=inst.astype(np.uint16),
